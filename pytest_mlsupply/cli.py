@@ -1,0 +1,107 @@
+"""``python -m pytest_mlsupply`` / ``mlsupply``: lock and check outside pytest.
+
+Exit codes: 0 the environment matches (or the lock was written), 1 findings
+fail the check, 2 unusable input (missing or malformed lock, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_mlsupply import __version__
+from pytest_mlsupply.settings import DEFAULT_LOCK_NAME
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_UNUSABLE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_mlsupply",
+        description="Lock the installed Python environment and check it against the lock.",
+    )
+    parser.add_argument("--version", action="version", version=f"pytest-mlsupply {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--lock",
+            metavar="PATH",
+            default=DEFAULT_LOCK_NAME,
+            help=f"the lockfile (default: {DEFAULT_LOCK_NAME} in the current directory)",
+        )
+        sub.add_argument(
+            "--path",
+            metavar="DIR",
+            action="append",
+            help="read distributions from DIR instead of this interpreter's sys.path "
+            "(repeatable, in import order), e.g. another venv's site-packages",
+        )
+
+    lock = commands.add_parser("lock", help="write or refresh the lockfile from this environment")
+    common(lock)
+    check = commands.add_parser("check", help="compare this environment with the lockfile")
+    common(check)
+    check.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    check.add_argument("--report", metavar="PATH", help="write the findings as JSON to PATH")
+    check.add_argument(
+        "-v", "--verbose", action="store_true", help="also list notes (not-verifiable items)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
+        return int(exc.code or 0)
+
+    from pytest_mlsupply.errors import MlsupplyError
+    from pytest_mlsupply.gate import run_gate
+    from pytest_mlsupply.render import (
+        GATE_FAILED,
+        GATE_PASSED,
+        counts_line,
+        finding_lines,
+        write_json_report,
+    )
+
+    lock_path = Path(args.lock).resolve()
+    try:
+        result = run_gate(
+            lock_path, update=args.command == "lock", search_path=args.path, base=Path.cwd()
+        )
+    except MlsupplyError as exc:
+        print(f"mlsupply: error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except OSError as exc:
+        print(f"mlsupply: error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    report = result.report
+    if args.command == "lock":
+        print(
+            f"mlsupply: wrote {report.lock_path}: {report.distributions_checked} distributions "
+            f"in {report.environment}"
+        )
+        return EXIT_OK
+    failed = report.fails(strict=args.strict)
+    if args.report:
+        try:
+            write_json_report(args.report, report, failed=failed, strict=args.strict, warn_only=False)
+        except OSError as exc:
+            print(f"mlsupply: error: cannot write the report {args.report}: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+    for line in finding_lines(report, include_info=args.verbose):
+        print(line)
+    verdict = GATE_FAILED if failed else GATE_PASSED
+    print(
+        f"mlsupply: {verdict} ({report.lock_path}): {report.distributions_checked} "
+        f"distributions, {counts_line(report)}"
+    )
+    return EXIT_FINDINGS if failed else EXIT_OK

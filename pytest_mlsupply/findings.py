@@ -1,0 +1,185 @@
+"""The one result model: every check yields findings, every reporter renders a Report.
+
+Findings are frozen and plain, so they cross process boundaries (JSON reports,
+xdist workers) as dictionaries and come back equal.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_mlsupply.errors import MlsupplyError
+
+#: Version of the JSON report schema documented in the README. Bump it on any
+#: change that could break a reader; additions of new keys do not bump it.
+REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_NAME = "pytest-mlsupply/report"
+
+
+class Severity(str, enum.Enum):
+    """How much a finding matters: errors fail the gate, warnings fail it in strict mode."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Kind(str, enum.Enum):
+    """What kind of difference a finding describes; the README lists each one."""
+
+    MISSING = "missing"
+    UNEXPECTED = "unexpected"
+    VERSION_CHANGED = "version-changed"
+    CONTENT_CHANGED = "content-changed"
+    SOURCE_CHANGED = "source-changed"
+    SHADOWED = "shadowed"
+    INTERPRETER_CHANGED = "interpreter-changed"
+    BROKEN_DISTRIBUTION = "broken-distribution"
+    NOT_VERIFIABLE = "not-verifiable"
+
+
+#: The severity each kind gets unless a check decides otherwise.
+DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
+    Kind.MISSING: Severity.ERROR,
+    Kind.UNEXPECTED: Severity.WARNING,
+    Kind.VERSION_CHANGED: Severity.ERROR,
+    Kind.CONTENT_CHANGED: Severity.ERROR,
+    Kind.SOURCE_CHANGED: Severity.ERROR,
+    Kind.SHADOWED: Severity.WARNING,
+    Kind.INTERPRETER_CHANGED: Severity.WARNING,
+    Kind.BROKEN_DISTRIBUTION: Severity.ERROR,
+    Kind.NOT_VERIFIABLE: Severity.INFO,
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between what was committed and what is there.
+
+    ``subject`` is what the finding is about (a canonical distribution name, or
+    ``"interpreter"``); ``expected`` and ``actual`` are short display strings.
+    """
+
+    kind: Kind
+    severity: Severity
+    subject: str
+    message: str
+    expected: str | None = None
+    actual: str | None = None
+    hint: str | None = None
+    location: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        kind: Kind,
+        subject: str,
+        message: str,
+        *,
+        expected: str | None = None,
+        actual: str | None = None,
+        hint: str | None = None,
+        location: str | None = None,
+    ) -> Finding:
+        """A finding with the default severity of its kind."""
+        return cls(kind, DEFAULT_SEVERITY[kind], subject, message, expected, actual, hint, location)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind.value,
+            "severity": self.severity.value,
+            "subject": self.subject,
+            "message": self.message,
+        }
+        for key in ("expected", "actual", "hint", "location"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        try:
+            return cls(
+                kind=Kind(data["kind"]),
+                severity=Severity(data["severity"]),
+                subject=str(data["subject"]),
+                message=str(data["message"]),
+                expected=_optional_str(data.get("expected")),
+                actual=_optional_str(data.get("actual")),
+                hint=_optional_str(data.get("hint")),
+                location=_optional_str(data.get("location")),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise MlsupplyError(f"not a pytest-mlsupply finding: {data!r} ({exc})") from exc
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+_SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one check produced: findings plus the facts needed to read them."""
+
+    findings: tuple[Finding, ...]
+    lock_path: str | None = None
+    distributions_checked: int = 0
+    environment: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def build(
+        cls,
+        findings: Iterable[Finding],
+        *,
+        lock_path: str | None = None,
+        distributions_checked: int = 0,
+        environment: str | None = None,
+        notes: Iterable[str] = (),
+    ) -> Report:
+        """A report with findings in a stable order: severity, then subject, then kind."""
+        ordered = sorted(
+            findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.subject, f.kind.value, f.message)
+        )
+        return cls(tuple(ordered), lock_path, distributions_checked, environment, tuple(notes))
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for finding in self.findings if finding.severity is severity)
+
+    def of_severity(self, severity: Severity) -> tuple[Finding, ...]:
+        return tuple(finding for finding in self.findings if finding.severity is severity)
+
+    def fails(self, *, strict: bool) -> bool:
+        """Whether this report fails the gate: any error, or in strict mode any warning."""
+        if self.count(Severity.ERROR):
+            return True
+        return strict and bool(self.count(Severity.WARNING))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lock": self.lock_path,
+            "environment": self.environment,
+            "distributions_checked": self.distributions_checked,
+            "notes": list(self.notes),
+            "findings": [finding.to_dict() for finding in self.findings],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        try:
+            return cls(
+                findings=tuple(Finding.from_dict(item) for item in data["findings"]),
+                lock_path=_optional_str(data.get("lock")),
+                distributions_checked=int(data.get("distributions_checked", 0)),
+                environment=_optional_str(data.get("environment")),
+                notes=tuple(str(note) for note in data.get("notes", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MlsupplyError(f"not a pytest-mlsupply report: {exc}") from exc

@@ -1,0 +1,218 @@
+"""The installed environment, read through ``importlib.metadata``.
+
+The search path is injectable so that tests and the command line can read any
+environment's site directories; by default it is ``sys.path`` without the
+current directory, whose contents depend on how pytest was launched
+(``pytest`` and ``python -m pytest`` differ there) and not on what is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import sysconfig
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from pytest_mlsupply.errors import RecordError
+from pytest_mlsupply.record import content_digest, parse_record
+from pytest_mlsupply.sources import Source
+
+if sys.version_info >= (3, 10):
+    from importlib import metadata
+else:  # pragma: no cover - exercised only on Python 3.9
+    import importlib_metadata as metadata
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The interpreter and platform a snapshot was taken on."""
+
+    implementation: str
+    python_version: str
+    platform: str
+
+    @classmethod
+    def current(cls) -> Interpreter:
+        return cls(sys.implementation.name, platform.python_version(), sysconfig.get_platform())
+
+    @property
+    def key(self) -> str:
+        """What binary wheels depend on: implementation, minor version, platform."""
+        major_minor = ".".join(self.python_version.split(".")[:2])
+        return f"{self.implementation}-{major_minor}-{self.platform}"
+
+
+#: What we could make of a distribution's RECORD.
+RECORD_OK = "ok"
+RECORD_MISSING = "missing"
+RECORD_MALFORMED = "malformed"
+RECORD_LEGACY = "legacy"  # *.egg-info: the legacy format never had a RECORD
+
+
+@dataclass(frozen=True)
+class InstalledDistribution:
+    """One installed distribution as found on disk.
+
+    ``content`` is the content digest (``sha256:...``) or None when there is no
+    usable RECORD; ``problem`` then says why.
+    """
+
+    name: str
+    display_name: str
+    version: str
+    source: Source
+    installer: str | None
+    location: str
+    metadata_path: str
+    content: str | None
+    files: int = 0
+    unhashed_files: int = 0
+    record_state: str = RECORD_OK
+    problem: str | None = None
+
+    @property
+    def legacy(self) -> bool:
+        return self.record_state == RECORD_LEGACY
+
+
+@dataclass(frozen=True)
+class BrokenDistribution:
+    """A metadata directory we could not read a name and version from."""
+
+    metadata_path: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class Shadowed:
+    """A second copy of a distribution that the first one on the path hides."""
+
+    hidden: InstalledDistribution
+    active: InstalledDistribution
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every distribution visible on a search path, in the order imports see them."""
+
+    interpreter: Interpreter
+    distributions: tuple[InstalledDistribution, ...]
+    shadowed: tuple[Shadowed, ...]
+    broken: tuple[BrokenDistribution, ...]
+    search_path: tuple[str, ...]
+
+    def by_name(self) -> dict[str, InstalledDistribution]:
+        return {dist.name: dist for dist in self.distributions}
+
+
+def default_search_path() -> list[str]:
+    """``sys.path`` without the launch-dependent current-directory entry."""
+    cwd = os.path.abspath(os.getcwd())
+    return [entry for entry in sys.path if entry and os.path.abspath(entry) != cwd]
+
+
+def take_snapshot(search_path: Sequence[str] | None = None) -> Snapshot:
+    """Read every distribution on *search_path* (default: see ``default_search_path``)."""
+    entries = list(default_search_path() if search_path is None else search_path)
+    active: dict[str, InstalledDistribution] = {}
+    shadowed: list[Shadowed] = []
+    broken: list[BrokenDistribution] = []
+    for entry in entries:
+        for dist in _distributions_in(entry):
+            found = _read_distribution(dist)
+            if isinstance(found, BrokenDistribution):
+                broken.append(found)
+            elif found.name in active:
+                shadowed.append(Shadowed(hidden=found, active=active[found.name]))
+            else:
+                active[found.name] = found
+    return Snapshot(
+        interpreter=Interpreter.current(),
+        distributions=tuple(sorted(active.values(), key=lambda d: d.name)),
+        shadowed=tuple(shadowed),
+        broken=tuple(broken),
+        search_path=tuple(entries),
+    )
+
+
+def _distributions_in(entry: str) -> list[metadata.Distribution]:
+    """Distributions of one path entry, in a stable order (directory listings are not)."""
+    found = list(metadata.distributions(path=[entry]))
+    return sorted(found, key=lambda dist: _metadata_path(dist) or "")
+
+
+def _metadata_path(dist: metadata.Distribution) -> str | None:
+    # PathDistribution keeps its directory in the private ``_path``; the public
+    # API has no accessor for it (pip's importlib backend reads it the same way).
+    path = getattr(dist, "_path", None)
+    return None if path is None else str(path)
+
+
+def _read_text(dist: metadata.Distribution, filename: str) -> str | None:
+    try:
+        return dist.read_text(filename)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _read_distribution(dist: metadata.Distribution) -> InstalledDistribution | BrokenDistribution:
+    metadata_path = _metadata_path(dist) or "<unknown location>"
+    try:
+        meta = dist.metadata
+        raw_name = meta["Name"] if meta is not None else None
+        version = meta["Version"] if meta is not None else None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return BrokenDistribution(metadata_path, f"metadata cannot be read: {exc}")
+    if not raw_name or not version:
+        missing = "Name" if not raw_name else "Version"
+        return BrokenDistribution(
+            metadata_path, f"METADATA is missing or has no {missing} field"
+        )
+    metadata_dir = Path(metadata_path).name
+    legacy = metadata_dir.endswith(".egg-info")
+    installer = _read_text(dist, "INSTALLER")
+    record_text = _read_text(dist, "RECORD")
+    content: str | None = None
+    files = unhashed = 0
+    problem: str | None = None
+    state = RECORD_OK
+    if record_text is None:
+        state = RECORD_LEGACY if legacy else RECORD_MISSING
+        problem = "has no RECORD file, so its files cannot be checked"
+    else:
+        try:
+            rows = parse_record(record_text, f"{metadata_path}/RECORD")
+        except RecordError as exc:
+            state = RECORD_MALFORMED
+            problem = f"RECORD is malformed: {exc}"
+        else:
+            content = str(content_digest(rows, metadata_dir))
+            files = len(rows)
+            unhashed = sum(1 for row in rows if not row.hash)
+    return InstalledDistribution(
+        name=canonicalize_name(raw_name),
+        display_name=raw_name,
+        version=version.strip(),
+        source=Source.from_direct_url(_read_text(dist, "direct_url.json")),
+        installer=installer.strip() or None if installer else None,
+        location=str(dist.locate_file("")),
+        metadata_path=metadata_path,
+        content=content,
+        files=files,
+        unhashed_files=unhashed,
+        record_state=state,
+        problem=problem,
+    )
+
+
+def site_directories(snapshot: Snapshot) -> Iterable[str]:
+    """The distinct locations distributions were found in, in path order."""
+    seen: dict[str, None] = {}
+    for dist in snapshot.distributions:
+        seen.setdefault(dist.location, None)
+    return list(seen)
