@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from pytest_mlsupply.findings import Report
     from pytest_mlsupply.settings import Settings
 
-GATE_ITEM_NAME = "mlsupply"
+GATE_ITEM_NAME = "environment"
+GATE_NODEID = "mlsupply::environment"
 WORKERINPUT_KEY = "mlsupply_report"
 NOT_RUN_REASON = "the mlsupply gate failed"
 
@@ -127,7 +128,7 @@ class GateItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         plugin = self.config.stash[_gate_key]
-        return plugin.settings.lock_path, None, "mlsupply: environment matches the lock"
+        return plugin.settings.lock_path, None, GATE_NODEID
 
 
 class GatePlugin:
@@ -203,7 +204,7 @@ class GatePlugin:
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        gate = GateItem.from_parent(session, name=GATE_ITEM_NAME)
+        gate = GateItem.from_parent(session, name=GATE_ITEM_NAME, nodeid=GATE_NODEID)
         if self.failed and items:
             # Decision (README, "When the gate fails"): the suite is not run in an
             # environment that failed the gate; its tests are deselected so every

@@ -140,7 +140,11 @@ def dump_lock(lock: Lock) -> str:
 
 def write_lock(path: str | Path, lock: Lock) -> None:
     """Write *lock* atomically: a failed write never leaves a truncated lockfile."""
-    write_text_atomic(path, dump_lock(lock))
+    try:
+        write_text_atomic(path, dump_lock(lock))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise LockfileError(str(path), [f"cannot be written: {reason}"]) from exc
 
 
 # ---------------------------------------------------------------- refreshing
