@@ -93,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = report.fails(strict=args.strict)
     if args.report:
         try:
-            write_json_report(args.report, report, failed=failed, strict=args.strict, warn_only=False)
+            write_json_report(
+                args.report, report, failed=failed, strict=args.strict, warn_only=False
+            )
         except OSError as exc:
             print(f"mlsupply: error: cannot write the report {args.report}: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE

@@ -146,7 +146,8 @@ class Report:
     ) -> Report:
         """A report with findings in a stable order: severity, then subject, then kind."""
         ordered = sorted(
-            findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.subject, f.kind.value, f.message)
+            findings,
+            key=lambda f: (_SEVERITY_ORDER[f.severity], f.subject, f.kind.value, f.message),
         )
         return cls(tuple(ordered), lock_path, distributions_checked, environment, tuple(notes))
 

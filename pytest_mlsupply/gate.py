@@ -21,10 +21,7 @@ class GateResult:
 
 def display_path(path: Path, base: Path) -> str:
     """*path* relative to *base* when it lies below it, else absolute."""
-    try:
-        return os.path.relpath(path, base) if path.is_relative_to(base) else str(path)
-    except AttributeError:  # pragma: no cover - Python 3.8 has no is_relative_to
-        return str(path)
+    return os.path.relpath(path, base) if path.is_relative_to(base) else str(path)
 
 
 def run_gate(

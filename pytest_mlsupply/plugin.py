@@ -69,9 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("mlsupply", "turn the mlsupply gate on for every run (true/false).", default="")
     parser.addini("mlsupply_lock", "lockfile path, relative to the ini file.", default="")
     parser.addini("mlsupply_strict", "warnings fail the run too (true/false).", default="")
-    parser.addini(
-        "mlsupply_warn_only", "report findings but never fail (true/false).", default=""
-    )
+    parser.addini("mlsupply_warn_only", "report findings but never fail (true/false).", default="")
     parser.addini("mlsupply_report", "JSON report path, relative to the ini file.", default="")
 
 

@@ -63,7 +63,9 @@ def finding_lines(report: Report, *, include_info: bool) -> list[str]:
     ]
 
 
-def report_document(report: Report, *, failed: bool, strict: bool, warn_only: bool) -> dict[str, Any]:
+def report_document(
+    report: Report, *, failed: bool, strict: bool, warn_only: bool
+) -> dict[str, Any]:
     """The versioned JSON document that ``--mlsupply-report`` writes (README: JSON report)."""
     return {
         "schema": REPORT_SCHEMA_NAME,

@@ -57,9 +57,7 @@ def _ini_bool(sources: SettingSources, key: str) -> bool:
     if text in _FALSE:
         return False
     where = sources.ini_file or "the ini file"
-    raise SettingsError(
-        f"ini option {key!r} in {where}: expected true or false, got {raw!r}"
-    )
+    raise SettingsError(f"ini option {key!r} in {where}: expected true or false, got {raw!r}")
 
 
 def _flag(sources: SettingSources, option: str, ini_key: str) -> bool:

@@ -14,6 +14,7 @@ import sys
 import sysconfig
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -21,11 +22,6 @@ from packaging.utils import canonicalize_name
 from pytest_mlsupply.errors import RecordError
 from pytest_mlsupply.record import content_digest, parse_record
 from pytest_mlsupply.sources import Source
-
-if sys.version_info >= (3, 10):
-    from importlib import metadata
-else:  # pragma: no cover - exercised only on Python 3.9
-    import importlib_metadata as metadata
 
 
 @dataclass(frozen=True)
@@ -170,9 +166,7 @@ def _read_distribution(dist: metadata.Distribution) -> InstalledDistribution | B
         return BrokenDistribution(metadata_path, f"metadata cannot be read: {exc}")
     if not raw_name or not version:
         missing = "Name" if not raw_name else "Version"
-        return BrokenDistribution(
-            metadata_path, f"METADATA is missing or has no {missing} field"
-        )
+        return BrokenDistribution(metadata_path, f"METADATA is missing or has no {missing} field")
     metadata_dir = Path(metadata_path).name
     legacy = metadata_dir.endswith(".egg-info")
     installer = _read_text(dist, "INSTALLER")

@@ -61,8 +61,18 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     house = tmp_path_factory.mktemp("wheelhouse")
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-            "--no-index", "--disable-pip-version-check", "-q", "-w", str(house), str(REPO_ROOT),
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(house),
+            str(REPO_ROOT),
         ],
         check=True,
     )
@@ -93,7 +103,11 @@ class Venv:
         full_env.pop("PYTHONPATH", None)
         full_env.update(env or {})
         return subprocess.run(
-            [str(self.python), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+            [str(self.python), *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
             check=False,
         )
 

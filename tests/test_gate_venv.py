@@ -8,15 +8,16 @@ terminal and in the JSON report.
 from __future__ import annotations
 
 import json
-import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
+import tomllib
 
 from pytest_mlsupply.cli import EXIT_FINDINGS, EXIT_OK, EXIT_UNUSABLE
+
 from wheelfactory import build_wheel
 
 pytestmark = pytest.mark.slow
@@ -51,14 +52,23 @@ def wheels(tmp_path: Path) -> Path:
 
 def gate(venv: Any, project: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     return venv.run(
-        "-m", "pytest", "--mlsupply", "--mlsupply-report", "report.json", "-p", "no:cacheprovider",
-        *args, cwd=project, env=env,
+        "-m",
+        "pytest",
+        "--mlsupply",
+        "--mlsupply-report",
+        "report.json",
+        "-p",
+        "no:cacheprovider",
+        *args,
+        cwd=project,
+        env=env,
     )
 
 
 def lock(venv: Any, project: Path) -> None:
-    result = venv.run("-m", "pytest", "--mlsupply-update-lock", "-p", "no:cacheprovider",
-                      cwd=project)
+    result = venv.run(
+        "-m", "pytest", "--mlsupply-update-lock", "-p", "no:cacheprovider", cwd=project
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (project / "mlsupply.lock").is_file()
 
@@ -99,7 +109,11 @@ def test_version_drift_fails_and_names_the_change(venv, project, wheels):
     assert result.returncode == 1
     problem = only_problem(project)
     assert problem["kind"] == "version-changed"
-    assert (problem["subject"], problem["expected"], problem["actual"]) == ("demo-model", "1.0", "1.1")
+    assert (problem["subject"], problem["expected"], problem["actual"]) == (
+        "demo-model",
+        "1.0",
+        "1.1",
+    )
     assert "demo-model version changed: locked 1.0, installed 1.1" in result.stdout
     assert "2 deselected" in result.stdout
     assert "2 tests were not run because the mlsupply gate failed" in result.stdout
@@ -139,7 +153,9 @@ def test_missing_distribution_fails(venv, project, wheels):
     assert result.returncode == 1
     problem = only_problem(project)
     assert (problem["kind"], problem["subject"], problem["actual"]) == (
-        "missing", "demo-model", "not installed"
+        "missing",
+        "demo-model",
+        "not installed",
     )
     assert "locked demo-model 1.0 is not installed" in result.stdout
 
@@ -152,7 +168,9 @@ def test_unexpected_extra_warns_and_fails_only_in_strict_mode(venv, project, whe
     assert result.returncode == 0, result.stdout
     problem = only_problem(project)
     assert (problem["kind"], problem["severity"], problem["subject"]) == (
-        "unexpected", "warning", "tiny-extra"
+        "unexpected",
+        "warning",
+        "tiny-extra",
     )
     assert "WARNING [unexpected] tiny-extra 0.3 is installed but not locked" in result.stdout
     strict = gate(venv, project, "--mlsupply-strict")
@@ -169,9 +187,10 @@ def test_source_drift_from_index_to_a_file(venv, project, wheels):
     problem = only_problem(project)
     assert problem["kind"] == "source-changed"
     assert problem["expected"] == "a package index"
-    assert problem["actual"].startswith("file:") and "demo_model-1.0-py3-none-any.whl" in problem[
-        "actual"
-    ]
+    assert (
+        problem["actual"].startswith("file:")
+        and "demo_model-1.0-py3-none-any.whl" in problem["actual"]
+    )
 
 
 def test_shadowed_copy_is_reported(venv, project, wheels, tmp_path):
@@ -197,7 +216,9 @@ def test_interpreter_change_is_a_warning(venv, project, wheels):
     assert result.returncode == 0, result.stdout
     problem = only_problem(project)
     assert (problem["kind"], problem["severity"], problem["expected"]) == (
-        "interpreter-changed", "warning", "3.0.1"
+        "interpreter-changed",
+        "warning",
+        "3.0.1",
     )
 
 

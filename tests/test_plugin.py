@@ -46,12 +46,21 @@ def test_help_lists_every_option_and_ini_key(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     text = result.stdout.str()
     for option in (
-        "--mlsupply ", "--mlsupply-lock", "--mlsupply-update-lock", "--mlsupply-strict",
-        "--mlsupply-warn-only", "--mlsupply-report",
+        "--mlsupply ",
+        "--mlsupply-lock",
+        "--mlsupply-update-lock",
+        "--mlsupply-strict",
+        "--mlsupply-warn-only",
+        "--mlsupply-report",
     ):
         assert option in text
-    for ini_key in ("mlsupply ", "mlsupply_lock", "mlsupply_strict", "mlsupply_warn_only",
-                    "mlsupply_report"):
+    for ini_key in (
+        "mlsupply ",
+        "mlsupply_lock",
+        "mlsupply_strict",
+        "mlsupply_warn_only",
+        "mlsupply_report",
+    ):
         assert ini_key in text
 
 
@@ -75,7 +84,9 @@ def test_malformed_lock_names_file_and_line(suite: pytest.Pytester) -> None:
     (suite.path / "mlsupply.lock").write_text("lock-version = 1\n[[distribution]\nname = 'x'\n")
     result = suite.runpytest("--mlsupply")
     assert result.ret == USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: mlsupply: *mlsupply.lock: line 2, column *not valid TOML*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: mlsupply: *mlsupply.lock: line 2, column *not valid TOML*"]
+    )
     assert "Traceback" not in result.stderr.str()
 
 
@@ -146,8 +157,10 @@ def test_command_line_lock_path_is_relative_to_the_invocation_dir(suite: pytest.
     ("ini", "expected"),
     [
         ("mlsupply = perhaps", "ini option 'mlsupply' in *: expected true or false, got 'perhaps'"),
-        ("mlsupply = true\nmlsupply_strict = true\nmlsupply_warn_only = yes",
-         "*--mlsupply-strict and --mlsupply-warn-only contradict each other*"),
+        (
+            "mlsupply = true\nmlsupply_strict = true\nmlsupply_warn_only = yes",
+            "*--mlsupply-strict and --mlsupply-warn-only contradict each other*",
+        ),
     ],
 )
 def test_bad_settings_name_their_source(suite: pytest.Pytester, ini: str, expected: str) -> None:
@@ -160,12 +173,15 @@ def test_bad_settings_name_their_source(suite: pytest.Pytester, ini: str, expect
 def test_warnings_fail_in_strict_mode(suite: pytest.Pytester) -> None:
     lock_path = locked(suite)
     lock = load_lock(lock_path)
-    write_lock(lock_path, replace(lock, distributions=tuple(
-        d for d in lock.distributions if d.name != "iniconfig"
-    )))
+    write_lock(
+        lock_path,
+        replace(lock, distributions=tuple(d for d in lock.distributions if d.name != "iniconfig")),
+    )
     relaxed = suite.runpytest("--mlsupply")
     relaxed.assert_outcomes(passed=2)
-    relaxed.stdout.fnmatch_lines(["WARNING [[]unexpected[]] iniconfig * is installed but not locked*"])
+    relaxed.stdout.fnmatch_lines(
+        ["WARNING [[]unexpected[]] iniconfig * is installed but not locked*"]
+    )
     strict = suite.runpytest("--mlsupply", "--mlsupply-strict")
     strict.assert_outcomes(failed=1, deselected=1)
 

@@ -120,8 +120,14 @@ def pip(python: Path, *args: str | os.PathLike[str]) -> subprocess.CompletedProc
     ``--no-index`` keeps every install offline: wheels come from local paths only.
     """
     command = [
-        sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check",
-        "--no-input", *map(str, args),
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(python),
+        "--disable-pip-version-check",
+        "--no-input",
+        *map(str, args),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -148,7 +154,9 @@ def copy_venv(source: Path, dest: Path) -> Path:
 def site_packages(python: Path) -> Path:
     out = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return Path(out.stdout.strip())
 

@@ -166,8 +166,8 @@ def refresh_lock(previous: Lock | None, snapshot: Snapshot) -> Lock:
             kept.append(replace(dist, environments=others))
     by_identity = {(d.name, d.version, d.source): i for i, d in enumerate(kept)}
     for installed in snapshot.distributions:
-        content = () if installed.source.is_local or installed.content is None else (
-            installed.content,
+        content = (
+            () if installed.source.is_local or installed.content is None else (installed.content,)
         )
         source = installed.source.portable()
         identity = (installed.name, installed.version, source)
@@ -280,7 +280,9 @@ class _LockReader:
     def _array(self, key: str) -> list[Any]:
         value = self.document.get(key, [])
         if not isinstance(value, list):
-            self.problem(key, "must be an array of tables ([[" + key + "]])", self.key_lines.get(key))
+            self.problem(
+                key, "must be an array of tables ([[" + key + "]])", self.key_lines.get(key)
+            )
             return []
         return value
 
@@ -367,7 +369,9 @@ class _LockReader:
                     self.problem(f"{where}.content", str(exc), line)
             if environments is not None:
                 if not environments:
-                    self.problem(f"{where}.environments", "must name at least one environment", line)
+                    self.problem(
+                        f"{where}.environments", "must name at least one environment", line
+                    )
                 for key in environments:
                     if key not in known_environments:
                         self.problem(
@@ -382,7 +386,9 @@ class _LockReader:
             canonical = canonicalize_name(name)
             identity = (canonical, version, source)
             if identity in seen:
-                self.problem(where, f"duplicates {seen[identity]} (same name, version and source)", line)
+                self.problem(
+                    where, f"duplicates {seen[identity]} (same name, version and source)", line
+                )
                 continue
             seen[identity] = where
             result.append(
@@ -446,4 +452,3 @@ def _top_level_key_lines(text: str) -> dict[str, int]:
         if match:
             lines.setdefault(match.group(1), number)
     return lines
-
