@@ -62,8 +62,8 @@ installed_version() {
 # ---------------------------------------------------------------------------
 step "1/6" "Create a throwaway virtualenv at .venv-example/ (PYTHON=$PYTHON)"
 command -v "$PYTHON" >/dev/null 2>&1 || fail "interpreter '$PYTHON' not found; set PYTHON=/path/to/python3"
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 9))' \
-    || fail "pytest-mlsupply needs Python 3.9 or newer; '$PYTHON' is older"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || fail "pytest-mlsupply needs Python 3.10 or newer; '$PYTHON' is older"
 "$PYTHON" -m venv --clear "$VENV_DIR"
 if [ -x "$VENV_DIR/bin/python" ]; then
     VENV_PY="$VENV_DIR/bin/python"

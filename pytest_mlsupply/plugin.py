@@ -230,6 +230,7 @@ class GatePlugin:
         self, terminalreporter: Any, exitstatus: int, config: pytest.Config
     ) -> None:
         from pytest_mlsupply.findings import Severity
+        from pytest_mlsupply.gate import display_path
         from pytest_mlsupply.render import (
             GATE_FAILED,
             GATE_PASSED,
@@ -253,7 +254,10 @@ class GatePlugin:
             terminalreporter.line(line, red=red, yellow=not red)
         hidden_info = report.count(Severity.INFO) if not verbose else 0
         verdict = GATE_FAILED if self.failed else GATE_PASSED
-        summary = f"mlsupply: {verdict} ({report.lock_path}): {counts_line(report)}"
+        summary = (
+            f"mlsupply: {verdict} ({report.lock_path}): {report.distributions_checked} "
+            f"distributions, {counts_line(report)}"
+        )
         if hidden_info:
             summary += " (-v lists the notes)"
         terminalreporter.line(summary, red=self.failed, green=not self.failed)
@@ -265,7 +269,8 @@ class GatePlugin:
         if self.settings.warn_only and report.fails(strict=self.settings.strict):
             terminalreporter.line(f"mlsupply: {WARN_ONLY_NOTE}", yellow=True)
         if self.settings.report_path:
-            terminalreporter.line(f"mlsupply: JSON report written to {self.settings.report_path}")
+            shown = display_path(self.settings.report_path, config.rootpath)
+            terminalreporter.line(f"mlsupply: JSON report written to {shown}")
 
 
 class XdistHandOff:

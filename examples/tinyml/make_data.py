@@ -47,7 +47,10 @@ def generate_rows(seed: int = SEED) -> Iterator[tuple[str, ...]]:
     rng = random.Random(seed)
     for _ in range(ROWS_PER_CLASS):
         for species, (means, stds) in CLASS_PROFILES.items():
-            values = (max(0.1, mean + std * standard_normal(rng)) for mean, std in zip(means, stds))
+            values = (
+                max(0.1, mean + std * standard_normal(rng))
+                for mean, std in zip(means, stds, strict=True)
+            )
             yield (*(f"{value:.2f}" for value in values), species)
 
 
