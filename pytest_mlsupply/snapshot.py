@@ -14,13 +14,14 @@ import sys
 import sysconfig
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from email.parser import HeaderParser
 from importlib import metadata
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import RecordError
-from pytest_mlsupply.record import content_digest, parse_record
+from pytest_mlsupply.record import summarize_record
 from pytest_mlsupply.sources import Source
 
 
@@ -156,12 +157,28 @@ def _read_text(dist: metadata.Distribution, filename: str) -> str | None:
         return None
 
 
+def _name_and_version(dist: metadata.Distribution) -> tuple[str | None, str | None]:
+    """Name and Version from the header block of METADATA (or PKG-INFO for egg-info).
+
+    ``Distribution.metadata`` runs the email parser over the whole file, long
+    description included; torch's METADATA alone is thousands of lines. The
+    header block ends at the first blank line (core metadata spec), so only it
+    is parsed, with the same standard-library parser.
+    """
+    text = dist.read_text("METADATA")
+    if text is None:
+        text = dist.read_text("PKG-INFO")
+    if text is None:
+        return None, None
+    header = text.replace("\r\n", "\n").split("\n\n", 1)[0]
+    message = HeaderParser().parsestr(header)
+    return message.get("Name"), message.get("Version")
+
+
 def _read_distribution(dist: metadata.Distribution) -> InstalledDistribution | BrokenDistribution:
     metadata_path = _metadata_path(dist) or "<unknown location>"
     try:
-        meta = dist.metadata
-        raw_name = meta["Name"] if meta is not None else None
-        version = meta["Version"] if meta is not None else None
+        raw_name, version = _name_and_version(dist)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return BrokenDistribution(metadata_path, f"metadata cannot be read: {exc}")
     if not raw_name or not version:
@@ -180,14 +197,13 @@ def _read_distribution(dist: metadata.Distribution) -> InstalledDistribution | B
         problem = "has no RECORD file, so its files cannot be checked"
     else:
         try:
-            rows = parse_record(record_text, f"{metadata_path}/RECORD")
+            summary = summarize_record(record_text, f"{metadata_path}/RECORD", metadata_dir)
         except RecordError as exc:
             state = RECORD_MALFORMED
             problem = f"RECORD is malformed: {exc}"
         else:
-            content = str(content_digest(rows, metadata_dir))
-            files = len(rows)
-            unhashed = sum(1 for row in rows if not row.hash)
+            content = str(summary.content)
+            files, unhashed = summary.rows, summary.unhashed_rows
     return InstalledDistribution(
         name=canonicalize_name(raw_name),
         display_name=raw_name,

@@ -123,7 +123,7 @@ def test_drift_fails_the_run_and_deselects_the_tests(suite: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         [
             "*ERROR [[]version-changed[]] iniconfig version changed: locked 0.0.1, installed *",
-            f"mlsupply: {GATE_FAILED} (mlsupply.lock): 1 error, *",
+            f"mlsupply: {GATE_FAILED} (mlsupply.lock): * distributions, 1 error, *",
             "mlsupply: 1 tests were not run because the mlsupply gate failed*",
         ]
     )

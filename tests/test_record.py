@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_mlsupply.errors import RecordError
-from pytest_mlsupply.record import content_digest, parse_record, shipped_rows
+from pytest_mlsupply.record import content_digest, parse_record, shipped_rows, summarize_record
 
 REAL_RECORDS = [
     "wheel/setuptools-69.5.1.dist-info/RECORD",
@@ -134,3 +134,25 @@ def test_digest_ignores_row_order(order: list[int]) -> None:
     assert content_digest(parse_record(record_text(rows), "a"), "x.dist-info") == content_digest(
         parse_record(record_text(shuffled), "b"), "x.dist-info"
     )
+
+
+record_like_text = st.lists(
+    st.tuples(path_text, field_text, field_text).map(lambda r: ",".join(r))
+    | st.sampled_from(['"a,b.py",sha256=x,1', "", "x", "a.py,,", "a\r\nb,c,d"]),
+    max_size=12,
+).map("\n".join)
+
+
+@given(st.one_of(st.text(), record_like_text), st.sampled_from(["d-1.dist-info", "x"]))
+def test_fast_summary_agrees_with_parse_then_digest(text: str, metadata_dir: str) -> None:
+    """The streaming path of the snapshot and the plain parser never disagree."""
+    try:
+        rows = parse_record(text, "RECORD")
+    except RecordError:
+        with pytest.raises(RecordError):
+            summarize_record(text, "RECORD", metadata_dir)
+        return
+    summary = summarize_record(text, "RECORD", metadata_dir)
+    assert summary.content == content_digest(rows, metadata_dir)
+    assert summary.rows == len(rows)
+    assert summary.unhashed_rows == sum(1 for row in rows if not row.hash)
