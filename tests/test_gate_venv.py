@@ -275,7 +275,9 @@ def test_warn_only_runs_the_tests_and_exits_zero(venv, project, wheels):
 
 def test_command_line_exit_codes(venv, project, wheels):
     install_demo(venv, wheels, "1.0")
-    locked = venv.run("-m", "pytest_mlsupply", "lock", cwd=project)
+    script = venv.root / "bin" / "mlsupply"
+    assert script.is_file(), "the console script is installed"
+    locked = venv.run(str(script), "lock", cwd=project)
     assert locked.returncode == EXIT_OK, locked.stderr
     assert venv.run("-m", "pytest_mlsupply", "check", cwd=project).returncode == EXIT_OK
     install_demo(venv, wheels, "1.1")
