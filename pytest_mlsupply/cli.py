@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "-v", "--verbose", action="store_true", help="also list notes (not-verifiable items)"
     )
+    check.add_argument(
+        "--hash-cache",
+        metavar="PATH",
+        help="reuse installed-file hashes from PATH and update it (default: no cache, "
+        "every file is hashed)",
+    )
+    check.add_argument(
+        "--rehash", action="store_true", help="ignore what --hash-cache holds and hash every file"
+    )
     return parser
 
 
@@ -74,8 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lock_path = Path(args.lock).resolve()
     try:
+        checking = args.command == "check"
         result = run_gate(
-            lock_path, update=args.command == "lock", search_path=args.path, base=Path.cwd()
+            lock_path,
+            update=not checking,
+            search_path=args.path,
+            base=Path.cwd(),
+            verify_files=checking,
+            hash_cache=Path(args.hash_cache) if checking and args.hash_cache else None,
+            rehash=checking and args.rehash,
         )
     except MlsupplyError as exc:
         print(f"mlsupply: error: {exc}", file=sys.stderr)
@@ -101,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_UNUSABLE
     for line in finding_lines(report, include_info=args.verbose):
         print(line)
+    for note in report.notes:
+        print(f"mlsupply: {note}")
     verdict = GATE_FAILED if failed else GATE_PASSED
     print(
         f"mlsupply: {verdict} ({report.lock_path}): {report.distributions_checked} "

@@ -39,6 +39,13 @@ class Kind(str, enum.Enum):
     INTERPRETER_CHANGED = "interpreter-changed"
     BROKEN_DISTRIBUTION = "broken-distribution"
     NOT_VERIFIABLE = "not-verifiable"
+    FILE_MODIFIED = "file-modified"
+    FILE_MISSING = "file-missing"
+    SIZE_MISMATCH = "size-mismatch"
+    KNOWN_QUIRK = "known-quirk"
+    UNOWNED_STARTUP_CODE = "unowned-startup-code"
+    STARTUP_HOOK = "startup-hook"
+    UNOWNED_MODULE = "unowned-module"
 
 
 #: The severity each kind gets unless a check decides otherwise.
@@ -52,6 +59,13 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
     Kind.INTERPRETER_CHANGED: Severity.WARNING,
     Kind.BROKEN_DISTRIBUTION: Severity.ERROR,
     Kind.NOT_VERIFIABLE: Severity.INFO,
+    Kind.FILE_MODIFIED: Severity.ERROR,
+    Kind.FILE_MISSING: Severity.ERROR,
+    Kind.SIZE_MISMATCH: Severity.ERROR,
+    Kind.KNOWN_QUIRK: Severity.INFO,
+    Kind.UNOWNED_STARTUP_CODE: Severity.ERROR,
+    Kind.STARTUP_HOOK: Severity.INFO,
+    Kind.UNOWNED_MODULE: Severity.WARNING,
 }
 
 
@@ -133,6 +147,8 @@ class Report:
     distributions_checked: int = 0
     environment: str | None = None
     notes: tuple[str, ...] = field(default=())
+    #: Numbers about the work done (files verified, from cache, seconds), for the JSON report.
+    stats: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -143,13 +159,21 @@ class Report:
         distributions_checked: int = 0,
         environment: str | None = None,
         notes: Iterable[str] = (),
+        stats: Mapping[str, float] | None = None,
     ) -> Report:
         """A report with findings in a stable order: severity, then subject, then kind."""
         ordered = sorted(
             findings,
             key=lambda f: (_SEVERITY_ORDER[f.severity], f.subject, f.kind.value, f.message),
         )
-        return cls(tuple(ordered), lock_path, distributions_checked, environment, tuple(notes))
+        return cls(
+            tuple(ordered),
+            lock_path,
+            distributions_checked,
+            environment,
+            tuple(notes),
+            dict(stats or {}),
+        )
 
     def count(self, severity: Severity) -> int:
         return sum(1 for finding in self.findings if finding.severity is severity)
@@ -169,6 +193,7 @@ class Report:
             "environment": self.environment,
             "distributions_checked": self.distributions_checked,
             "notes": list(self.notes),
+            "stats": dict(self.stats),
             "findings": [finding.to_dict() for finding in self.findings],
         }
 
@@ -181,6 +206,7 @@ class Report:
                 distributions_checked=int(data.get("distributions_checked", 0)),
                 environment=_optional_str(data.get("environment")),
                 notes=tuple(str(note) for note in data.get("notes", ())),
+                stats={str(k): float(v) for k, v in data.get("stats", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise MlsupplyError(f"not a pytest-mlsupply report: {exc}") from exc

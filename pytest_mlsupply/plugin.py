@@ -7,6 +7,9 @@ real work (and its imports) happens inside hooks, and only when enabled.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
 GATE_ITEM_NAME = "environment"
 GATE_NODEID = "mlsupply::environment"
 WORKERINPUT_KEY = "mlsupply_report"
+HASH_CACHE_NAME = "installed-file-hashes.json"
 NOT_RUN_REASON = "the mlsupply gate failed"
 
 _gate_key = pytest.StashKey["GatePlugin"]()
@@ -65,6 +69,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         default=None,
         help="write the findings as JSON to PATH (ini: mlsupply_report).",
+    )
+    group.addoption(
+        "--mlsupply-rehash",
+        action="store_true",
+        default=None,
+        help="hash every installed file again, ignoring the hash cache (a fresh CI machine "
+        "always does).",
     )
     parser.addini("mlsupply", "turn the mlsupply gate on for every run (true/false).", default="")
     parser.addini("mlsupply_lock", "lockfile path, relative to the ini file.", default="")
@@ -168,6 +179,9 @@ class GatePlugin:
                 self.settings.lock_path,
                 update=self.settings.update_lock and not self.is_worker,
                 base=self.config.rootpath,
+                hash_cache=self._hash_cache_path(),
+                rehash=self.settings.rehash,
+                progress=self._progress_printer(),
             )
         except MlsupplyError as exc:
             raise pytest.UsageError(f"mlsupply: {exc}") from None
@@ -186,6 +200,36 @@ class GatePlugin:
                 raise pytest.UsageError(
                     f"mlsupply: cannot write the report {self.settings.report_path}: {exc}"
                 ) from None
+
+    def _hash_cache_path(self) -> Path | None:
+        """The hash cache lives in pytest's cache directory; none with ``-p no:cacheprovider``."""
+        cache = getattr(self.config, "cache", None)
+        if cache is None or self.is_worker:
+            return None
+        try:
+            return Path(cache.mkdir("mlsupply")) / HASH_CACHE_NAME
+        except OSError:
+            return None
+
+    def _progress_printer(self) -> Callable[[int, int], None] | None:
+        """Progress for long first runs, on an interactive terminal, after the first second."""
+        if self.is_worker or self.config.get_verbosity() < 0:
+            return None
+        writer = self.config.get_terminal_writer()
+        if not writer.hasmarkup:  # an interactive terminal (or --color=yes), not a CI log
+            return None
+        started = time.monotonic()
+        shown = False
+
+        def show(done: int, total: int) -> None:
+            nonlocal shown
+            if time.monotonic() - started < 1.0 and not shown:
+                return
+            shown = True
+            end = "\n" if done >= total else "\r"
+            writer.write(f"mlsupply: verifying installed files {done:,}/{total:,}{end}", flush=True)
+
+        return show
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from pytest_mlsupply.render import header_line
@@ -252,6 +296,8 @@ class GatePlugin:
         for line in lines:
             red = line.startswith("ERROR")
             terminalreporter.line(line, red=red, yellow=not red)
+        for note in report.notes:
+            terminalreporter.line(f"mlsupply: {note}")
         hidden_info = report.count(Severity.INFO) if not verbose else 0
         verdict = GATE_FAILED if self.failed else GATE_PASSED
         summary = (

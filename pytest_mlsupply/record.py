@@ -163,6 +163,21 @@ def _split_rows(text: str) -> Iterator[list[str]]:
         yield line.split(",")
 
 
+def iter_record_rows(text: str) -> Iterator[tuple[str, str, str]]:
+    """(path, hash, size) of every well-formed row; malformed rows are skipped.
+
+    For a second pass over a RECORD the snapshot already judged: a malformed
+    RECORD has been reported once, as a broken distribution, by then.
+    """
+    try:
+        for fields in _split_rows(text):
+            if len(fields) == 3 and fields[0]:
+                path, hash_text, size = fields
+                yield path.replace("\\", "/") if "\\" in path else path, hash_text, size
+    except csv.Error:
+        return
+
+
 def summarize_record(text: str, source: str, metadata_dir: str) -> RecordSummary:
     """``content_digest(parse_record(text))`` without building a row object per line.
 

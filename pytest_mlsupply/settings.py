@@ -27,6 +27,7 @@ class Settings:
     strict: bool
     warn_only: bool
     report_path: Path | None
+    rehash: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,4 +97,5 @@ def resolve_settings(sources: SettingSources) -> Settings:
         strict=strict,
         warn_only=warn_only,
         report_path=_path(sources, "mlsupply_report", "mlsupply_report"),
+        rehash=bool(sources.option("mlsupply_rehash")),
     )

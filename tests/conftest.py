@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from wheelfactory import copy_venv, create_venv, pip, repack_installed, site_packages
+from wheelfactory import build_wheel, copy_venv, create_venv, pip, repack_installed, site_packages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REALDATA_ENV = "MLSUPPLY_REALDATA"
@@ -39,7 +39,7 @@ def realdata() -> Path:
     return path
 
 
-def _runtime_closure(root: str) -> list[str]:
+def runtime_closure(root: str) -> list[str]:
     """Names of *root* and every distribution it needs at run time, here and now."""
     seen: set[str] = set()
     todo = [root]
@@ -76,7 +76,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
         check=True,
     )
-    for name in _runtime_closure("pytest-mlsupply"):
+    for name in runtime_closure("pytest-mlsupply"):
         if name != "pytest-mlsupply":
             repack_installed(name, house)
     return house
@@ -128,3 +128,31 @@ def venv(base_venv: Venv, tmp_path: Path) -> Iterator[Venv]:
     """A fresh copy of the base venv for one test to change as it likes."""
     python = copy_venv(base_venv.root, tmp_path / "venv")
     yield Venv(tmp_path / "venv", python, site_packages(python))
+
+
+SUITE = """
+def test_loss_decreases():
+    assert 0.1 < 0.9
+
+def test_accuracy():
+    assert 0.95 > 0.9
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "test_model.py").write_text(SUITE)
+    (root / "pytest.ini").write_text("[pytest]\n")
+    return root
+
+
+@pytest.fixture
+def wheels(tmp_path: Path) -> Path:
+    """A local 'index' (a --find-links folder) with two versions of a package."""
+    folder = tmp_path / "index"
+    build_wheel(folder, "demo-model", "1.0", {"demo_model.py": "WEIGHTS = [1, 2, 3]\n"})
+    build_wheel(folder, "demo-model", "1.1", {"demo_model.py": "WEIGHTS = [1, 2, 4]\n"})
+    build_wheel(folder, "tiny-extra", "0.3")
+    return folder

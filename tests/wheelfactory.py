@@ -105,13 +105,20 @@ def repack_installed(name: str, dest_dir: Path) -> Path:
                 meta[filename] = data
         else:
             files[posix] = data
-    tag = "py3-none-any"
-    for line in meta.get("WHEEL", b"").decode().splitlines():
-        if line.startswith("Tag:"):
-            tag = line.split(":", 1)[1].strip()
-            break
+    tags = [
+        line.split(":", 1)[1].strip()
+        for line in meta.get("WHEEL", b"").decode().splitlines()
+        if line.startswith("Tag:")
+    ]
+    tag = _compressed_tag(tags) if tags else "py3-none-any"
     dest_dir.mkdir(parents=True, exist_ok=True)
     return write_wheel(dest_dir, dist.metadata["Name"], dist.version, files, meta, tag)
+
+
+def _compressed_tag(tags: list[str]) -> str:
+    """``py2-none-any`` + ``py3-none-any`` -> ``py2.py3-none-any`` (the file-name form)."""
+    parts = [tag.split("-") for tag in tags]
+    return "-".join(".".join(dict.fromkeys(p[i] for p in parts)) for i in range(3))
 
 
 def pip(python: Path, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,138 @@
+"""A stat-keyed cache of file digests, so an unchanged environment is not re-read every run.
+
+The cache speeds up honest re-runs, and a fresh CI machine has no cache and always hashes every
+file. Someone who can write both site-packages and the cache can hide an edit (rewrite the file,
+then the cached digest), which is why ``--mlsupply-rehash`` exists and ignores the cache.
+
+The file is compact JSON with one top-level ``version`` key; entries are grouped by algorithm
+and directory, each a list ``[name, dev, ino, size, mtime_ns, ctime_ns, hex]`` (35,500 entries
+load in about 40 ms). Anything unreadable is ignored with a note, never an exception: a cache
+can only make a run faster, not stop it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pytest_mlsupply.atomic import write_text_atomic
+from pytest_mlsupply.hashing import Digest, DigestError, FileState
+
+CACHE_VERSION = 1
+NOTE_UNREADABLE = (
+    "the hash cache {path} could not be read ({reason}); ignored, every file is hashed"
+)
+NOTE_CORRUPT = "the hash cache {path} is corrupt ({reason}); ignored, every file is hashed"
+NOTE_OTHER_VERSION = (
+    "the hash cache {path} has format version {found!r}, this version reads {expected}; "
+    "ignored, every file is hashed"
+)
+
+_ENTRY_LENGTH = 7  # name, dev, ino, size, mtime_ns, ctime_ns, hex
+
+
+class HashCache:
+    """Absolute path -> (FileState, algorithm, digest); keeps only what this run used.
+
+    Entries neither looked up nor put before ``save`` are dropped then, so the cache follows the
+    environment instead of growing with every file it ever saw.
+    """
+
+    def __init__(self) -> None:
+        # path -> [dev, ino, size, mtime_ns, ctime_ns, algorithm, hex], kept raw as loaded:
+        # building objects for 35,000 entries would cost more than the lookups they serve.
+        self._entries: dict[str, list[Any]] = {}
+        self._used: set[str] = set()
+        self._changed = False
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[HashCache, str | None]:
+        """The cache stored at *path*; an empty one plus a note when it cannot be used.
+
+        A missing file is a first run, not a problem: no note.
+        """
+        cache = cls()
+        try:
+            raw = Path(path).read_bytes()
+        except FileNotFoundError:
+            return cache, None
+        except OSError as exc:
+            cache._changed = True
+            return cache, NOTE_UNREADABLE.format(path=path, reason=exc.strerror or exc)
+        cache._changed = True  # until the content proves usable: a bad file gets replaced
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            return cache, NOTE_CORRUPT.format(path=path, reason=f"not JSON: {exc}")
+        if not isinstance(data, dict) or "version" not in data:
+            return cache, NOTE_CORRUPT.format(path=path, reason="no format version")
+        if data["version"] != CACHE_VERSION:
+            found = data["version"]
+            return cache, NOTE_OTHER_VERSION.format(path=path, found=found, expected=CACHE_VERSION)
+        try:
+            cache._entries = _unpack(data["entries"])
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            return cache, NOTE_CORRUPT.format(path=path, reason=f"bad entries: {exc!r}")
+        cache._changed = False
+        return cache, None
+
+    def get(self, path: str, state: FileState, algorithm: str) -> Digest | None:
+        """The digest cached for *path* if it was taken in exactly this *state* with *algorithm*."""
+        entry = self._entries.get(path)
+        if entry is None:
+            return None
+        self._used.add(path)
+        key = [state.dev, state.ino, state.size, state.mtime_ns, state.ctime_ns, algorithm]
+        if entry[:6] != key:
+            return None
+        try:
+            return Digest(algorithm, bytes.fromhex(entry[6]))
+        except (TypeError, ValueError, DigestError):  # a hand-edited entry: hash the file again
+            return None
+
+    def put(self, path: str, state: FileState, digest: Digest) -> None:
+        entry: list[Any] = [state.dev, state.ino, state.size, state.mtime_ns, state.ctime_ns]
+        entry += [digest.algorithm, digest.hex]
+        self._used.add(path)
+        if self._entries.get(path) != entry:
+            self._entries[path] = entry
+            self._changed = True
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def save(self, path: str | Path) -> bool:
+        """Write the entries used this run atomically, if that changes anything; say whether.
+
+        Raises ``OSError`` when the file cannot be written; the caller decides if that matters.
+        """
+        if not self._changed and len(self._used) == len(self._entries):
+            return False
+        self._entries = {key: self._entries[key] for key in sorted(self._used)}
+        groups: dict[str, dict[str, list[list[Any]]]] = {}
+        for key, entry in self._entries.items():
+            head, sep, name = key.rpartition(os.sep)
+            directory = groups.setdefault(entry[5], {}).setdefault(head + sep, [])
+            directory.append([name, *entry[:5], entry[6]])
+        document = {"version": CACHE_VERSION, "entries": groups}
+        write_text_atomic(path, json.dumps(document, separators=(",", ":")))
+        self._changed = False
+        return True
+
+
+def _unpack(groups: Any) -> dict[str, list[Any]]:
+    """``{algorithm: {directory: [[name, ...], ...]}}`` -> ``{path: [..., algorithm, hex]}``.
+
+    Raises ``TypeError``/``ValueError``/``AttributeError`` on a wrong shape; field types are
+    checked lazily by ``get``, where a wrong type simply fails to match.
+    """
+    entries: dict[str, list[Any]] = {}
+    for algorithm, directories in groups.items():
+        for directory, rows in directories.items():
+            for row in rows:
+                if not isinstance(row, list) or len(row) != _ENTRY_LENGTH:
+                    raise ValueError(f"entry {row!r:.80} is not a list of {_ENTRY_LENGTH}")
+                entries[directory + row[0]] = [*row[1:6], algorithm, row[6]]
+    return entries

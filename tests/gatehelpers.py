@@ -1,0 +1,47 @@
+"""Helpers for the real-venv tests: gated runs of a project and what their reports say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def gate(venv: Any, project: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    return venv.run(
+        "-m",
+        "pytest",
+        "--mlsupply",
+        "--mlsupply-report",
+        "report.json",
+        "-p",
+        "no:cacheprovider",
+        *args,
+        cwd=project,
+        env=env,
+    )
+
+
+def lock(venv: Any, project: Path) -> None:
+    result = venv.run(
+        "-m", "pytest", "--mlsupply-update-lock", "-p", "no:cacheprovider", cwd=project
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (project / "mlsupply.lock").is_file()
+
+
+def findings(project: Path, severity: str | None = None) -> list[dict[str, Any]]:
+    document = json.loads((project / "report.json").read_text())
+    assert document["schema"] == "pytest-mlsupply/report"
+    return [f for f in document["findings"] if severity is None or f["severity"] == severity]
+
+
+def only_problem(project: Path) -> dict[str, Any]:
+    """The single error or warning of the report (notes are ignored)."""
+    problems = [f for f in findings(project) if f["severity"] != "info"]
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def install_demo(venv: Any, wheels: Path, version: str = "1.0") -> None:
+    venv.install(f"demo-model=={version}", extra=("--find-links", str(wheels)))

