@@ -6,9 +6,11 @@ pytest, installs this project into it, and times, as subprocesses of that
 environment's interpreter:
 
 * ``pytest``                           plugin installed, gate off
-* ``pytest --mlsupply``                gate on, against a lock written once
+* ``pytest --mlsupply``                gate on (lock check and every installed file
+                                       checked, through the warm hash cache)
+* ``pytest --mlsupply --mlsupply-rehash``  the same, every file hashed again (cold)
 * ``pytest -p no:mlsupply``            plugin not loaded at all
-* ``python -m pytest_mlsupply check``  the gate outside pytest
+* ``python -m pytest_mlsupply check``  the gate outside pytest (warm hash cache)
 * ``pip check`` and ``pip freeze``     what users compare it with
 
 The variants are interleaved within every round (in a rotating order), so slow
@@ -46,7 +48,10 @@ WORK_DIR = HERE / ".work"  # ignored by git
 VENV_DIR = WORK_DIR / "mlenv"
 
 #: The budget the gate may add to a pytest run in an environment of this size.
-TARGET_ADDED_MS = 150.0
+#: A warm gated run, every installed file checked through the hash cache (issue targets).
+TARGET_ADDED_MS = 250.0
+#: The lock check alone: snapshot, lock and comparison.
+LOCK_CHECK_TARGET_MS = 150.0
 
 #: torch first, pinned: that release is the CPU build; the rest is a typical ML
 #: project's environment. torch brings sympy, networkx, jinja2, filelock, fsspec.
@@ -266,22 +271,37 @@ def time_once(python: Path, variant: Variant, cwd: Path) -> tuple[float, int, st
 
 
 def make_variants(suite: Path, lock: Path) -> list[Variant]:
-    """The commands to compare, all run from the suite's directory."""
-    pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    """The commands to compare, all run from the suite's directory.
+
+    pytest runs with its cache on (the default), so ``--mlsupply`` reuses the
+    installed-file hash cache that the warm-up run filled; ``--mlsupply-rehash``
+    is the cold case, every file hashed again (from the page cache).
+    """
+    pytest = ["-m", "pytest", "-q"]
+    gate = [*pytest, "--mlsupply", "--mlsupply-lock", str(lock)]
     return [
         Variant("pytest", "pytest (plugin installed, off)", [*pytest, str(suite)]),
+        Variant("pytest_mlsupply", "pytest --mlsupply (warm cache)", [*gate, str(suite)]),
         Variant(
-            "pytest_mlsupply",
-            "pytest --mlsupply",
-            [*pytest, "--mlsupply", "--mlsupply-lock", str(lock), str(suite)],
+            "pytest_mlsupply_cold",
+            "pytest --mlsupply --mlsupply-rehash",
+            [*gate, "--mlsupply-rehash", str(suite)],
         ),
         Variant(
             "pytest_noplugin", "pytest -p no:mlsupply", [*pytest, "-p", "no:mlsupply", str(suite)]
         ),
         Variant(
             "mlsupply_check",
-            "python -m pytest_mlsupply check",
-            ["-m", "pytest_mlsupply", "check", "--lock", str(lock)],
+            "python -m pytest_mlsupply check (warm)",
+            [
+                "-m",
+                "pytest_mlsupply",
+                "check",
+                "--lock",
+                str(lock),
+                "--hash-cache",
+                str(suite / "hashes.json"),
+            ],
         ),
         Variant("pip_check", "python -m pip check", ["-m", "pip", "check"]),
         Variant("pip_freeze", "python -m pip freeze", ["-m", "pip", "freeze"]),
@@ -289,7 +309,13 @@ def make_variants(suite: Path, lock: Path) -> list[Variant]:
 
 
 #: Variants that must succeed for the numbers to mean anything.
-MUST_PASS = {"pytest", "pytest_mlsupply", "pytest_noplugin", "mlsupply_check"}
+MUST_PASS = {
+    "pytest",
+    "pytest_mlsupply",
+    "pytest_mlsupply_cold",
+    "pytest_noplugin",
+    "mlsupply_check",
+}
 
 
 def warm_up(python: Path, variants: list[Variant], cwd: Path) -> None:
@@ -360,6 +386,13 @@ def report(
 
     added = v["pytest_mlsupply"].median - v["pytest"].median
     added_paired = paired_median(v["pytest_mlsupply"], v["pytest"])
+    added_cold = v["pytest_mlsupply_cold"].median - v["pytest"].median
+    lock_check_ms = (
+        pieces["import_ms"]
+        + pieces["take_snapshot_ms"]
+        + pieces["load_lock_ms"]
+        + pieces["check_environment_ms"]
+    )
     off_ms = v["pytest"].median - v["pytest_noplugin"].median
     off_pct = off_ms / v["pytest_noplugin"].median * 100
     check_vs_pip_check = v["mlsupply_check"].median / v["pip_check"].median
@@ -369,13 +402,16 @@ def report(
     print()
     print("comparisons (medians):")
     print(
-        f"  --mlsupply adds to a pytest run:     {added:+.1f} ms "
-        f"(paired per-round median {added_paired:+.1f} ms)"
+        f"  --mlsupply (warm) adds to a pytest run: {added:+.1f} ms "
+        f"(paired per-round median {added_paired:+.1f} ms); target <= {TARGET_ADDED_MS:.0f} ms "
+        f"with every file checked: {'MET' if target_met else 'NOT MET'}"
     )
     print(
-        f"  target <= {TARGET_ADDED_MS:.0f} ms:                    "
-        f"{'MET' if target_met else 'NOT MET'}"
+        f"  of which the lock check (imports, snapshot, lock, compare; in-process): "
+        f"{lock_check_ms:.1f} ms; target <= {LOCK_CHECK_TARGET_MS:.0f} ms: "
+        f"{'MET' if lock_check_ms <= LOCK_CHECK_TARGET_MS else 'NOT MET'}"
     )
+    print(f"  --mlsupply --mlsupply-rehash (cold) adds: {added_cold:+.1f} ms")
     print(
         f"  check vs pip check:                  {check_vs_pip_check:.2f}x "
         f"({v['mlsupply_check'].median - v['pip_check'].median:+.1f} ms)"

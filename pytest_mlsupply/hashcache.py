@@ -6,8 +6,8 @@ then the cached digest), which is why ``--mlsupply-rehash`` exists and ignores t
 
 The file is compact JSON with one top-level ``version`` key; entries are grouped by algorithm
 and directory, each a list ``[name, dev, ino, size, mtime_ns, ctime_ns, hex]`` (35,500 entries
-load in about 40 ms). Anything unreadable is ignored with a note, never an exception: a cache
-can only make a run faster, not stop it.
+make 5.7 MB and load in about 60 ms). Anything unreadable is ignored with a note, never an
+exception: a cache can only make a run faster, not stop it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ NOTE_UNREADABLE = (
 )
 NOTE_CORRUPT = "the hash cache {path} is corrupt ({reason}); ignored, every file is hashed"
 NOTE_OTHER_VERSION = (
-    "the hash cache {path} has format version {found!r}, this version reads {expected}; "
+    "the hash cache {path} has format version {found!r:.40}, this version reads {expected}; "
     "ignored, every file is hashed"
 )
 
@@ -46,6 +46,7 @@ class HashCache:
         self._entries: dict[str, list[Any]] = {}
         self._used: set[str] = set()
         self._changed = False
+        self._file: Path | None = None  # where the entries were read from or last written to
 
     @classmethod
     def load(cls, path: str | Path) -> tuple[HashCache, str | None]:
@@ -54,8 +55,9 @@ class HashCache:
         A missing file is a first run, not a problem: no note.
         """
         cache = cls()
+        cache._file = Path(path)
         try:
-            raw = Path(path).read_bytes()
+            raw = cache._file.read_bytes()
         except FileNotFoundError:
             return cache, None
         except OSError as exc:
@@ -104,11 +106,12 @@ class HashCache:
         return len(self._entries)
 
     def save(self, path: str | Path) -> bool:
-        """Write the entries used this run atomically, if that changes anything; say whether.
+        """Write the entries used this run atomically unless *path* holds them already; say if.
 
         Raises ``OSError`` when the file cannot be written; the caller decides if that matters.
         """
-        if not self._changed and len(self._used) == len(self._entries):
+        unchanged = not self._changed and len(self._used) == len(self._entries)
+        if unchanged and self._file == Path(path):
             return False
         self._entries = {key: self._entries[key] for key in sorted(self._used)}
         groups: dict[str, dict[str, list[list[Any]]]] = {}
@@ -119,6 +122,7 @@ class HashCache:
         document = {"version": CACHE_VERSION, "entries": groups}
         write_text_atomic(path, json.dumps(document, separators=(",", ":")))
         self._changed = False
+        self._file = Path(path)
         return True
 
 

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from pytest_mlsupply.errors import MlsupplyError
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ProcessPoolExecutor
     from multiprocessing.context import BaseContext
 
     from pytest_mlsupply.hashcache import HashCache
@@ -121,12 +121,14 @@ def hash_file(path: str | Path, algorithm: str = DEFAULT_ALGORITHM) -> Digest:
 # --- Hashing many files: the engine behind RECORD and dataset verification ---------------------
 #
 # Measured on a 2-core machine over an ML environment (torch CPU and friends: 35,500 files,
-# 1.39 GB, 99.8 % of the files under 1 MiB but half of the bytes in 71 files above it):
-# hashlib releases the GIL while it hashes a large buffer, so big files scale on threads; the
-# per-file Python work of small files (open, stat, hasher, finalize: about 20 us a file) holds the
-# GIL, so a thread pool over small files is slower than one thread. Hence big files go to threads
-# and small files to forked processes, or stay in the calling thread when the work is too small
-# to pay for a process pool (about 7 ms to fork two workers and get a first answer).
+# 1.39 GB; 99.8 % of the files are under 1 MiB, but half of the bytes are in 71 files above;
+# benchmarks/bench_hashing.py). hashlib releases the GIL while it hashes a buffer, so big files
+# scale on threads (those 71 files: 1.25 GB/s on one thread, 1.7 on two). A small file costs
+# ~20 us, a third of it Python work under the GIL (open, hasher, finalize), so a thread pool
+# over all files (0.7 GB/s) is slower than one thread (1.05). Hence small files go to forked
+# processes, unless too few to pay for them (forking two workers and getting an answer takes
+# ~8 ms; 2,000 small files take ~40 ms on one thread), and files of 1 MiB or more to threads
+# (a limit anywhere from 256 KiB to 4 MiB measured the same).
 
 FILE_MISSING = "missing"
 FILE_NOT_REGULAR = "not a regular file"
@@ -135,15 +137,14 @@ FILE_PERMISSION_DENIED = "permission denied"
 _SMALL_FILE_LIMIT = _CHUNK_SIZE
 _PROCESS_MIN_FILES = 2_000
 _PROCESS_MIN_BYTES = 32 << 20
-_BATCHES_PER_WORKER = 4
-_FILE_OVERHEAD_BYTES = 16 << 10
+_FILE_COST = 16 << 10  # per-file work of a small file, counted in bytes hashed in that time
+_BATCH_COST = 32 << 20  # ~25 ms of work a task: 2 MiB measured 8 % slower, 8 to 64 MiB alike
 _PROGRESS_INTERVAL = 0.1
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+# Non-blocking: a file swapped for a FIFO after its stat must not hang the run.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 _Request: TypeAlias = tuple[str, str]  # (path, algorithm)
-_Result: TypeAlias = tuple[str, "bytes | None", "str | None"]  # (path, digest, error)
-# (size, algorithm, (cache key, state) when there is a cache)
-_Pending: TypeAlias = tuple[int, str, "tuple[str, FileState] | None"]
+_Result: TypeAlias = tuple[bytes | None, str | None]  # (digest, error)
 
 
 @dataclass(frozen=True)
@@ -198,45 +199,53 @@ def hash_many(
 ) -> HashRun:
     """Hash every ``(path, algorithm)`` request in constant memory; never raise for a file.
 
-    Symlinks are followed (a dangling one is "missing"); a file whose stat state and algorithm
-    match *cache* is not read. Files of at least ``_small_file_limit`` bytes are hashed on
-    *workers* threads; smaller ones in *workers* forked processes when there are at least
-    ``_process_min_files`` of them or ``_process_min_bytes`` in total, else in this thread.
-    *progress* gets ``(done, total)`` at most every 0.1 s and ``(total, total)`` last.
-    Raises ``DigestError`` for an unknown or variable-length algorithm and ``ValueError`` for a
-    path requested with two algorithms (outcomes hold one digest per path).
+    Symlinks are followed (a dangling one is "missing"). A file whose stat state and algorithm
+    match *cache* is not read; the others are, and are put in *cache*. Files of at least
+    ``_small_file_limit`` bytes are hashed on *workers* threads (default ``os.cpu_count()``),
+    smaller ones in *workers* forked processes once there are ``_process_min_files`` of them
+    or ``_process_min_bytes`` (on Linux, from a single-threaded caller), else in this thread;
+    ``workers=1`` does it all in this thread. *progress* gets ``(done, total)`` at most every
+    0.1 s and ``(total, total)`` last. Raises ``DigestError`` for an unknown or variable-length
+    algorithm, ``ValueError`` for a path requested with two (outcomes hold one digest a path).
     """
     started = time.perf_counter()
     wanted = _checked_requests(requests)
     tracker = _Progress(progress, len(wanted))
     outcomes: dict[str, HashOutcome] = {}
-    todo: dict[str, _Pending] = {}
-    for path, algorithm in wanted.items():
-        answer = _stat_phase(path, algorithm, cache)
-        if isinstance(answer, HashOutcome):
-            outcomes[path] = answer
-            tracker.advance()
-        else:
-            todo[path] = answer
-
-    def finish(result: _Result) -> None:
-        path, value, error = result
-        size, algorithm, cache_key = todo[path]
-        digest = None if value is None else Digest(algorithm, value)
-        if digest is not None and cache is not None and cache_key is not None:
-            cache.put(*cache_key, digest)
-        outcomes[path] = HashOutcome(path, digest, size, error, False)
-        tracker.advance()
-
-    by_size = sorted(todo, key=lambda path: todo[path][0], reverse=True)
-    small = [(path, todo[path][1]) for path in by_size if todo[path][0] < _small_file_limit]
-    big = [(path, todo[path][1]) for path in by_size if todo[path][0] >= _small_file_limit]
-    small_bytes = sum(todo[path][0] for path, _ in small)
+    pending: dict[str, tuple[int, str, tuple[str, FileState] | None]] = {}
     count = max(1, workers if workers is not None else os.cpu_count() or 1)
-    use_processes = count > 1 and (
-        len(small) >= _process_min_files or small_bytes >= _process_min_bytes
-    )
-    _hash_all(small, big, count, use_processes, finish)
+    limits = (_small_file_limit, _process_min_files, _process_min_bytes)
+    with _Dispatcher(count, *limits) as dispatcher:
+        for path, algorithm in wanted.items():
+            # Stat before reading: an edit made while the file is read changes its ctime, so a
+            # digest cached under this state can never hide it.
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                outcomes[path] = HashOutcome(path, None, None, _describe(exc), False)
+                tracker.advance()
+                continue
+            if not S_ISREG(st.st_mode):
+                outcomes[path] = HashOutcome(path, None, st.st_size, FILE_NOT_REGULAR, False)
+                tracker.advance()
+                continue
+            cache_key = None
+            if cache is not None:
+                cache_key = os.path.abspath(path), FileState.of(st)
+                digest = cache.get(*cache_key, algorithm)
+                if digest is not None:
+                    outcomes[path] = HashOutcome(path, digest, st.st_size, None, True)
+                    tracker.advance()
+                    continue
+            pending[path] = (st.st_size, algorithm, cache_key)
+            dispatcher.add(path, algorithm, st.st_size)
+        for path, (value, error) in dispatcher.results():
+            size, algorithm, cache_key = pending[path]
+            digest = None if value is None else Digest(algorithm, value)
+            if digest is not None and cache is not None and cache_key is not None:
+                cache.put(*cache_key, digest)
+            outcomes[path] = HashOutcome(path, digest, size, error, False)
+            tracker.advance()
     tracker.finish()
 
     ordered = {path: outcomes[path] for path in wanted}
@@ -266,80 +275,115 @@ def _checked_requests(requests: Iterable[tuple[str, str]]) -> dict[str, str]:
     return wanted
 
 
-def _stat_phase(path: str, algorithm: str, cache: HashCache | None) -> HashOutcome | _Pending:
-    """The outcome when stat decides it (an error, not a file, a cache hit), else what to hash.
+class _Dispatcher:
+    """Routes files as they are stat-ed: small ones to forked workers, big ones to threads.
 
-    The state is taken before the file is read, so an edit made while it is read changes ctime
-    and misses the cache next time.
+    Small files wait in this thread until they are enough to pay for a process pool; then the
+    pool forks and batches stream to it while the caller goes on stat-ing. The threads start
+    only in ``results``: after the fork (a lock one of them held at fork time would deadlock a
+    child), and after the stat loop, whose every ``os.stat`` they made 5 times slower by
+    contending for the GIL (5 % slower in all). Small files no pool took are hashed here.
     """
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return HashOutcome(path, None, None, _describe(exc), False)
-    if not S_ISREG(st.st_mode):
-        return HashOutcome(path, None, st.st_size, FILE_NOT_REGULAR, False)
-    if cache is None:
-        return st.st_size, algorithm, None
-    key, state = os.path.abspath(path), FileState.of(st)
-    digest = cache.get(key, state, algorithm)
-    if digest is None:
-        return st.st_size, algorithm, (key, state)
-    return HashOutcome(path, digest, st.st_size, None, True)
 
+    def __init__(self, count: int, small_limit: int, min_files: int, min_bytes: int) -> None:
+        self._count = count
+        self._small_limit = small_limit if count > 1 else sys.maxsize
+        self._min_files = min_files
+        self._min_bytes = min_bytes
+        self._fork = _fork_context() if count > 1 else None
+        self._small: list[_Request] = []  # not sent to a worker (yet)
+        self._small_files = self._small_bytes = self._batch_cost = 0
+        self._big: list[tuple[int, str, str]] = []  # (size, path, algorithm)
+        self._stack = contextlib.ExitStack()
+        self._processes: ProcessPoolExecutor | None = None
+        self._futures: dict[Future[list[_Result]], list[_Request]] = {}
 
-def _hash_all(
-    small: list[_Request],
-    big: list[_Request],
-    count: int,
-    use_processes: bool,
-    finish: Callable[[_Result], None],
-) -> None:
-    """Run the requests (each list largest first) on processes, threads and this thread."""
-    # Imported here: concurrent.futures and multiprocessing cost ~20 ms, which every user of
-    # Digest (the lock gate) would otherwise pay.
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
+    def __enter__(self) -> _Dispatcher:
+        return self
 
-    view = memoryview(bytearray(_CHUNK_SIZE))
-    if count == 1:
-        for path, algorithm in small + big:
-            finish(_hash_one(path, algorithm, view))
-        return
-    batches: dict[Future[list[_Result]], list[_Request]] = {}
-    with contextlib.ExitStack() as stack:
-        inline = small
-        context = _fork_context() if use_processes else None
-        if context is not None:
-            parts = _balanced(small, count * _BATCHES_PER_WORKER)
-            processes = ProcessPoolExecutor(min(count, len(parts)), mp_context=context)
-            stack.callback(processes.shutdown, wait=True, cancel_futures=True)
-            # Submitting forks every worker, so it happens before our threads exist.
-            with contextlib.suppress(OSError):  # fork refused (process limit): hash them here
-                batches = {processes.submit(_hash_batch, part): part for part in parts}
-                inline = []
-        if big:
-            threads = ThreadPoolExecutor(min(count, len(big)), thread_name_prefix="mlsupply-hash")
-            stack.callback(threads.shutdown, wait=True, cancel_futures=True)
-            buffers = _ThreadBuffer()
-            for request in big:
-                batches[threads.submit(_hash_in_thread, buffers, *request)] = [request]
-        for path, algorithm in inline:
-            finish(_hash_one(path, algorithm, view))
-        for future in as_completed(batches):
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def add(self, path: str, algorithm: str, size: int) -> None:
+        if size >= self._small_limit:
+            self._big.append((size, path, algorithm))
+            return
+        self._small.append((path, algorithm))
+        self._small_files += 1
+        self._small_bytes += size
+        self._batch_cost += size + _FILE_COST
+        if (
+            self._processes is None
+            and self._fork is not None
+            and (self._small_files >= self._min_files or self._small_bytes >= self._min_bytes)
+        ):
+            self._start_processes(self._fork)
+        elif self._processes is not None and self._batch_cost >= _BATCH_COST:
+            self._submit_small()
+
+    def results(self) -> Iterator[tuple[str, _Result]]:
+        """Every added path with its result, in completion order; this thread hashes the rest."""
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        self._submit_small()
+        self._start_big()
+        view = memoryview(bytearray(_CHUNK_SIZE))
+        for path, algorithm in self._small:
+            yield path, _hash_one(path, algorithm, view)
+        for future in as_completed(self._futures):
+            batch = self._futures[future]
             try:
                 results = future.result()
             except BrokenProcessPool:  # a worker was killed (out of memory?): redo its batch here
-                results = [_hash_one(path, algorithm, view) for path, algorithm in batches[future]]
-            for result in results:
-                finish(result)
+                results = [_hash_one(path, algorithm, view) for path, algorithm in batch]
+            for (path, _), result in zip(batch, results, strict=True):
+                yield path, result
+
+    def _start_processes(self, context: BaseContext) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            self._processes = ProcessPoolExecutor(self._count, mp_context=context)
+        except (OSError, NotImplementedError):  # no working semaphores (no /dev/shm, say)
+            self._fork = None
+            return
+        self._stack.callback(self._processes.shutdown, wait=True, cancel_futures=True)
+        self._submit_small()  # the first task forks every worker
+
+    def _submit_small(self) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not self._small or self._processes is None:
+            return
+        try:
+            future = self._processes.submit(_hash_batch, self._small)
+        except (OSError, BrokenProcessPool):  # fork refused, or a worker died: hash them here
+            self._processes = self._fork = None
+            return
+        self._futures[future] = self._small
+        self._small, self._batch_cost = [], 0
+
+    def _start_big(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not self._big:
+            return
+        threads = ThreadPoolExecutor(self._count, thread_name_prefix="mlsupply-hash")
+        self._stack.callback(threads.shutdown, wait=True, cancel_futures=True)
+        buffers = _ThreadBuffer()
+        for _, path, algorithm in sorted(self._big, reverse=True):  # longest first
+            self._futures[threads.submit(_hash_in_thread, buffers, path, algorithm)] = [
+                (path, algorithm)
+            ]
 
 
 def _fork_context() -> BaseContext | None:
-    """The "fork" context where forking is cheap and safe, else None (hash in this thread).
+    """The "fork" context where forking is cheap and safe, else None (no worker processes).
 
     Linux only: macOS has fork but its system libraries are not fork-safe, and spawn would
-    re-import the caller's main module. Never from a multi-threaded process: a lock another
-    thread holds at fork time (OpenSSL's, say) would deadlock the child, and Python 3.12+ warns
+    re-import the caller's main module. Never from a multi-threaded process (BLAS pools count):
+    a lock another thread holds at fork time would deadlock the child, and Python 3.12+ warns
     about it. Never from a daemonic worker, which may not have children.
     """
     import multiprocessing
@@ -347,15 +391,10 @@ def _fork_context() -> BaseContext | None:
     if not sys.platform.startswith("linux") or multiprocessing.current_process().daemon:
         return None
     try:
-        threads = len(os.listdir("/proc/self/task"))  # OS threads too (BLAS pools, ...)
+        threads = len(os.listdir("/proc/self/task"))
     except OSError:
         threads = threading.active_count()
     return multiprocessing.get_context("fork") if threads == 1 else None
-
-
-def _balanced(requests: list[_Request], count: int) -> list[list[_Request]]:
-    """Deal largest-first requests round-robin: batches differ by at most one small file."""
-    return [part for part in (requests[start::count] for start in range(count)) if part]
 
 
 class _Progress:
@@ -372,16 +411,12 @@ class _Progress:
         self._done += 1
         if self._callback is not None and (now := time.monotonic()) >= self._due:
             self._due = now + _PROGRESS_INTERVAL
-            self._report(self._done)
+            self._reported = self._done
+            self._callback(self._done, self._total)
 
     def finish(self) -> None:
         if self._callback is not None and self._reported != self._total:
-            self._report(self._total)
-
-    def _report(self, done: int) -> None:
-        assert self._callback is not None
-        self._reported = done
-        self._callback(done, self._total)
+            self._callback(self._total, self._total)
 
 
 class _ThreadBuffer(threading.local):
@@ -396,30 +431,45 @@ def _hash_in_thread(buffers: _ThreadBuffer, path: str, algorithm: str) -> list[_
 
 
 def _hash_batch(batch: list[_Request]) -> list[_Result]:
-    """Worker-process entry: one buffer for the whole batch, digests travel back as bytes."""
+    """Worker-process task: one buffer for the whole batch; only digests travel back."""
     view = memoryview(bytearray(_CHUNK_SIZE))
     return [_hash_one(path, algorithm, view) for path, algorithm in batch]
 
 
 def _hash_one(path: str, algorithm: str, view: memoryview) -> _Result:
     try:
-        return path, _stream_digest(path, algorithm, view), None
+        return _stream_digest(path, algorithm, view), None
     except OSError as exc:
-        return path, None, _describe(exc)
+        return None, _describe(exc)
 
 
 def _stream_digest(path: str, algorithm: str, view: memoryview) -> bytes:
-    """Read through the caller's buffer: no allocation per chunk, constant memory per file."""
+    """Read through the caller's buffer: no allocation per chunk, constant memory per file.
+
+    ``os.open``/``os.readv`` cost 2 us a file less than a file object, a tenth of the time of a
+    typical small file.
+    """
     hasher = hashlib.new(algorithm)
-    with open(path, "rb", buffering=0, opener=_open_nonblocking) as stream:
-        while count := stream.readinto(view):
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        while count := _read_into(fd, view):
             hasher.update(view[:count])
+    finally:
+        os.close(fd)
     return hasher.digest()
 
 
-def _open_nonblocking(path: str, flags: int) -> int:
-    """Open without blocking: a file swapped for a FIFO after its stat must not hang the run."""
-    return os.open(path, flags | _O_NONBLOCK)
+if hasattr(os, "readv"):
+
+    def _read_into(fd: int, view: memoryview) -> int:
+        return os.readv(fd, (view,))
+
+else:  # Windows
+
+    def _read_into(fd: int, view: memoryview) -> int:
+        data = os.read(fd, len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 def _describe(exc: OSError) -> str:
