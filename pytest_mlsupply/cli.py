@@ -53,15 +53,21 @@ def _parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="also list notes (not-verifiable items)"
     )
     check.add_argument(
-        "--hash-cache",
-        metavar="PATH",
-        help="reuse installed-file hashes from PATH and update it (default: no cache, "
-        "every file is hashed)",
+        "--cache-dir",
+        metavar="DIR",
+        help="keep installed-file hashes in DIR and reuse them on the next run (default: no "
+        "cache, every file is hashed)",
     )
     check.add_argument(
-        "--rehash", action="store_true", help="ignore what --hash-cache holds and hash every file"
+        "--rehash", action="store_true", help="ignore what --cache-dir holds and hash every file"
     )
     return parser
+
+
+def _cache_dir(value: str) -> Path:
+    path = Path(value)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             search_path=args.path,
             base=Path.cwd(),
             verify_files=checking,
-            hash_cache=Path(args.hash_cache) if checking and args.hash_cache else None,
+            cache_dir=_cache_dir(args.cache_dir) if checking and args.cache_dir else None,
             rehash=checking and args.rehash,
         )
     except MlsupplyError as exc:

@@ -31,7 +31,7 @@ def run_gate(
     search_path: Sequence[str] | None = None,
     base: Path | None = None,
     verify_files: bool = True,
-    hash_cache: Path | None = None,
+    cache_dir: Path | None = None,
     rehash: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> GateResult:
@@ -39,10 +39,10 @@ def run_gate(
 
     Raises LockfileError for a missing or malformed lock; refreshing never
     overwrites a malformed lock (it may hold a merge conflict worth keeping).
-    The hash cache at *hash_cache* speeds up re-runs; *rehash* ignores what it
-    holds (and writes a fresh one).
+    Caches in *cache_dir* speed up re-runs of the file verification; *rehash*
+    ignores what they hold (and writes them afresh).
     """
-    snapshot = take_snapshot(search_path)
+    snapshot = take_snapshot(search_path, keep_rows=verify_files)
     shown = display_path(lock_path, base) if base else str(lock_path)
     if update:
         previous = load_lock(lock_path) if lock_path.exists() else None
@@ -52,40 +52,29 @@ def run_gate(
         lock = load_lock(lock_path)
     report = check_environment(snapshot, lock, lock_path=shown)
     if verify_files:
-        report = _with_file_verification(report, snapshot, hash_cache, rehash, progress)
+        report = _with_file_verification(report, snapshot, cache_dir, rehash, progress)
     return GateResult(report, lock_written=update)
 
 
 def _with_file_verification(
     report: Report,
     snapshot: Snapshot,
-    hash_cache: Path | None,
+    cache_dir: Path | None,
     rehash: bool,
     progress: Callable[[int, int], None] | None,
 ) -> Report:
-    from pytest_mlsupply.hashcache import HashCache
     from pytest_mlsupply.verify import find_unowned_code, verify_installed_files
 
-    notes: list[str] = []
-    cache = HashCache()
-    if hash_cache is not None and not rehash:
-        cache, problem = HashCache.load(hash_cache)
-        if problem:
-            notes.append(problem)
-    findings, stats, owners = verify_installed_files(snapshot, cache=cache, progress=progress)
-    findings.extend(find_unowned_code(snapshot, owners))
-    if hash_cache is not None:
-        try:
-            cache.save(hash_cache)
-        except OSError as exc:
-            notes.append(f"the hash cache {hash_cache} could not be written: {exc}")
-    notes.insert(0, stats.note())
+    findings, stats, ownership = verify_installed_files(
+        snapshot, cache_dir=cache_dir, rehash=rehash, progress=progress
+    )
+    findings.extend(find_unowned_code(snapshot, ownership))
     return Report.build(
         [*report.findings, *findings],
         lock_path=report.lock_path,
         distributions_checked=report.distributions_checked,
         environment=report.environment,
-        notes=[*report.notes, *notes],
+        notes=[*report.notes, stats.note(), *stats.notes],
         stats={
             **report.stats,
             "files_verified": stats.files_verified,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,14 @@ class HashCache:
             self._entries[path] = entry
             self._changed = True
 
+    def keep(self, paths: Iterable[str]) -> None:
+        """Keep these entries on save although they were not looked up this run.
+
+        The verifier skips files of distributions whose verdict is cached; their
+        digests must survive for the run in which one of those files changes.
+        """
+        self._used.update(os.path.abspath(p) for p in paths if os.path.abspath(p) in self._entries)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -140,3 +149,66 @@ def _unpack(groups: Any) -> dict[str, list[Any]]:
                     raise ValueError(f"entry {row!r:.80} is not a list of {_ENTRY_LENGTH}")
                 entries[directory + row[0]] = [*row[1:6], algorithm, row[6]]
     return entries
+
+
+VERDICTS_VERSION = 1
+
+
+class VerdictCache:
+    """Distribution -> fingerprint of the state in which all its files last verified clean.
+
+    A fingerprint covers the distribution's RECORD (its content digest) and the
+    FileState of every file it lists, so a warm run only stats files: when the
+    fingerprint is unchanged, nothing in the distribution was touched since it
+    was last hashed and found to match. Same threat model as the hash cache.
+    """
+
+    def __init__(self) -> None:
+        self._verdicts: dict[str, str] = {}
+        self._used: set[str] = set()
+        self._changed = False
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[VerdictCache, str | None]:
+        cache = cls()
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cache, None
+        except (OSError, UnicodeDecodeError) as exc:
+            return cache, NOTE_UNREADABLE.format(path=path, reason=exc)
+        try:
+            document = json.loads(text)
+            if document.get("version") != VERDICTS_VERSION:
+                raise ValueError(f"format version {document.get('version')!r:.40}")
+            verdicts = document["verdicts"]
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in verdicts.items()):
+                raise ValueError("verdicts must map strings to strings")
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            return cache, NOTE_CORRUPT.format(path=path, reason=exc)
+        cache._verdicts = dict(verdicts)
+        return cache, None
+
+    def matches(self, key: str, fingerprint: str) -> bool:
+        self._used.add(key)
+        return self._verdicts.get(key) == fingerprint
+
+    def record(self, key: str, fingerprint: str) -> None:
+        self._used.add(key)
+        if self._verdicts.get(key) != fingerprint:
+            self._verdicts[key] = fingerprint
+            self._changed = True
+
+    def forget(self, key: str) -> None:
+        if self._verdicts.pop(key, None) is not None:
+            self._changed = True
+
+    def save(self, path: str | Path) -> bool:
+        """Write atomically when anything changed; entries not used this run are dropped."""
+        if not self._changed and set(self._verdicts) <= self._used:
+            return False
+        kept = {key: self._verdicts[key] for key in sorted(self._used) if key in self._verdicts}
+        write_text_atomic(path, json.dumps({"version": VERDICTS_VERSION, "verdicts": kept}))
+        self._verdicts = kept
+        self._changed = False
+        return True

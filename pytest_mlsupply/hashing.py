@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import os
 import sys
@@ -43,6 +44,7 @@ class DigestError(MlsupplyError):
     """A hash string that is not a valid ``alg:hex`` or RECORD ``alg=b64`` digest."""
 
 
+@functools.lru_cache(maxsize=64)
 def _digest_size(algorithm: str) -> int | None:
     """Byte length of *algorithm*'s digest, or None for variable-length ones (shake)."""
     try:

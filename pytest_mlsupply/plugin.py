@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 GATE_ITEM_NAME = "environment"
 GATE_NODEID = "mlsupply::environment"
 WORKERINPUT_KEY = "mlsupply_report"
-HASH_CACHE_NAME = "installed-file-hashes.json"
 NOT_RUN_REASON = "the mlsupply gate failed"
 
 _gate_key = pytest.StashKey["GatePlugin"]()
@@ -179,7 +178,7 @@ class GatePlugin:
                 self.settings.lock_path,
                 update=self.settings.update_lock and not self.is_worker,
                 base=self.config.rootpath,
-                hash_cache=self._hash_cache_path(),
+                cache_dir=self._cache_dir(),
                 rehash=self.settings.rehash,
                 progress=self._progress_printer(),
             )
@@ -201,13 +200,13 @@ class GatePlugin:
                     f"mlsupply: cannot write the report {self.settings.report_path}: {exc}"
                 ) from None
 
-    def _hash_cache_path(self) -> Path | None:
-        """The hash cache lives in pytest's cache directory; none with ``-p no:cacheprovider``."""
+    def _cache_dir(self) -> Path | None:
+        """Verification caches live in pytest's cache; none with ``-p no:cacheprovider``."""
         cache = getattr(self.config, "cache", None)
         if cache is None or self.is_worker:
             return None
         try:
-            return Path(cache.mkdir("mlsupply")) / HASH_CACHE_NAME
+            return Path(cache.mkdir("mlsupply"))
         except OSError:
             return None
 

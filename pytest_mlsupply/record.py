@@ -147,6 +147,8 @@ class RecordSummary:
     content: Digest
     rows: int
     unhashed_rows: int
+    #: (path, hash, size) of every row, kept when asked so a later pass need not parse again.
+    kept_rows: tuple[tuple[str, str, str], ...] | None = None
 
 
 def _split_rows(text: str) -> Iterator[list[str]]:
@@ -178,7 +180,9 @@ def iter_record_rows(text: str) -> Iterator[tuple[str, str, str]]:
         return
 
 
-def summarize_record(text: str, source: str, metadata_dir: str) -> RecordSummary:
+def summarize_record(
+    text: str, source: str, metadata_dir: str, *, keep_rows: bool = False
+) -> RecordSummary:
     """``content_digest(parse_record(text))`` without building a row object per line.
 
     This runs for every distribution on every gated run, so it streams the rows
@@ -186,6 +190,7 @@ def summarize_record(text: str, source: str, metadata_dir: str) -> RecordSummary
     raises one RecordError listing every problem.
     """
     lines: list[str] = []
+    kept: list[tuple[str, str, str]] | None = [] if keep_rows else None
     rows = unhashed = 0
     try:
         for fields in _split_rows(text):
@@ -193,16 +198,20 @@ def summarize_record(text: str, source: str, metadata_dir: str) -> RecordSummary
                 if not fields or fields == [""]:
                     continue
                 break
-            path, hash_text, _size = fields
+            path, hash_text, size = fields
             rows += 1
             if not hash_text:
                 unhashed += 1
             if "\\" in path:
                 path = path.replace("\\", "/")
+            if kept is not None:
+                kept.append((path, hash_text, size))
             if is_shipped(path, metadata_dir):
                 lines.append(_digest_line(path, hash_text))
         else:
-            return RecordSummary(_digest_of_lines(lines), rows, unhashed)
+            return RecordSummary(
+                _digest_of_lines(lines), rows, unhashed, None if kept is None else tuple(kept)
+            )
     except csv.Error:
         pass
     parse_record(text, source)  # raises, naming every malformed line

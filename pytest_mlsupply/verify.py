@@ -9,6 +9,7 @@ catches an installed module edited in place.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import site
 import time
@@ -16,9 +17,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from pytest_mlsupply.findings import Finding, Kind, Severity
-from pytest_mlsupply.hashcache import HashCache
+from pytest_mlsupply.hashcache import HashCache, VerdictCache
 from pytest_mlsupply.hashing import Digest, DigestError, HashRun, hash_many
 from pytest_mlsupply.quirks import RecordQuirk, find_quirk, load_quirks
 from pytest_mlsupply.record import is_outside_site_dir, iter_record_rows
@@ -26,6 +28,12 @@ from pytest_mlsupply.snapshot import RECORD_OK, InstalledDistribution, Snapshot
 
 #: Files that decide what runs when the interpreter starts (the ``site`` module).
 STARTUP_MODULES = ("sitecustomize", "usercustomize")
+
+_RECORD_FILES = frozenset({"RECORD", "RECORD.jws", "RECORD.p7s"})
+
+#: Cache files kept in the cache directory the caller names (pytest's cache).
+HASH_CACHE_FILE = "installed-file-hashes.json"
+VERDICT_CACHE_FILE = "installed-file-verdicts.json"
 
 #: Top-level entries of a site directory that are never a package's code.
 _NOT_CODE_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".data")
@@ -37,9 +45,12 @@ _EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 _VIRTUALENV_FILES = frozenset({"_virtualenv.pth", "_virtualenv.py"})
 
 
-@dataclass(frozen=True)
-class Owner:
-    """A distribution's claim on one file: what its RECORD says the file is."""
+class Owner(NamedTuple):
+    """A distribution's claim on one file: what its RECORD says the file is.
+
+    A NamedTuple, not a dataclass: a torch-sized environment has 35,000 of them
+    and the index is built on every gated run.
+    """
 
     dist: InstalledDistribution
     relative: str  # the path as RECORD writes it, relative to the site directory
@@ -56,6 +67,7 @@ class VerificationStats:
     bytes_hashed: int = 0
     seconds: float = 0.0
     not_verifiable: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def note(self) -> str:
         skipped = sum(self.not_verifiable.values())
@@ -72,45 +84,70 @@ class VerificationStats:
         return text
 
 
-def ownership_index(distributions: Iterable[InstalledDistribution]) -> dict[str, list[Owner]]:
-    """Absolute path -> every distribution whose RECORD lists it.
+@dataclass
+class Ownership:
+    """What the RECORDs of an environment claim, gathered in one pass over every row.
 
-    Files legitimately owned by two distributions (a namespace ``__init__.py``)
-    are resolved here, before anything is flagged.
+    ``claims`` maps each absolute path whose RECORD row can be verified to the
+    distributions listing it: files legitimately owned by two distributions
+    (a namespace ``__init__.py``) are resolved there, before anything is
+    flagged. ``top_level`` maps each site directory to its owned top-level
+    names and who owns them, for finding code that nobody owns.
     """
-    owners: dict[str, list[Owner]] = defaultdict(list)
+
+    claims: dict[str, list[Owner]] = field(default_factory=dict)
+    top_level: dict[str, dict[str, str]] = field(default_factory=dict)
+    not_verifiable: dict[str, int] = field(default_factory=dict)
+
+
+def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership:
+    """Read every RECORD once (it runs on every gated run: keep the loop lean)."""
+    ownership = Ownership()
+    claims = ownership.claims
+    skipped = ownership.not_verifiable
     for dist in distributions:
+        location = os.path.normpath(dist.location)
+        tops = ownership.top_level.setdefault(location, {})
         if dist.record_state != RECORD_OK:
+            # Without RECORD (legacy egg-info, distribution-packaged Pythons that
+            # strip it) top_level.txt is the best word on what a package owns;
+            # its files are counted as not verifiable, not as strays.
+            for name in _top_level_names(dist):
+                tops.setdefault(name, dist.name)
             continue
-        record = Path(dist.metadata_path) / "RECORD"
-        try:
-            text = record.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue  # the snapshot already reported an unreadable RECORD
-        for relative, hash_text, size in iter_record_rows(text):
-            absolute = os.path.normpath(os.path.join(dist.location, relative))
-            owners[absolute].append(Owner(dist, relative, hash_text, size))
-    return owners
-
-
-def _is_record_itself(owner: Owner) -> bool:
-    folder, _, filename = owner.relative.rpartition("/")
-    return folder == Path(owner.dist.metadata_path).name and filename in {
-        "RECORD",
-        "RECORD.jws",
-        "RECORD.p7s",
-    }
-
-
-def _unverifiable_reason(owner: Owner) -> str | None:
-    """Why a RECORD row cannot be verified, or None when it can."""
-    if _is_record_itself(owner):
-        return "RECORD files"
-    if owner.relative.endswith((".pyc", ".pyo")):
-        return "compiled .pyc files"
-    if not owner.hash:
-        return "rows without a hash"
-    return None
+        rows = dist.record_rows
+        if rows is None:
+            try:
+                text = Path(dist.metadata_path, "RECORD").read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue  # the snapshot already reported an unreadable RECORD
+            rows = tuple(iter_record_rows(text))
+        base = location + os.sep
+        metadata_dir = os.path.basename(dist.metadata_path)
+        for relative, hash_text, size in rows:
+            if relative.endswith((".pyc", ".pyo")):
+                skipped["compiled .pyc files"] = skipped.get("compiled .pyc files", 0) + 1
+                continue
+            if not is_outside_site_dir(relative):
+                tops.setdefault(relative.partition("/")[0], dist.name)
+            folder, _, filename = relative.rpartition("/")
+            if filename in _RECORD_FILES and folder == metadata_dir:
+                skipped["RECORD files"] = skipped.get("RECORD files", 0) + 1
+                continue
+            if not hash_text:
+                skipped["rows without a hash"] = skipped.get("rows without a hash", 0) + 1
+                continue
+            if ".." in relative or "./" in relative or "//" in relative or os.sep != "/":
+                absolute = os.path.normpath(os.path.join(base, relative))
+            else:
+                absolute = base + relative  # already normal: skip normpath
+            owner = Owner(dist, relative, hash_text, size)
+            listed = claims.get(absolute)
+            if listed is None:
+                claims[absolute] = [owner]
+            else:
+                listed.append(owner)
+    return ownership
 
 
 def _expected_digest(hash_text: str) -> tuple[Digest | None, bool]:
@@ -126,58 +163,138 @@ def _expected_digest(hash_text: str) -> tuple[Digest | None, bool]:
         return None, False
 
 
+def _fingerprint(dist: InstalledDistribution, paths: list[str]) -> str | None:
+    """The distribution's RECORD and the stat of every file it lists; None if one is gone."""
+    parts = [f"{dist.metadata_path}\0{dist.content}\n"]
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        parts.append(
+            f"{path}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n"
+        )
+    return hashlib.sha256("".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def verify_installed_files(
     snapshot: Snapshot,
     *,
-    cache: HashCache | None = None,
+    cache_dir: Path | None = None,
+    rehash: bool = False,
     quirks: Sequence[RecordQuirk] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[Finding], VerificationStats, dict[str, list[Owner]]]:
-    """Hash every file RECORD lists and compare; return findings, stats and the owner index."""
+) -> tuple[list[Finding], VerificationStats, Ownership]:
+    """Hash every file RECORD lists and compare; return findings, stats and the ownership.
+
+    With *cache_dir*, two caches make re-runs cheap: per distribution, the stat
+    fingerprint under which all its files last matched (then its files are only
+    stat-ed), and per file, its digest keyed by its stat (then only changed
+    files are read). *rehash* ignores both and writes them afresh.
+    """
     started = time.perf_counter()
     known_quirks = load_quirks() if quirks is None else quirks
     # Hidden (shadowed) copies are installed bytes too, and they own their files.
     everything = [*snapshot.distributions, *(pair.hidden for pair in snapshot.shadowed)]
-    owners = ownership_index(everything)
-    stats = VerificationStats()
-    requests: list[tuple[str, str]] = []
-    expected: dict[str, list[tuple[Owner, Digest, bool]]] = {}
-    for absolute, claims in owners.items():
-        checkable: list[tuple[Owner, Digest, bool]] = []
+    ownership = ownership_index(everything)
+    checkable = ownership.claims
+    stats = VerificationStats(not_verifiable=dict(ownership.not_verifiable))
+    by_dist: dict[str, list[str]] = defaultdict(list)
+    for absolute, claims in checkable.items():
         for owner in claims:
-            reason = _unverifiable_reason(owner)
-            if reason is None:
-                digest, hex_spelled = _expected_digest(owner.hash)
-                if digest is None:
-                    reason = "rows with an unreadable hash"
-                else:
-                    checkable.append((owner, digest, hex_spelled))
-            if reason is not None:
-                stats.not_verifiable[reason] = stats.not_verifiable.get(reason, 0) + 1
-        if checkable:
-            expected[absolute] = checkable
-            requests.append((absolute, checkable[0][1].algorithm))
+            by_dist[owner.dist.metadata_path].append(absolute)
+
+    verdicts, note = VerdictCache(), None
+    if cache_dir is not None and not rehash:
+        verdicts, note = VerdictCache.load(cache_dir / VERDICT_CACHE_FILE)
+    if note:
+        stats.notes.append(note)
+    dists = {dist.metadata_path: dist for dist in everything}
+    fingerprints = {key: _fingerprint(dists[key], paths) for key, paths in by_dist.items()}
+    unchanged = {
+        key
+        for key, print_ in fingerprints.items()
+        if print_ is not None and verdicts.matches(key, print_)
+    }
+    to_hash = [
+        path
+        for path, claims in checkable.items()
+        if any(owner.dist.metadata_path not in unchanged for owner in claims)
+    ]
+
+    cache: HashCache | None = None
+    if cache_dir is not None and to_hash:
+        cache = HashCache()
+        if not rehash:
+            cache, note = HashCache.load(cache_dir / HASH_CACHE_FILE)
+            if note:
+                stats.notes.append(note)
+    requests = [(path, _algorithm_of(checkable[path][0].hash)) for path in to_hash]
     run: HashRun = hash_many(requests, cache=cache, progress=progress)
     findings: list[Finding] = []
-    for absolute, checkable in expected.items():
-        findings.extend(_judge(absolute, checkable, run, known_quirks))
-    stats.files_verified = len(requests)
-    stats.from_cache = run.from_cache
+    troubled: set[str] = set()
+    for path in to_hash:
+        judged = list(_judge(path, checkable[path], run, known_quirks))
+        if judged:
+            findings.extend(judged)
+            troubled.update(owner.dist.metadata_path for owner in checkable[path])
+
+    for key, print_ in fingerprints.items():
+        if print_ is not None and key not in troubled:
+            verdicts.record(key, print_)
+        else:
+            verdicts.forget(key)
+    if cache_dir is not None:
+        try:
+            verdicts.save(cache_dir / VERDICT_CACHE_FILE)
+            if cache is not None:
+                cache.keep(path for key in unchanged for path in by_dist[key])
+                cache.save(cache_dir / HASH_CACHE_FILE)
+        except OSError as exc:
+            stats.notes.append(f"the hash cache in {cache_dir} could not be written: {exc}")
+    stats.files_verified = len(checkable)
+    stats.from_cache = len(checkable) - len(to_hash) + run.from_cache
     stats.bytes_hashed = run.bytes_hashed
     stats.seconds = time.perf_counter() - started
-    return findings, stats, owners
+    return findings, stats, ownership
+
+
+def _algorithm_of(hash_text: str) -> str:
+    return hash_text.partition("=")[0].lower()
 
 
 def _judge(
     absolute: str,
-    checkable: list[tuple[Owner, Digest, bool]],
+    claims: list[Owner],
     run: HashRun,
     quirks: Sequence[RecordQuirk],
 ) -> Iterator[Finding]:
     outcome = run.outcomes[absolute]
-    owner = checkable[0][0]
+    owner = claims[0]
+    if outcome.digest is not None:
+        # The common case, decided on strings: the file matches a claim's RECORD
+        # spelling and size. Parsing every row's hash would double a cold run.
+        spelled = outcome.digest.to_record()
+        for claim in claims:
+            algorithm, _, value = claim.hash.partition("=")
+            if f"{algorithm.lower()}={value.rstrip('=')}" == spelled and (
+                not claim.size or claim.size == str(outcome.size)
+            ):
+                return
     dist = owner.dist
-    names = ", ".join(sorted({f"{o.dist.name} {o.dist.version}" for o, _, _ in checkable}))
+    names = ", ".join(sorted({f"{o.dist.name} {o.dist.version}" for o in claims}))
+    checkable: list[tuple[Owner, Digest, bool]] = []
+    for claim in claims:
+        digest, hex_spelled = _expected_digest(claim.hash)
+        if digest is None:
+            yield Finding.of(
+                Kind.NOT_VERIFIABLE,
+                dist.name,
+                f"{names}: RECORD's hash for {owner.relative} cannot be read: {claim.hash!r}",
+                location=absolute,
+            )
+            return
+        checkable.append((claim, digest, hex_spelled))
     outside = is_outside_site_dir(owner.relative)
     if outcome.digest is None:
         if outcome.error == "missing":
@@ -334,28 +451,17 @@ def _created_by_virtualenv(site_dir: str) -> bool:
     return False
 
 
-def find_unowned_code(snapshot: Snapshot, owners: dict[str, list[Owner]]) -> Iterator[Finding]:
+def find_unowned_code(snapshot: Snapshot, ownership: Ownership) -> Iterator[Finding]:
     """Start-up hooks and modules in site directories that no RECORD owns."""
-    owned_top: dict[str, set[str]] = defaultdict(set)
-    for claims in owners.values():
-        for owner in claims:
-            if not is_outside_site_dir(owner.relative):
-                top = owner.relative.split("/", 1)[0]
-                owned_top[os.path.normpath(owner.dist.location)].add(top)
-    for dist in snapshot.distributions:
-        if dist.record_state != RECORD_OK:
-            # Without RECORD (legacy egg-info, distribution-packaged Pythons that
-            # strip it) top_level.txt is the best word on what a package owns;
-            # its files are counted as not verifiable, not as strays.
-            owned_top[os.path.normpath(dist.location)].update(_top_level_names(dist))
     for site_dir in site_directories(snapshot):
         by_virtualenv = _created_by_virtualenv(site_dir)
         try:
             entries = sorted(os.scandir(site_dir), key=lambda e: e.name)
         except OSError:
             continue
+        owned = ownership.top_level.get(site_dir, {})
         for entry in entries:
-            yield from _judge_entry(entry, owners, owned_top[site_dir], by_virtualenv)
+            yield from _judge_entry(entry, owned, by_virtualenv)
 
 
 def _top_level_names(dist: InstalledDistribution) -> set[str]:
@@ -367,18 +473,8 @@ def _top_level_names(dist: InstalledDistribution) -> set[str]:
     return names | {f"{name}.py" for name in names}
 
 
-def _owner_names(owners: dict[str, list[Owner]], path: str) -> str | None:
-    claims = owners.get(os.path.normpath(path))
-    if not claims:
-        return None
-    return ", ".join(sorted({o.dist.name for o in claims}))
-
-
 def _judge_entry(
-    entry: os.DirEntry[str],
-    owners: dict[str, list[Owner]],
-    owned_top: set[str],
-    by_virtualenv: bool,
+    entry: os.DirEntry[str], owned: dict[str, str], by_virtualenv: bool
 ) -> Iterator[Finding]:
     name = entry.name
     path = entry.path
@@ -395,7 +491,7 @@ def _judge_entry(
         return
     if name.endswith(".pth"):
         lines = _executable_pth_lines(path)
-        owner = _owner_names(owners, path)
+        owner = owned.get(name)
         if not lines:
             return  # path-only .pth files add directories; they run nothing
         if owner:
@@ -419,7 +515,7 @@ def _judge_entry(
             )
         return
     stem = name.split(".", 1)[0]
-    top_owned = name in owned_top
+    top_owned = name in owned
     if stem in STARTUP_MODULES and not top_owned:
         yield Finding.of(
             Kind.UNOWNED_STARTUP_CODE,

@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 
 from pytest_mlsupply.findings import Kind, Severity
-from pytest_mlsupply.hashcache import HashCache
 from pytest_mlsupply.snapshot import take_snapshot
 from pytest_mlsupply.verify import find_unowned_code, verify_installed_files
 
 from wheelfactory import install_fake
 
 
-def check(site: Path, cache: HashCache | None = None):
+def check(site: Path, cache_dir: Path | None = None, rehash: bool = False):
     snapshot = take_snapshot([str(site)])
-    findings, stats, owners = verify_installed_files(snapshot, cache=cache, quirks=())
-    findings.extend(find_unowned_code(snapshot, owners))
+    findings, stats, ownership = verify_installed_files(
+        snapshot, cache_dir=cache_dir, rehash=rehash, quirks=()
+    )
+    findings.extend(find_unowned_code(snapshot, ownership))
     return findings, stats
 
 
@@ -68,24 +69,53 @@ def test_deleted_file_is_file_missing(site: Path) -> None:
     assert problems(findings) == [("file-missing", "error", "helper")]
 
 
-def test_edit_that_keeps_size_and_mtime_is_caught_through_the_cache(site: Path) -> None:
-    cache = HashCache()
-    assert problems(check(site, cache)[0]) == []
+def test_edit_that_keeps_size_and_mtime_is_caught_through_the_cache(
+    site: Path, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    assert problems(check(site, cache_dir)[0]) == []
     target = site / "demo_model" / "layers.py"
     before = target.stat()
     target.write_text("DEPTH = 4\n")  # same size
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
-    findings, stats = check(site, cache)
+    findings, stats = check(site, cache_dir)
     assert problems(findings) == [("file-modified", "error", "demo-model")]
+    # helper's files come from its unchanged verdict, demo-model's other files from the hash cache
     assert stats.from_cache == stats.files_verified - 1
 
 
-def test_warm_run_answers_from_the_cache(site: Path) -> None:
-    cache = HashCache()
-    _, cold = check(site, cache)
-    _, warm = check(site, cache)
+def test_warm_run_only_stats_and_rehash_reads_everything(site: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    _, cold = check(site, cache_dir)
+    _, warm = check(site, cache_dir)
     assert cold.from_cache == 0
     assert warm.from_cache == warm.files_verified == cold.files_verified
+    assert warm.bytes_hashed == 0
+    _, again = check(site, cache_dir, rehash=True)
+    assert again.from_cache == 0 and again.bytes_hashed == cold.bytes_hashed
+
+
+def test_a_flagged_distribution_is_checked_again_every_run(site: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    (site / "helper.py").write_text("tampered = 1\n")
+    assert problems(check(site, cache_dir)[0]) == [("file-modified", "error", "helper")]
+    assert problems(check(site, cache_dir)[0]) == [("file-modified", "error", "helper")]
+
+
+def test_corrupt_caches_are_ignored_with_a_note(site: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    check(site, cache_dir)
+    for cache_file in cache_dir.iterdir():
+        cache_file.write_text("{not json")
+    (site / "helper.py").write_text("tampered = 1\n")  # forces the per-file cache to load
+    findings, stats = check(site, cache_dir)
+    assert problems(findings) == [("file-modified", "error", "helper")]
+    assert any("is corrupt" in note for note in stats.notes)
+    assert "is corrupt" in " ".join(stats.notes)
 
 
 def test_namespace_init_shared_by_two_distributions(tmp_path: Path) -> None:
@@ -184,8 +214,8 @@ def test_hidden_copies_own_their_files_and_are_verified(tmp_path: Path) -> None:
     install_fake(first, "demo", "2.0")
     install_fake(second, "demo", "1.0", {"demo.py": "OLD = True\n"})
     snapshot = take_snapshot([str(first), str(second)])
-    findings, stats, owners = verify_installed_files(snapshot, quirks=())
-    findings.extend(find_unowned_code(snapshot, owners))
+    findings, stats, ownership = verify_installed_files(snapshot, quirks=())
+    findings.extend(find_unowned_code(snapshot, ownership))
     assert problems(findings) == []  # the hidden demo.py is owned, not a stray
     assert stats.files_verified == 8
     (second / "demo.py").write_text("OLD = False\n")
