@@ -17,14 +17,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.hashcache import HashCache, VerdictCache
 from pytest_mlsupply.hashing import Digest, DigestError, HashRun, hash_many
-from pytest_mlsupply.quirks import RecordQuirk, find_quirk, load_quirks
 from pytest_mlsupply.record import is_outside_site_dir, iter_record_rows
 from pytest_mlsupply.snapshot import RECORD_OK, InstalledDistribution, Snapshot
+
+if TYPE_CHECKING:
+    from pytest_mlsupply.quirks import RecordQuirk
 
 #: Files that decide what runs when the interpreter starts (the ``site`` module).
 STARTUP_MODULES = ("sitecustomize", "usercustomize")
@@ -193,7 +195,7 @@ def verify_installed_files(
     files are read). *rehash* ignores both and writes them afresh.
     """
     started = time.perf_counter()
-    known_quirks = load_quirks() if quirks is None else quirks
+    known_quirks = _Quirks(quirks)
     # Hidden (shadowed) copies are installed bytes too, and they own their files.
     everything = [*snapshot.distributions, *(pair.hidden for pair in snapshot.shadowed)]
     ownership = ownership_index(everything)
@@ -267,7 +269,7 @@ def _judge(
     absolute: str,
     claims: list[Owner],
     run: HashRun,
-    quirks: Sequence[RecordQuirk],
+    quirks: _Quirks,
 ) -> Iterator[Finding]:
     outcome = run.outcomes[absolute]
     owner = claims[0]
@@ -388,11 +390,28 @@ def _reinstall_hint(dist: InstalledDistribution) -> str:
     )
 
 
-def _maybe_quirk(
-    finding: Finding, quirks: Sequence[RecordQuirk], owner: Owner, mismatch: str
-) -> Finding:
+class _Quirks:
+    """The reviewed RECORD quirks, read only when a mismatch needs explaining.
+
+    A clean run never pays for reading the data file (or importing packaging's
+    specifiers), which is the common case.
+    """
+
+    def __init__(self, quirks: Sequence[RecordQuirk] | None) -> None:
+        self._quirks = quirks
+
+    def find(self, owner: Owner, mismatch: str) -> RecordQuirk | None:
+        from pytest_mlsupply.quirks import find_quirk, load_quirks
+
+        if self._quirks is None:
+            self._quirks = load_quirks()
+        dist = owner.dist
+        return find_quirk(self._quirks, dist.name, dist.version, owner.relative, mismatch)
+
+
+def _maybe_quirk(finding: Finding, quirks: _Quirks, owner: Owner, mismatch: str) -> Finding:
     """Downgrade a finding that a reviewed, published RECORD quirk explains."""
-    quirk = find_quirk(quirks, owner.dist.name, owner.dist.version, owner.relative, mismatch)
+    quirk = quirks.find(owner, mismatch)
     if quirk is None:
         return finding
     return Finding.of(

@@ -232,3 +232,19 @@ def test_record_less_distributions_own_their_top_level_names(tmp_path: Path) -> 
     (site / "stray.py").write_text("\n")
     findings, _ = check(site)
     assert problems(findings) == [("unowned-module", "warning", "stray.py")]
+
+
+def test_a_reviewed_record_quirk_is_a_note_not_tampering(tmp_path: Path) -> None:
+    """numba 0.37-0.42 shipped RECORD hashes that do not match (numba/numba#3665)."""
+    site = tmp_path / "site"
+    install_fake(site, "numba", "0.40.0", {"numba/__init__.py": "\n"})
+    (site / "numba" / "__init__.py").write_text("# as shipped\n")
+    snapshot = take_snapshot([str(site)])
+    findings, _, _ = verify_installed_files(snapshot)  # the bundled quirks file
+    [finding] = findings
+    assert finding.kind is Kind.KNOWN_QUIRK and finding.severity is Severity.INFO
+    assert finding.hint == "see https://github.com/numba/numba/issues/3665"
+    install_fake(tmp_path / "later", "numba", "0.44.0", {"numba/__init__.py": "\n"})
+    (tmp_path / "later" / "numba" / "__init__.py").write_text("# edited\n")
+    later, _, _ = verify_installed_files(take_snapshot([str(tmp_path / "later")]))
+    assert [f.kind for f in later] == [Kind.FILE_MODIFIED]
