@@ -13,6 +13,7 @@ import hashlib
 import os
 import site
 import time
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -166,17 +167,21 @@ def _expected_digest(hash_text: str) -> tuple[Digest | None, bool]:
 
 
 def _fingerprint(dist: InstalledDistribution, paths: list[str]) -> str | None:
-    """The distribution's RECORD and the stat of every file it lists; None if one is gone."""
-    parts = [f"{dist.metadata_path}\0{dist.content}\n"]
+    """The distribution's RECORD and the stat of every file it lists; None if one is gone.
+
+    The paths themselves need not be hashed: they come in RECORD order, and
+    RECORD's content digest (which covers them) is part of the fingerprint.
+    """
+    numbers = array("q")
     for path in paths:
         try:
             st = os.stat(path)
         except OSError:
             return None
-        parts.append(
-            f"{path}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n"
-        )
-    return hashlib.sha256("".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+        numbers.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    hasher = hashlib.sha256(f"{dist.metadata_path}\0{dist.content}\0{len(paths)}\n".encode())
+    hasher.update(numbers.tobytes())
+    return hasher.hexdigest()
 
 
 def verify_installed_files(
