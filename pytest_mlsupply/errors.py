@@ -18,11 +18,10 @@ class SettingsError(MlsupplyError):
     """An option or ini value is invalid; the message names where it came from."""
 
 
-class LockfileError(MlsupplyError):
-    """A lockfile is missing, malformed, or from a newer version of the format.
+class FileProblemsError(MlsupplyError):
+    """Every problem found in one input file, reported together.
 
-    All problems found in one file are collected and reported together, so a
-    user fixes a hand-edited lock in one pass instead of one error per run.
+    A user fixes a hand-edited file in one pass instead of one error per run.
     """
 
     def __init__(self, path: str, problems: Sequence[str]) -> None:
@@ -34,6 +33,10 @@ class LockfileError(MlsupplyError):
             listed = "\n".join(f"  {problem}" for problem in self.problems)
             text = f"{path}: {len(self.problems)} problems:\n{listed}"
         super().__init__(text)
+
+
+class LockfileError(FileProblemsError):
+    """A lockfile is missing, malformed, or from a newer version of the format."""
 
 
 class LockfileNotFoundError(LockfileError):

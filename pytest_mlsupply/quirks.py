@@ -16,8 +16,7 @@ the checks and the plugin to decide.
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from importlib import resources
@@ -29,12 +28,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pytest_mlsupply.errors import MlsupplyError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python < 3.11
-    import tomli as tomllib
+from pytest_mlsupply.errors import FileProblemsError
+from pytest_mlsupply.tomlfile import parse_toml
 
 #: The ``format`` this version of pytest-mlsupply reads.
 QUIRKS_FORMAT = 1
@@ -62,22 +57,11 @@ _REQUIRED_KEYS = ("name", "versions", "reason", "reference")
 _QUIRK_KEYS = frozenset({*_REQUIRED_KEYS, "files", "mismatch"})
 
 
-class QuirksFileError(MlsupplyError):
+class QuirksFileError(FileProblemsError):
     """A RECORD quirks file is missing, malformed, or from a newer pytest-mlsupply.
 
-    Every problem in the file is collected and reported at once, each with its
-    line (where known), its ``quirk[i].key`` and the offending value.
+    Each problem names its line (where known), its ``quirk[i].key`` and the offending value.
     """
-
-    def __init__(self, path: str, problems: Sequence[str]) -> None:
-        self.path = path
-        self.problems = tuple(problems)
-        if len(self.problems) == 1:
-            text = f"{path}: {self.problems[0]}"
-        else:
-            listed = "\n".join(f"  {problem}" for problem in self.problems)
-            text = f"{path}: {len(self.problems)} problems:\n{listed}"
-        super().__init__(text)
 
 
 @dataclass(frozen=True)
@@ -177,21 +161,11 @@ def load_quirks(path: Path | None = None) -> tuple[RecordQuirk, ...]:
     return parse_quirks(text, source)
 
 
-_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
-
-
 def parse_quirks(text: str, source: str) -> tuple[RecordQuirk, ...]:
     """Parse quirks-file text; raise one QuirksFileError that lists every problem."""
-    try:
-        document = tomllib.loads(text)
-    except RecursionError as exc:
-        raise QuirksFileError(source, ["not valid TOML: nested too deeply"]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = _TOML_POSITION.search(message)
-        where = f"line {match.group(1)}, column {match.group(2)}: " if match else ""
-        reason = _TOML_POSITION.sub("", message).strip()
-        raise QuirksFileError(source, [f"{where}not valid TOML: {reason}"]) from exc
+    document, problem = parse_toml(text)
+    if document is None:
+        raise QuirksFileError(source, [str(problem)])
     return _QuirksReader(text).read(document, source)
 
 

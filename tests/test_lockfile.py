@@ -252,3 +252,8 @@ def test_refresh_records_the_interpreter_and_drops_machine_paths() -> None:
     assert by_name["proj"].source == Source("editable") and by_name["proj"].content == ()
     assert by_name["x"].source.url == "file:x-1.0-py3-none-any.whl"
     assert "alice" not in dump_lock(lock)
+
+
+def test_deeply_nested_toml_is_a_clear_error_not_a_crash() -> None:
+    with pytest.raises(LockfileError, match="not valid TOML: nested too deeply"):
+        parse_lock("lock-version = " + "[" * 100_000, "mlsupply.lock")

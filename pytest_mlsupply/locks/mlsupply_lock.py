@@ -9,7 +9,6 @@ platform adds that platform's entries and digests and keeps the first's.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,11 +22,7 @@ from pytest_mlsupply.errors import LockfileError, LockfileNotFoundError
 from pytest_mlsupply.hashing import Digest, DigestError
 from pytest_mlsupply.snapshot import Interpreter, Snapshot
 from pytest_mlsupply.sources import SOURCE_KINDS, Source
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python < 3.11
-    import tomli as tomllib
+from pytest_mlsupply.tomlfile import parse_toml
 
 LOCK_VERSION = 1
 
@@ -215,19 +210,11 @@ def load_lock(path: str | Path) -> Lock:
     return parse_lock(text, str(lock_path))
 
 
-_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
-
-
 def parse_lock(text: str, source: str) -> Lock:
     """Parse lockfile text; raise one LockfileError that lists every problem."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = _TOML_POSITION.search(message)
-        where = f"line {match.group(1)}, column {match.group(2)}: " if match else ""
-        reason = _TOML_POSITION.sub("", message).strip()
-        raise LockfileError(source, [f"{where}not valid TOML: {reason}"]) from exc
+    document, problem = parse_toml(text)
+    if document is None:
+        raise LockfileError(source, [str(problem)])
     return _LockReader(text, document).read(source)
 
 
