@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import sysconfig
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from importlib import metadata
@@ -233,11 +233,3 @@ def _read_distribution(
         problem=problem,
         record_rows=summary_rows,
     )
-
-
-def site_directories(snapshot: Snapshot) -> Iterable[str]:
-    """The distinct locations distributions were found in, in path order."""
-    seen: dict[str, None] = {}
-    for dist in snapshot.distributions:
-        seen.setdefault(dist.location, None)
-    return list(seen)
