@@ -7,6 +7,7 @@ fail the check, 2 unusable input (missing or malformed lock, bad arguments).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="compare this environment with the lockfile")
     common(check)
     check.add_argument("--strict", action="store_true", help="warnings fail the check too")
-    check.add_argument("--report", metavar="PATH", help="write the findings as JSON to PATH")
+    check.add_argument(
+        "--report",
+        metavar="PATH",
+        help="write the findings to PATH: SARIF 2.1.0 when it ends in .sarif, JSON otherwise",
+    )
+    check.add_argument(
+        "--waivers",
+        metavar="PATH",
+        help="TOML file of [[waiver]] entries for findings accepted until a date",
+    )
     check.add_argument(
         "-v", "--verbose", action="store_true", help="also list notes (not-verifiable items)"
     )
@@ -84,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         GATE_PASSED,
         counts_line,
         finding_lines,
-        write_json_report,
+        github_annotations,
+        write_report,
     )
 
     lock_path = Path(args.lock).resolve()
@@ -98,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             verify_files=checking,
             cache_dir=_cache_dir(args.cache_dir) if checking and args.cache_dir else None,
             rehash=checking and args.rehash,
+            waivers=Path(args.waivers) if checking and args.waivers else None,
         )
     except MlsupplyError as exc:
         print(f"mlsupply: error: {exc}", file=sys.stderr)
@@ -115,9 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = report.fails(strict=args.strict)
     if args.report:
         try:
-            write_json_report(
-                args.report, report, failed=failed, strict=args.strict, warn_only=False
-            )
+            write_report(args.report, report, failed=failed, strict=args.strict, warn_only=False)
         except OSError as exc:
             print(f"mlsupply: error: cannot write the report {args.report}: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE
@@ -125,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     for note in report.notes:
         print(f"mlsupply: {note}")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for annotation in github_annotations(report):
+            print(annotation)
     verdict = GATE_FAILED if failed else GATE_PASSED
     print(
         f"mlsupply: {verdict} ({report.lock_path}): {report.distributions_checked} "

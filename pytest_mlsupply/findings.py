@@ -46,6 +46,8 @@ class Kind(str, enum.Enum):
     UNOWNED_STARTUP_CODE = "unowned-startup-code"
     STARTUP_HOOK = "startup-hook"
     UNOWNED_MODULE = "unowned-module"
+    WAIVER_EXPIRED = "waiver-expired"
+    WAIVER_UNUSED = "waiver-unused"
 
 
 #: The severity each kind gets unless a check decides otherwise.
@@ -66,6 +68,8 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
     Kind.UNOWNED_STARTUP_CODE: Severity.ERROR,
     Kind.STARTUP_HOOK: Severity.INFO,
     Kind.UNOWNED_MODULE: Severity.WARNING,
+    Kind.WAIVER_EXPIRED: Severity.ERROR,
+    Kind.WAIVER_UNUSED: Severity.WARNING,
 }
 
 
@@ -75,6 +79,8 @@ class Finding:
 
     ``subject`` is what the finding is about (a canonical distribution name, or
     ``"interpreter"``); ``expected`` and ``actual`` are short display strings.
+    ``waived`` holds the reason and expiry of the waiver that accepted it: a
+    waived finding is still reported but never fails the run.
     """
 
     kind: Kind
@@ -85,6 +91,7 @@ class Finding:
     actual: str | None = None
     hint: str | None = None
     location: str | None = None
+    waived: str | None = None
 
     @classmethod
     def of(
@@ -108,7 +115,7 @@ class Finding:
             "subject": self.subject,
             "message": self.message,
         }
-        for key in ("expected", "actual", "hint", "location"):
+        for key in ("expected", "actual", "hint", "location", "waived"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
@@ -126,6 +133,7 @@ class Finding:
                 actual=_optional_str(data.get("actual")),
                 hint=_optional_str(data.get("hint")),
                 location=_optional_str(data.get("location")),
+                waived=_optional_str(data.get("waived")),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise MlsupplyError(f"not a pytest-mlsupply finding: {data!r} ({exc})") from exc
@@ -176,10 +184,18 @@ class Report:
         )
 
     def count(self, severity: Severity) -> int:
-        return sum(1 for finding in self.findings if finding.severity is severity)
+        """Findings of *severity* that count: waived ones are left out."""
+        return len(self.of_severity(severity))
 
     def of_severity(self, severity: Severity) -> tuple[Finding, ...]:
-        return tuple(finding for finding in self.findings if finding.severity is severity)
+        return tuple(
+            finding
+            for finding in self.findings
+            if finding.severity is severity and finding.waived is None
+        )
+
+    def waived(self) -> tuple[Finding, ...]:
+        return tuple(finding for finding in self.findings if finding.waived is not None)
 
     def fails(self, *, strict: bool) -> bool:
         """Whether this report fails the gate: any error, or in strict mode any warning."""

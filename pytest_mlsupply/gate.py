@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,14 +35,22 @@ def run_gate(
     cache_dir: Path | None = None,
     rehash: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    waivers: Path | None = None,
+    today: datetime.date | None = None,
 ) -> GateResult:
     """Snapshot the environment, refresh the lock if asked, compare, verify installed files.
 
     Raises LockfileError for a missing or malformed lock; refreshing never
     overwrites a malformed lock (it may hold a merge conflict worth keeping).
     Caches in *cache_dir* speed up re-runs of the file verification; *rehash*
-    ignores what they hold (and writes them afresh).
+    ignores what they hold (and writes them afresh). The *waivers* file is read
+    before any work, so a malformed one stops the run at once.
     """
+    from pytest_mlsupply.waivers import Waiver, apply_waivers, load_waivers
+
+    accepted: tuple[Waiver, ...] = ()
+    if waivers is not None:
+        accepted = load_waivers(waivers, shown=display_path(waivers, base) if base else None)
     snapshot = take_snapshot(search_path, keep_rows=verify_files)
     shown = display_path(lock_path, base) if base else str(lock_path)
     if update:
@@ -53,6 +62,8 @@ def run_gate(
     report = check_environment(snapshot, lock, lock_path=shown)
     if verify_files:
         report = _with_file_verification(report, snapshot, cache_dir, rehash, progress)
+    if accepted:
+        report = apply_waivers(report, accepted, today=today or datetime.date.today())
     return GateResult(report, lock_written=update)
 
 

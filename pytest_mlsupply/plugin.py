@@ -7,6 +7,7 @@ real work (and its imports) happens inside hooks, and only when enabled.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--mlsupply-report",
         metavar="PATH",
         default=None,
-        help="write the findings as JSON to PATH (ini: mlsupply_report).",
+        help="write the findings to PATH: SARIF 2.1.0 when it ends in .sarif, JSON "
+        "otherwise (ini: mlsupply_report).",
     )
     group.addoption(
         "--mlsupply-rehash",
@@ -76,11 +78,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="hash every installed file again, ignoring the hash cache (a fresh CI machine "
         "always does).",
     )
+    group.addoption(
+        "--mlsupply-waivers",
+        metavar="PATH",
+        default=None,
+        help="TOML file of [[waiver]] entries (match, kind, reason, expires) for findings "
+        "accepted until a date (ini: mlsupply_waivers).",
+    )
     parser.addini("mlsupply", "turn the mlsupply gate on for every run (true/false).", default="")
     parser.addini("mlsupply_lock", "lockfile path, relative to the ini file.", default="")
     parser.addini("mlsupply_strict", "warnings fail the run too (true/false).", default="")
     parser.addini("mlsupply_warn_only", "report findings but never fail (true/false).", default="")
-    parser.addini("mlsupply_report", "JSON report path, relative to the ini file.", default="")
+    parser.addini(
+        "mlsupply_report", "report path (.sarif for SARIF), relative to the ini file.", default=""
+    )
+    parser.addini("mlsupply_waivers", "waivers file, relative to the ini file.", default="")
 
 
 def _resolve_settings(config: pytest.Config) -> Settings:
@@ -126,6 +138,9 @@ class GateItem(pytest.Item):
 
     def runtest(self) -> None:
         plugin = self.config.stash[_gate_key]
+        # Every finding travels with the item, so JUnit files carry the full list
+        # as <property> entries whether the gate passed or failed.
+        self.user_properties.extend(plugin.junit_properties())
         if plugin.failed:
             raise GateFailure(plugin.failure_text())
 
@@ -148,6 +163,7 @@ class GatePlugin:
         self.report: Report | None = None
         self.lock_written = False
         self.not_run = 0
+        self.report_format = "JSON"
 
     @property
     def is_worker(self) -> bool:
@@ -171,7 +187,7 @@ class GatePlugin:
                 self.report = Report.from_dict(data)
                 return
         from pytest_mlsupply.gate import run_gate
-        from pytest_mlsupply.render import write_json_report
+        from pytest_mlsupply.render import write_report
 
         try:
             result = run_gate(
@@ -181,6 +197,7 @@ class GatePlugin:
                 cache_dir=self._cache_dir(),
                 rehash=self.settings.rehash,
                 progress=self._progress_printer(),
+                waivers=self.settings.waivers_path,
             )
         except MlsupplyError as exc:
             raise pytest.UsageError(f"mlsupply: {exc}") from None
@@ -188,7 +205,7 @@ class GatePlugin:
         self.lock_written = result.lock_written
         if self.settings.report_path and not self.is_worker:
             try:
-                write_json_report(
+                self.report_format = write_report(
                     self.settings.report_path,
                     self.report,
                     failed=self.failed,
@@ -256,18 +273,22 @@ class GatePlugin:
         items.insert(0, gate)
 
     def failure_text(self) -> str:
-        from pytest_mlsupply.findings import Severity
-        from pytest_mlsupply.render import GATE_FAILED, counts_line, finding_line
+        """The full finding list (errors and warnings, then waived ones), for FAILURES and JUnit."""
+        from pytest_mlsupply.render import GATE_FAILED, counts_line, finding_lines
 
         assert self.report is not None
-        shown = [
-            finding_line(f)
-            for f in self.report.findings
-            if f.severity is Severity.ERROR
-            or (self.settings.strict and f.severity is Severity.WARNING)
-        ]
         head = f"{GATE_FAILED} ({self.report.lock_path}): {counts_line(self.report)}"
-        return "\n".join([head, *shown])
+        return "\n".join([head, *finding_lines(self.report, include_info=False)])
+
+    def junit_properties(self) -> list[tuple[str, str]]:
+        from pytest_mlsupply.render import counts_line, finding_lines
+
+        if self.report is None:
+            return []
+        return [
+            ("mlsupply", counts_line(self.report)),
+            *(("mlsupply-finding", line) for line in finding_lines(self.report, include_info=True)),
+        ]
 
     def pytest_terminal_summary(
         self, terminalreporter: Any, exitstatus: int, config: pytest.Config
@@ -315,7 +336,12 @@ class GatePlugin:
             terminalreporter.line(f"mlsupply: {WARN_ONLY_NOTE}", yellow=True)
         if self.settings.report_path:
             shown = display_path(self.settings.report_path, config.rootpath)
-            terminalreporter.line(f"mlsupply: JSON report written to {shown}")
+            terminalreporter.line(f"mlsupply: {self.report_format} report written to {shown}")
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            from pytest_mlsupply.render import github_annotations
+
+            for annotation in github_annotations(report):
+                terminalreporter.write_line(annotation)
 
 
 class XdistHandOff:

@@ -28,14 +28,19 @@ def _plural(count: int, word: str) -> str:
 
 
 def counts_line(report: Report) -> str:
-    """``3 errors, 1 warning, 2 notes`` (zeros included, so the line reads the same in CI)."""
-    return ", ".join(
-        (
-            _plural(report.count(Severity.ERROR), "error"),
-            _plural(report.count(Severity.WARNING), "warning"),
-            _plural(report.count(Severity.INFO), "note"),
-        )
-    )
+    """``3 errors, 1 warning, 2 notes`` (zeros included, so the line reads the same in CI).
+
+    Waived findings are not in those counts; ``, 2 waived`` follows when there are any.
+    """
+    parts = [
+        _plural(report.count(Severity.ERROR), "error"),
+        _plural(report.count(Severity.WARNING), "warning"),
+        _plural(report.count(Severity.INFO), "note"),
+    ]
+    waived = len(report.waived())
+    if waived:
+        parts.append(f"{waived} waived")
+    return ", ".join(parts)
 
 
 def header_line(report: Report) -> str:
@@ -49,18 +54,24 @@ def header_line(report: Report) -> str:
 
 def finding_line(finding: Finding) -> str:
     """One line: severity, kind, the message (what, which, expected -> actual), the fix."""
-    line = f"{finding.severity.value.upper()} [{finding.kind.value}] {finding.message}"
+    severity = finding.severity.value.upper()
+    if finding.waived is not None:
+        return f"WAIVED {severity} [{finding.kind.value}] {finding.message} -- {finding.waived}"
+    line = f"{severity} [{finding.kind.value}] {finding.message}"
     if finding.hint:
         line += f" -- {finding.hint}"
     return line
 
 
 def finding_lines(report: Report, *, include_info: bool) -> list[str]:
-    return [
-        finding_line(finding)
-        for finding in report.findings
-        if include_info or finding.severity is not Severity.INFO
+    """Errors and warnings first, then waived findings, then notes when asked for."""
+    shown = [
+        f
+        for f in report.findings
+        if f.waived is None and (include_info or f.severity is not Severity.INFO)
     ]
+    shown.extend(report.waived())
+    return [finding_line(finding) for finding in shown]
 
 
 def report_document(
@@ -78,6 +89,7 @@ def report_document(
             "errors": report.count(Severity.ERROR),
             "warnings": report.count(Severity.WARNING),
             "info": report.count(Severity.INFO),
+            "waived": len(report.waived()),
         },
         **report.to_dict(),
     }
@@ -88,3 +100,53 @@ def write_json_report(
 ) -> None:
     document = report_document(report, failed=failed, strict=strict, warn_only=warn_only)
     write_text_atomic(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+def report_format(path: str | Path) -> str:
+    """``sarif`` for a path ending in ``.sarif`` (or ``.sarif.json``), else ``json``."""
+    name = Path(path).name.lower()
+    return "sarif" if name.endswith((".sarif", ".sarif.json")) else "json"
+
+
+def write_report(
+    path: str | Path, report: Report, *, failed: bool, strict: bool, warn_only: bool
+) -> str:
+    """Write the report in the format its file name asks for; return that format's name."""
+    kind = report_format(path)
+    if kind == "sarif":
+        from pytest_mlsupply.sarif import sarif_document
+
+        document = sarif_document(report, failed=failed)
+        write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+    else:
+        write_json_report(path, report, failed=failed, strict=strict, warn_only=warn_only)
+    return "SARIF" if kind == "sarif" else "JSON"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+_ANNOTATION_COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning"}
+
+
+def github_annotations(report: Report) -> list[str]:
+    """GitHub Actions workflow commands: ``::error`` per error, ``::warning`` per warning.
+
+    Waived findings become ``::notice`` lines, so the waiver stays visible in the
+    run's summary without failing it. Notes (info) are not annotated.
+    """
+    lines = []
+    for finding in report.findings:
+        command = "notice" if finding.waived else _ANNOTATION_COMMAND.get(finding.severity)
+        if command is None:
+            continue
+        properties = [f"title={_escape_property(f'mlsupply {finding.kind.value}')}"]
+        if report.lock_path and not Path(report.lock_path).is_absolute():
+            properties.insert(0, f"file={_escape_property(report.lock_path)}")
+        lines.append(f"::{command} {','.join(properties)}::{_escape_data(finding_line(finding))}")
+    return lines

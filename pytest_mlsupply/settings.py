@@ -28,6 +28,7 @@ class Settings:
     warn_only: bool
     report_path: Path | None
     rehash: bool = False
+    waivers_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -98,4 +99,5 @@ def resolve_settings(sources: SettingSources) -> Settings:
         warn_only=warn_only,
         report_path=_path(sources, "mlsupply_report", "mlsupply_report"),
         rehash=bool(sources.option("mlsupply_rehash")),
+        waivers_path=_path(sources, "mlsupply_waivers", "mlsupply_waivers"),
     )
