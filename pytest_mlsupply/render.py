@@ -111,7 +111,11 @@ def report_format(path: str | Path) -> str:
 def write_report(
     path: str | Path, report: Report, *, failed: bool, strict: bool, warn_only: bool
 ) -> str:
-    """Write the report in the format its file name asks for; return that format's name."""
+    """Write the report in the format its file name asks for; return that format's name.
+
+    Missing parent folders are created, as pytest does for ``--junitxml``.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     kind = report_format(path)
     if kind == "sarif":
         from pytest_mlsupply.sarif import sarif_document

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from pytest_mlsupply.locks.mlsupply_lock import load_lock, write_lock
 
 
 def gate(venv: Any, project: Path, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -45,3 +50,18 @@ def only_problem(project: Path) -> dict[str, Any]:
 
 def install_demo(venv: Any, wheels: Path, version: str = "1.0") -> None:
     venv.install(f"demo-model=={version}", extra=("--find-links", str(wheels)))
+
+
+def locked(pytester: pytest.Pytester) -> Path:
+    result = pytester.runpytest("--mlsupply-update-lock")
+    assert result.ret == 0, result.stdout.str()
+    return pytester.path / "mlsupply.lock"
+
+
+def change_locked_version(lock_path: Path, name: str, version: str) -> None:
+    lock = load_lock(lock_path)
+    changed = tuple(
+        replace(d, version=version) if d.name == name else d for d in lock.distributions
+    )
+    assert changed != lock.distributions, f"{name} is not in the lock"
+    write_lock(lock_path, replace(lock, distributions=changed))

@@ -66,7 +66,7 @@ def test_report_that_cannot_be_written_is_unusable_input(site: Path, tmp_path: P
         "--path",
         str(site),
         "--report",
-        str(tmp_path / "no/r.json"),
+        str(tmp_path / "env.lock" / "r.json"),
     )
     assert code == EXIT_UNUSABLE
     assert "cannot write the report" in err

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,8 @@ from pytest_mlsupply.locks.mlsupply_lock import load_lock, write_lock
 from pytest_mlsupply.plugin import GATE_NODEID
 from pytest_mlsupply.render import GATE_FAILED, GATE_PASSED
 
+from gatehelpers import change_locked_version, locked
+
 USAGE_ERROR = pytest.ExitCode.USAGE_ERROR
 
 
@@ -25,21 +26,6 @@ USAGE_ERROR = pytest.ExitCode.USAGE_ERROR
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makepyfile(test_model="def test_fit():\n    assert True\n")
     return pytester
-
-
-def locked(pytester: pytest.Pytester) -> Path:
-    result = pytester.runpytest("--mlsupply-update-lock")
-    assert result.ret == 0, result.stdout.str()
-    return pytester.path / "mlsupply.lock"
-
-
-def change_locked_version(lock_path: Path, name: str, version: str) -> None:
-    lock = load_lock(lock_path)
-    changed = tuple(
-        replace(d, version=version) if d.name == name else d for d in lock.distributions
-    )
-    assert changed != lock.distributions, f"{name} is not in the lock"
-    write_lock(lock_path, replace(lock, distributions=changed))
 
 
 def test_help_lists_every_option_and_ini_key(pytester: pytest.Pytester) -> None:
@@ -189,16 +175,23 @@ def test_warnings_fail_in_strict_mode(suite: pytest.Pytester) -> None:
 def test_json_report_follows_the_documented_schema(suite: pytest.Pytester) -> None:
     lock_path = locked(suite)
     change_locked_version(lock_path, "iniconfig", "0.0.1")
-    suite.runpytest("--mlsupply", "--mlsupply-report", "out/report.json")
-    assert not (suite.path / "out").exists()  # no folder: nothing written, and a clear error
-    suite.mkdir("out")
+    (suite.path / "blocker").write_text("a file where a folder is needed\n")
+    blocked = suite.runpytest("--mlsupply", "--mlsupply-report", "blocker/report.json")
+    assert blocked.ret == USAGE_ERROR
+    blocked.stderr.fnmatch_lines(["*mlsupply: cannot write the report *blocker*report.json*"])
+    # A missing folder is created, as for --junitxml.
     result = suite.runpytest("--mlsupply", "--mlsupply-report", "out/report.json")
     assert result.ret == 1
     document = json.loads((suite.path / "out" / "report.json").read_text())
     assert document["schema"] == REPORT_SCHEMA_NAME
     assert document["schema_version"] == REPORT_SCHEMA_VERSION
     assert document["result"] == "failed"
-    assert document["summary"] == {"errors": 1, "warnings": 0, "info": document["summary"]["info"]}
+    assert document["summary"] == {
+        "errors": 1,
+        "warnings": 0,
+        "info": document["summary"]["info"],
+        "waived": 0,
+    }
     assert document["lock"] == "mlsupply.lock"
     [error] = [f for f in document["findings"] if f["severity"] == "error"]
     assert error["kind"] == "version-changed" and error["subject"] == "iniconfig"

@@ -179,14 +179,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(WaiverFileError, match="waivers.toml: file not found"):
+    with pytest.raises(WaiverFileError, match=r"waivers\.toml: file not found"):
         load_waivers(tmp_path / "waivers.toml", shown="waivers.toml")
 
 
 dist_names = st.from_regex(r"[A-Za-z][A-Za-z0-9._-]{0,20}[A-Za-z0-9]", fullmatch=True)
 
 
-@given(names=st.lists(dist_names, min_size=1, max_size=6, unique_by=canonicalize_name), data=st.data())
+@given(
+    names=st.lists(dist_names, min_size=1, max_size=6, unique_by=canonicalize_name), data=st.data()
+)
 def test_each_waiver_is_either_used_or_reported_unused(names: list[str], data) -> None:
     """A finding takes the first waiver that matches it; every other waiver is unused."""
     findings = [
