@@ -38,6 +38,7 @@ def test_help_lists_every_option_and_ini_key(pytester: pytest.Pytester) -> None:
         "--mlsupply-strict",
         "--mlsupply-warn-only",
         "--mlsupply-report",
+        "--mlsupply-waivers",
     ):
         assert option in text
     for ini_key in (
@@ -46,6 +47,7 @@ def test_help_lists_every_option_and_ini_key(pytester: pytest.Pytester) -> None:
         "mlsupply_strict",
         "mlsupply_warn_only",
         "mlsupply_report",
+        "mlsupply_waivers",
     ):
         assert ini_key in text
 
@@ -240,6 +242,37 @@ def test_entry_point_imports_only_stdlib_and_pytest(pytester: pytest.Pytester) -
     )
     result = pytester.runpytest_subprocess("-p", "no:hypothesispytest", "-p", "no:xdist")
     result.assert_outcomes(passed=1)
+
+
+MODULE_LIST = """
+import sys
+
+def pytest_unconfigure(config):
+    with open("modules.txt", "w") as out:
+        out.write("\\n".join(sorted(sys.modules)))
+"""
+
+
+def test_installed_and_off_imports_nothing_beyond_pytest_itself(pytester: pytest.Pytester) -> None:
+    """Compared with ``-p no:mlsupply``, an off plugin adds only its own stdlib-only modules."""
+    pytester.makeconftest(MODULE_LIST)
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+
+    def modules(*args: str) -> set[str]:
+        result = pytester.runpytest_subprocess("--collect-only", "-q", *args)
+        assert result.ret == 0, result.stdout.str()
+        return set((pytester.path / "modules.txt").read_text().split())
+
+    without = modules("-p", "no:mlsupply")
+    installed_off = modules()
+    added = installed_off - without
+    assert {m for m in added if not m.startswith("pytest_mlsupply")} == set()
+    assert added <= {
+        "pytest_mlsupply",
+        "pytest_mlsupply.plugin",
+        "pytest_mlsupply.settings",
+        "pytest_mlsupply.errors",
+    }
 
 
 def test_xdist_workers_receive_the_verdict(suite: pytest.Pytester) -> None:
