@@ -8,6 +8,7 @@ real work (and its imports) happens inside hooks, and only when enabled.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 GATE_ITEM_NAME = "environment"
 GATE_NODEID = "mlsupply::environment"
 WORKERINPUT_KEY = "mlsupply_report"
+#: The controller's interpreter, so a worker can tell whether the verdict is about it.
+WORKERINPUT_ORIGIN_KEY = "mlsupply_interpreter"
+#: How many tests a worker left out because the gate failed, for the controller's summary.
+WORKEROUTPUT_NOT_RUN_KEY = "mlsupply_not_run"
 NOT_RUN_REASON = "the mlsupply gate failed"
 
 _gate_key = pytest.StashKey["GatePlugin"]()
@@ -164,6 +169,9 @@ class GatePlugin:
         self.lock_written = False
         self.not_run = 0
         self.report_format = "JSON"
+        #: Set on an xdist worker that runs another interpreter than the controller
+        #: and so checked its own environment (README: "pytest-xdist").
+        self.own_verdict: str | None = None
 
     @property
     def is_worker(self) -> bool:
@@ -183,9 +191,14 @@ class GatePlugin:
         if self.is_worker:
             workerinput: dict[str, Any] = getattr(self.config, "workerinput")  # noqa: B009
             data = workerinput.get(WORKERINPUT_KEY)
-            if data is not None:
+            origin = workerinput.get(WORKERINPUT_ORIGIN_KEY)
+            if data is not None and origin == interpreter_identity():
                 self.report = Report.from_dict(data)
                 return
+            # Another interpreter (``--tx popen//python=...``, a remote host): the
+            # controller's verdict says nothing about this one, so check it here.
+            worker = workerinput.get("workerid", "?")
+            self.own_verdict = f"xdist worker {worker} runs {sys.executable}"
         from pytest_mlsupply.gate import run_gate
         from pytest_mlsupply.render import write_report
 
@@ -263,7 +276,7 @@ class GatePlugin:
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         gate = GateItem.from_parent(session, name=GATE_ITEM_NAME, nodeid=GATE_NODEID)
-        if self.failed and items:
+        if self.failed and items and self.own_verdict is None:
             # Decision (README, "When the gate fails"): the suite is not run in an
             # environment that failed the gate; its tests are deselected so every
             # report shows they were not run, and why.
@@ -272,12 +285,28 @@ class GatePlugin:
             items.clear()
         items.insert(0, gate)
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKEROUTPUT_NOT_RUN_KEY] = self.not_run
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """On a worker that checked its own interpreter and failed, no test runs there.
+
+        Deselecting would make this worker's collection differ from the others',
+        which xdist refuses; an error per test says the same thing precisely.
+        """
+        if self.own_verdict and self.failed and not isinstance(item, GateItem):
+            pytest.fail(f"{NOT_RUN_REASON} on {self.own_verdict}:\n{self.failure_text()}", False)
+
     def failure_text(self) -> str:
         """The full finding list (errors and warnings, then waived ones), for FAILURES and JUnit."""
         from pytest_mlsupply.render import GATE_FAILED, counts_line, finding_lines
 
         assert self.report is not None
         head = f"{GATE_FAILED} ({self.report.lock_path}): {counts_line(self.report)}"
+        if self.own_verdict:
+            head += f" [checked on {self.own_verdict}]"
         return "\n".join([head, *finding_lines(self.report, include_info=False)])
 
     def junit_properties(self) -> list[tuple[str, str]]:
@@ -348,7 +377,8 @@ class XdistHandOff:
     """Registered only when pytest-xdist is loaded: the controller's verdict goes to workers.
 
     Workers never snapshot the environment; they read the report from
-    ``workerinput`` and collect the same gate item, so collection matches.
+    ``workerinput`` and collect the same gate item, so collection matches. The
+    one exception is a worker on another interpreter (see ``interpreter_identity``).
     """
 
     def __init__(self, plugin: GatePlugin) -> None:
@@ -357,3 +387,20 @@ class XdistHandOff:
     def pytest_configure_node(self, node: Any) -> None:
         if self.plugin.report is not None:
             node.workerinput[WORKERINPUT_KEY] = self.plugin.report.to_dict()
+            node.workerinput[WORKERINPUT_ORIGIN_KEY] = interpreter_identity()
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Workers deselect on their side; the controller learns how many to say so."""
+        reported = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_NOT_RUN_KEY, 0)
+        self.plugin.not_run = max(self.plugin.not_run, int(reported))
+
+
+def interpreter_identity() -> str:
+    """Which interpreter this is: host, installation prefix and exact Python version.
+
+    A worker whose identity differs from the controller's (another venv, another
+    machine) verifies its own environment instead of trusting the controller's.
+    """
+    import platform
+
+    return f"{platform.node()}:{os.path.realpath(sys.prefix)}:{sys.version}"

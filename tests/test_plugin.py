@@ -7,6 +7,7 @@ lock (the real-venv tests in test_gate_venv.py change the environment itself).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import replace
 
@@ -294,3 +295,66 @@ def test_update_lock_never_overwrites_a_malformed_lock(suite: pytest.Pytester) -
     result = suite.runpytest("--mlsupply-update-lock")
     assert result.ret == USAGE_ERROR
     assert lock_path.read_text() == "<<<<<<< HEAD\nlock-version = 1\n"
+
+
+FAKE_WORKER = """
+import json
+import pytest
+from pytest_mlsupply.plugin import WORKERINPUT_KEY, WORKERINPUT_ORIGIN_KEY, interpreter_identity
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    report = json.loads(open("controller-report.json").read())
+    config.workerinput = {
+        "workerid": "gw7",
+        WORKERINPUT_KEY: report,
+        WORKERINPUT_ORIGIN_KEY: interpreter_identity() if SAME else "elsewhere:/opt/py:3.99",
+    }
+    config.workeroutput = {}
+"""
+
+
+def fake_worker(suite: pytest.Pytester, *, same_interpreter: bool) -> None:
+    """Make the next in-process run behave as an xdist worker of a controller."""
+    from pytest_mlsupply.findings import Report
+
+    controller = Report.build([], lock_path="mlsupply.lock", environment="cpython")
+    (suite.path / "controller-report.json").write_text(json.dumps(controller.to_dict()))
+    suite.makeconftest(f"SAME = {same_interpreter}\n" + FAKE_WORKER)
+
+
+def test_a_worker_takes_the_controllers_verdict_and_writes_nothing(
+    suite: pytest.Pytester,
+) -> None:
+    lock_path = locked(suite)
+    change_locked_version(lock_path, "iniconfig", "0.0.1")  # a snapshot here would fail
+    before = lock_path.read_text()
+    shutil.rmtree(suite.path / ".pytest_cache")
+    fake_worker(suite, same_interpreter=True)
+    result = suite.runpytest(
+        "--mlsupply-update-lock", "--mlsupply-report", "worker-report.json", "-v"
+    )
+    result.assert_outcomes(passed=2)
+    assert lock_path.read_text() == before
+    assert not (suite.path / "worker-report.json").exists()
+    assert not (suite.path / ".pytest_cache" / "d" / "mlsupply").exists()
+
+
+def test_a_worker_on_another_interpreter_checks_itself_and_runs_no_test(
+    suite: pytest.Pytester,
+) -> None:
+    lock_path = locked(suite)
+    change_locked_version(lock_path, "iniconfig", "0.0.1")
+    fake_worker(suite, same_interpreter=False)
+    result = suite.runpytest("--mlsupply", "--mlsupply-report", "worker-report.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the mlsupply gate failed on xdist worker gw7 runs *python*",
+            "*[[]checked on xdist worker gw7 runs*",
+            "ERROR [[]version-changed[]] iniconfig*",
+        ]
+    )
+    assert not (suite.path / "worker-report.json").exists()
