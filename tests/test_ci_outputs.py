@@ -260,3 +260,33 @@ def test_the_gate_item_runs_first_whatever_the_order_plugins_choose(
         result.assert_outcomes(passed=4)
         ran = [line for line in result.outlines if " PASSED" in line]
         assert ran[0].startswith("mlsupply::environment"), ran
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "ci"
+
+
+def test_the_example_waivers_file_loads() -> None:
+    from pytest_mlsupply.waivers import load_waivers
+
+    (waiver,) = load_waivers(EXAMPLES / "mlsupply-waivers.toml")
+    assert waiver.reason and waiver.expires.year >= 2026
+
+
+def test_every_option_in_the_example_workflow_exists(pytester: pytest.Pytester) -> None:
+    import re
+
+    from pytest_mlsupply.cli import _parser
+
+    workflow = (EXAMPLES / "github-actions.yml").read_text()
+    used = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", workflow))
+    check_help = _parser()._subparsers._group_actions[0].choices["check"].format_help()  # type: ignore[union-attr]
+    pytest_help = pytester.runpytest("--help").stdout.str()
+    # pip's option, and pytest's alias that --help spells --junit-xml.
+    others = {"--require-hashes", "--junitxml"}
+    missing = {
+        option
+        for option in used - others
+        if option not in check_help and option not in pytest_help
+    }
+    assert not missing, missing
+    assert {"--mlsupply", "--mlsupply-report", "--waivers", "--report"} <= used
