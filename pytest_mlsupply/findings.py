@@ -46,6 +46,8 @@ class Kind(str, enum.Enum):
     UNOWNED_STARTUP_CODE = "unowned-startup-code"
     STARTUP_HOOK = "startup-hook"
     UNOWNED_MODULE = "unowned-module"
+    LOCK_NOT_APPLICABLE = "lock-not-applicable"
+    TOO_NEW = "too-new"
 
 
 #: The severity each kind gets unless a check decides otherwise.
@@ -66,6 +68,8 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
     Kind.UNOWNED_STARTUP_CODE: Severity.ERROR,
     Kind.STARTUP_HOOK: Severity.INFO,
     Kind.UNOWNED_MODULE: Severity.WARNING,
+    Kind.LOCK_NOT_APPLICABLE: Severity.ERROR,
+    Kind.TOO_NEW: Severity.ERROR,
 }
 
 

@@ -76,6 +76,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="hash every installed file again, ignoring the hash cache (a fresh CI machine "
         "always does).",
     )
+    group.addoption(
+        "--mlsupply-lock-format",
+        metavar="FORMAT",
+        default=None,
+        help="format of --mlsupply-lock: auto (by file name, the default), mlsupply, pylock, "
+        "requirements, uv, poetry, pipfile (ini: mlsupply_lock_format).",
+    )
+    group.addoption(
+        "--mlsupply-min-age",
+        metavar="DAYS",
+        default=None,
+        help="a locked artifact uploaded fewer than DAYS days ago is an error (pylock.toml and "
+        "uv.lock record upload times; ini: mlsupply_min_age).",
+    )
+    parser.addini("mlsupply_lock_format", "lockfile format (auto by file name).", default="")
+    parser.addini("mlsupply_min_age", "minimum age in days of locked artifacts.", default="")
     parser.addini("mlsupply", "turn the mlsupply gate on for every run (true/false).", default="")
     parser.addini("mlsupply_lock", "lockfile path, relative to the ini file.", default="")
     parser.addini("mlsupply_strict", "warnings fail the run too (true/false).", default="")
@@ -147,6 +163,7 @@ class GatePlugin:
         self.settings = settings
         self.report: Report | None = None
         self.lock_written = False
+        self.written_path: str | None = None
         self.not_run = 0
 
     @property
@@ -181,11 +198,14 @@ class GatePlugin:
                 cache_dir=self._cache_dir(),
                 rehash=self.settings.rehash,
                 progress=self._progress_printer(),
+                lock_format=self.settings.lock_format,
+                min_age_days=self.settings.min_age_days,
             )
         except MlsupplyError as exc:
             raise pytest.UsageError(f"mlsupply: {exc}") from None
         self.report = result.report
         self.lock_written = result.lock_written
+        self.written_path = result.written_path
         if self.settings.report_path and not self.is_worker:
             try:
                 write_json_report(
@@ -237,7 +257,8 @@ class GatePlugin:
             return []
         lines = []
         if self.lock_written:
-            lines.append(f"mlsupply: wrote {self.report.lock_path} from this environment")
+            shown = self.written_path or self.report.lock_path
+            lines.append(f"mlsupply: wrote {shown} from this environment")
         lines.append(header_line(self.report))
         return lines
 
