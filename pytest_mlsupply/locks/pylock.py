@@ -52,7 +52,8 @@ def parse_pylock(text: str, source: str) -> ForeignLock:
         pylock = Pylock.from_dict(document)
     except PylockValidationError as exc:
         where = f"{exc.context}: " if exc.context else ""
-        raise LockfileError(source, [f"{where}{exc.message} (PEP 751)"]) from exc
+        message = exc.message.strip().splitlines()[0] if exc.message.strip() else "invalid"
+        raise LockfileError(source, [f"{where}{message} (PEP 751)"]) from exc
     problems = Problems(source)
     packages = []
     for index, package in enumerate(pylock.packages):

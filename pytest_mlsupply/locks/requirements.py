@@ -38,7 +38,7 @@ from pytest_mlsupply.locks.foreign import (
 from pytest_mlsupply.sources import EDITABLE, INDEX, VCS, Source
 
 NOT_PINNED = "is not pinned: a lock needs name==version (or name @ URL)"
-INCLUDE_CYCLE = "includes itself"
+INCLUDE_CYCLE = "include cycle"
 UNKNOWN_OPTION = "unknown option"
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
@@ -151,7 +151,7 @@ def _read_file(
     label = _label(path, root) if stack else ""
     if resolved in stack:
         chain = " -> ".join(_label(p, root) for p in (*stack, resolved))
-        problems.add(str(included_from), f"{INCLUDE_CYCLE} ({chain})")
+        problems.add(str(included_from), f"{INCLUDE_CYCLE}: {chain}")
         return
     if stack:
         try:
