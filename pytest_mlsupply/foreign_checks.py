@@ -291,13 +291,17 @@ def too_new(
             if key in seen:
                 continue
             seen.add(key)
-            age = now - uploaded
-            days = age.total_seconds() / 86400
+            days = (now - uploaded).total_seconds() / 86400
+            when = (
+                f"{days:.1f} days before this run"
+                if days >= 0
+                else "after this run's clock time (a wrong clock, or a forged time)"
+            )
             yield Finding.of(
                 Kind.TOO_NEW,
                 package.name,
                 f"{package.name} {package.version or ''}: {artifact.filename} was uploaded "
-                f"{uploaded.isoformat()} ({days:.1f} days before this run), less than the "
+                f"{uploaded.isoformat()} ({when}), less than the "
                 f"minimum age of {min_age_days:g} days",
                 expected=f"uploaded before {cutoff.isoformat()}",
                 actual=uploaded.isoformat(),

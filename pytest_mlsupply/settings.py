@@ -107,14 +107,14 @@ def resolve_settings(sources: SettingSources) -> Settings:
 
 
 def _lock_format(sources: SettingSources) -> str | None:
-    from pytest_mlsupply.locks.foreign import LOCK_FORMATS
-
     value, where = sources.option("mlsupply_lock_format"), "--mlsupply-lock-format"
     if not value:
         value = str(sources.ini("mlsupply_lock_format") or "").strip()
         where = f"ini option 'mlsupply_lock_format' in {sources.ini_file or 'the ini file'}"
     if not value:
         return None
+    from pytest_mlsupply.locks.foreign import LOCK_FORMATS  # packaging: only when asked for
+
     if value not in LOCK_FORMATS:
         raise SettingsError(
             f"{where}: unknown lock format {value!r}; choose one of {', '.join(LOCK_FORMATS)}"
