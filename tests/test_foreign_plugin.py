@@ -85,7 +85,7 @@ def test_lock_for_another_python_fails_with_one_clear_finding(suite: pytest.Pyte
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
-            "ERROR [lock-not-applicable] deps.lock (uv.lock) does not apply to this interpreter: "
+            "ERROR ?lock-not-applicable? deps.lock (uv.lock) does not apply to this interpreter: "
             "the lock requires Python >=3.99, this is *; nothing was compared with it*"
         ]
     )
