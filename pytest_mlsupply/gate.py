@@ -11,7 +11,7 @@ from pathlib import Path
 from pytest_mlsupply.checks import check_environment
 from pytest_mlsupply.findings import Report
 from pytest_mlsupply.locks.foreign import FORMAT_MLSUPPLY, detect_format
-from pytest_mlsupply.locks.mlsupply_lock import load_lock, refresh_lock, write_lock
+from pytest_mlsupply.locks.mlsupply_lock import Lock, load_lock, refresh_lock, write_lock
 from pytest_mlsupply.snapshot import Snapshot, take_snapshot
 
 
@@ -98,17 +98,56 @@ def _foreign_gate(
     from pytest_mlsupply.settings import DEFAULT_LOCK_NAME
 
     foreign = load_foreign_lock(lock_path, fmt)
+    own_path = lock_path.parent / DEFAULT_LOCK_NAME
+    own = load_lock(own_path) if own_path.exists() and not update else None
     report = check_foreign_lock(
         snapshot, foreign, lock_path=shown, min_age_days=min_age_days, now=now
     )
+    if own is not None:
+        report = _with_content_from(report, snapshot, own, own_path, base)
     if not update:
         return report, None
-    own_path = lock_path.parent / DEFAULT_LOCK_NAME
     previous = load_lock(own_path) if own_path.exists() else None
     write_lock(own_path, refresh_lock(previous, snapshot))
     written = display_path(own_path, base) if base else str(own_path)
     note = NOTE_FOREIGN_NOT_REWRITTEN.format(lock=shown, title=foreign.title, written=written)
     return _add_notes(report, [note]), written
+
+
+NOTE_CONTENT_ALONGSIDE = (
+    "content digests compared with {own}, beside the foreign lock (byte-level check of every "
+    "distribution it locks)"
+)
+
+
+def _with_content_from(
+    report: Report, snapshot: Snapshot, own: Lock, own_path: Path, base: Path | None
+) -> Report:
+    """Add the content findings of mlsupply.lock kept beside a foreign lock.
+
+    Only ``content-changed`` is taken from it: versions, sources and missing
+    or unexpected distributions are the foreign lock's to decide, so the two
+    never report one difference twice.
+    """
+    from pytest_mlsupply.findings import Kind
+    from pytest_mlsupply.foreign_checks import NOTE_NO_CONTENT
+
+    shown = display_path(own_path, base) if base else str(own_path)
+    content = [
+        f
+        for f in check_environment(snapshot, own, lock_path=shown).findings
+        if f.kind is Kind.CONTENT_CHANGED
+    ]
+    prefix = NOTE_NO_CONTENT.split("{title}")[1][:30]
+    notes = [n for n in report.notes if prefix not in n]
+    return Report.build(
+        [*report.findings, *content],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=[*notes, NOTE_CONTENT_ALONGSIDE.format(own=shown)],
+        stats=report.stats,
+    )
 
 
 def _add_notes(report: Report, notes: Sequence[str]) -> Report:

@@ -61,7 +61,12 @@ LINUX = {
     "python_version": "3.11",
     "sys_platform": "linux",
 }
-MACOS = {**LINUX, "platform_system": "Darwin", "sys_platform": "darwin", "platform_machine": "arm64"}
+MACOS = {
+    **LINUX,
+    "platform_system": "Darwin",
+    "sys_platform": "darwin",
+    "platform_machine": "arm64",
+}
 WINDOWS = {**LINUX, "platform_system": "Windows", "sys_platform": "win32", "os_name": "nt"}
 PY310 = {**LINUX, "python_full_version": "3.10.14", "python_version": "3.10"}
 
@@ -140,13 +145,12 @@ def test_malformed_foreign_lock_names_file_place_and_problem(name: str) -> None:
 
 
 def test_every_malformed_asset_is_in_the_table() -> None:
-    assert sorted(p.name for p in ASSETS.iterdir() if p.name != "requirements-cycle-b.txt") == sorted(
-        MALFORMED
-    )
+    names = sorted(p.name for p in ASSETS.iterdir() if p.name != "requirements-cycle-b.txt")
+    assert names == sorted(MALFORMED)
 
 
 def test_missing_foreign_lock_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(LockfileNotFoundError, match="uv.lock not found"):
+    with pytest.raises(LockfileNotFoundError, match=r"uv\.lock not found"):
         load_foreign_lock(tmp_path / "uv.lock", FORMAT_UV)
 
 
@@ -214,7 +218,8 @@ def test_includes_are_relative_to_the_including_file_and_constraints_are_optiona
     tmp_path: Path,
 ) -> None:
     (tmp_path / "sub").mkdir()
-    (tmp_path / "requirements.txt").write_text("-r sub/base.txt\n-c constraints.txt\nrich==14.0.0\n")
+    top = "-r sub/base.txt\n-c constraints.txt\nrich==14.0.0\n"
+    (tmp_path / "requirements.txt").write_text(top)
     (tmp_path / "sub" / "base.txt").write_text("numpy==2.2.6\n-r more.txt\n")
     (tmp_path / "sub" / "more.txt").write_text("scipy==1.15.3\n")
     (tmp_path / "constraints.txt").write_text("urllib3==2.5.0\n")
@@ -312,7 +317,7 @@ name = "pytest"
 version = "8.4.2"
 marker = "'dev' in dependency_groups"
 wheels = [{{ name = "pytest-8.4.2-py3-none-any.whl", url = "https://files.example.invalid/pytest-8.4.2-py3-none-any.whl", hashes = {{ sha256 = "{SHA_B}" }} }}]
-"""
+"""  # noqa: E501
 
 
 def _names(packages) -> list[str]:
@@ -377,7 +382,7 @@ name = "pytest"
 version = "8.4.2"
 source = {{ registry = "https://pypi.example.invalid/simple" }}
 wheels = [{{ url = "https://files.example.invalid/pytest-8.4.2-py3-none-any.whl", hash = "sha256:{SHA_B}" }}]
-"""
+"""  # noqa: E501
 
 
 def test_uv_lock_graph_walk_per_platform() -> None:

@@ -11,10 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
+from test_foreign_locks import LINUX, MACOS, PY310, WINDOWS
 
 from pytest_mlsupply.locks.foreign import detect_format, load_foreign_lock, locked_artifacts, select
-
-from test_foreign_locks import LINUX, MACOS, PY310, WINDOWS
 
 #: path -> number of package entries, as counted by reading the file.
 LOCKFILES = {

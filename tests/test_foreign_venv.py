@@ -47,7 +47,7 @@ name = "other-os-only"
 version = "2.0"
 marker = "{OTHER_PLATFORM}"
 wheels = [{{ name = "other_os_only-2.0-py3-none-any.whl", url = "https://files.example.invalid/other_os_only-2.0-py3-none-any.whl", hashes = {{ sha256 = "{"0" * 64}" }} }}]
-""",
+""",  # noqa: E501
         "requirements.txt": f"""\
 # hand-written, pip-compile style
 --index-url https://pypi.example.invalid/simple
@@ -82,7 +82,7 @@ name = "other-os-only"
 version = "2.0"
 source = {{ registry = "https://pypi.example.invalid/simple" }}
 wheels = [{{ url = "https://files.example.invalid/other_os_only-2.0-py3-none-any.whl", hash = "sha256:{"0" * 64}" }}]
-""",
+""",  # noqa: E501
         "poetry.lock": f"""\
 [[package]]
 name = "demo-model"
@@ -183,7 +183,7 @@ def test_a_rebuilt_wheel_installed_from_a_file_is_a_source_change(
     assert "is none of the 1 hashes the lock records" in problem["message"]
 
 
-def test_update_lock_never_rewrites_a_foreign_lock(venv, project, wheels, demo_sha):
+def test_update_lock_never_rewrites_a_foreign_lock(venv, project, wheels, demo_sha, tmp_path):
     install_demo(venv, wheels)
     text = _locks(demo_sha)["poetry.lock"]
     (project / "poetry.lock").write_text(text)
@@ -204,6 +204,16 @@ def test_update_lock_never_rewrites_a_foreign_lock(venv, project, wheels, demo_s
     assert "poetry.lock is a poetry.lock and is never rewritten" in result.stdout
     own = gate(venv, project, "--mlsupply-lock", "mlsupply.lock")
     assert own.returncode == 0, own.stdout
+    # Beside the foreign lock, mlsupply.lock adds the byte-level check it cannot make.
+    rebuilt = build_wheel(tmp_path / "evil", "demo-model", "1.0", {"demo_model.py": "X = 666\n"})
+    venv.install(
+        "demo-model==1.0", extra=("--force-reinstall", "--find-links", str(rebuilt.parent))
+    )
+    result = gate(venv, project, "--mlsupply-lock", "poetry.lock")
+    assert result.returncode == 1, result.stdout
+    problems = [f for f in findings(project) if f["severity"] != "info"]
+    assert [(p["kind"], p["subject"]) for p in problems] == [("content-changed", "demo-model")]
+    assert "content digests compared with mlsupply.lock, beside the foreign lock" in result.stdout
 
 
 def test_cli_check_with_min_age_and_lock_format(venv, project, wheels, demo_sha):
