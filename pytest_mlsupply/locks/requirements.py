@@ -210,7 +210,7 @@ def _option_line(
     notes: list[str],
 ) -> None:
     try:
-        tokens = shlex.split(text)
+        tokens = _split(text)
     except ValueError as exc:
         problems.add(where, f"cannot split {text!r}: {exc}")
         return
@@ -250,6 +250,13 @@ def _option_line(
             packages.append(package)
         return
     problems.add(where, f"{UNKNOWN_OPTION} {option!r}")
+
+
+def _split(text: str) -> list[str]:
+    """Shell-like splitting as pip does; plain ``split`` when nothing is quoted (far faster)."""
+    if any(char in text for char in "'\"\\"):
+        return shlex.split(text)
+    return text.split()
 
 
 def _editable(value: str, where: str, notes: list[str]) -> LockedPackage | None:
@@ -324,7 +331,7 @@ def _hash_options(options: str, where: str, problems: Problems) -> tuple[Digest,
     if not options:
         return ()
     try:
-        tokens = shlex.split(options)
+        tokens = _split(options)
     except ValueError as exc:
         problems.add(where, f"cannot split the options {options!r}: {exc}")
         return ()
