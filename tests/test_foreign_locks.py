@@ -641,3 +641,138 @@ def test_locked_artifacts_lists_every_file_hash() -> None:
     assert ("colorama", "0.4.6", "colorama-0.4.6-py2.py3-none-any.whl", SHA_A) in rows
     assert ("torch", "2.9.1+cpu", "torch-2.9.1+cpu-cp311-cp311-linux_x86_64.whl", SHA_A) in rows
     assert len(rows) == 5
+
+
+# ---------------------------------------------------------------- any input: parsed or our error
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from(["", ".", "1.0", "==1.0", "sha256:" + SHA_A, "sys_platform == 'linux'", "x"]),
+    st.text(max_size=8),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "version",
+                    "source",
+                    "registry",
+                    "git",
+                    "editable",
+                    "virtual",
+                    "url",
+                    "path",
+                    "hash",
+                    "hashes",
+                    "sha256",
+                    "marker",
+                    "markers",
+                    "wheels",
+                    "sdist",
+                    "dependencies",
+                    "extra",
+                    "optional",
+                    "groups",
+                    "files",
+                    "file",
+                    "upload-time",
+                    "vcs",
+                    "ref",
+                    "resolution-markers",
+                    "optional-dependencies",
+                    "dev-dependencies",
+                ]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+def _clean(value):
+    """Drop None (TOML has no null) so the document can be written as TOML."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value if v is not None]
+    return value
+
+
+def _toml(document) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(_clean(document))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_VALUES, max_size=3), st.sampled_from([1, 2, 3]))
+def test_any_uv_lock_document_parses_or_raises_our_error(packages, revision) -> None:
+    document = {"version": 1, "revision": revision, "package": packages}
+    try:
+        parse_uv_lock(_toml(document), "uv.lock")
+    except LockfileError:
+        pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_VALUES, max_size=3), _VALUES)
+def test_any_poetry_lock_document_parses_or_raises_our_error(packages, files) -> None:
+    document = {"package": packages, "metadata": {"lock-version": "2.1", "files": files}}
+    try:
+        parse_poetry_lock(_toml(document), "poetry.lock")
+    except LockfileError:
+        pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(_VALUES, _VALUES, _VALUES)
+def test_any_pipfile_lock_document_parses_or_raises_our_error(meta, default, develop) -> None:
+    text = json.dumps({"_meta": meta, "default": default, "develop": develop})
+    try:
+        parse_pipfile_lock(text, "Pipfile.lock")
+    except LockfileError:
+        pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_VALUES, max_size=3), _VALUES)
+def test_any_pylock_document_parses_or_raises_our_error(packages, environments) -> None:
+    document = {
+        "lock-version": "1.0",
+        "created-by": "hand",
+        "environments": environments,
+        "packages": packages,
+    }
+    try:
+        lock = parse_pylock(_toml(document), "pylock.toml")
+    except LockfileError:
+        return
+    select(lock, LINUX)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_any_text_in_any_format_parses_or_raises_our_error(text: str) -> None:
+    for parse in (parse_uv_lock, parse_poetry_lock, parse_pipfile_lock, parse_pylock):
+        try:
+            parse(text, "lock")
+        except LockfileError:
+            pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="<>=!~^*|, .0123456789", max_size=20))
+def test_poetry_python_constraint_is_a_marker_or_none(constraint: str) -> None:
+    from packaging.markers import Marker
+
+    marker = python_marker(constraint)
+    if marker:
+        Marker(marker).evaluate(LINUX)

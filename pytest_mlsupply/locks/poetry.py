@@ -122,9 +122,15 @@ def _package(
     artifacts = _artifacts(files, f"{where}.files", problems)
     hashes = [d for artifact in artifacts for d in artifact.hashes]
     source = _source(raw.get("source"), hashes, raw.get("develop") is True)
-    groups = raw.get("groups") or (
-        [raw["category"]] if isinstance(raw.get("category"), str) else []
-    )
+    groups: list[str] = []
+    raw_groups = raw.get("groups")
+    if raw_groups is not None:
+        if isinstance(raw_groups, list) and all(isinstance(g, str) for g in raw_groups):
+            groups = list(raw_groups)
+        else:
+            problems.add(f"{where}.groups", f"must be a list of group names, got {raw_groups!r}")
+    elif isinstance(raw.get("category"), str):
+        groups = [raw["category"]]
     marker: Marker | None = None
     markers = raw.get("markers")
     if isinstance(markers, Mapping):

@@ -29,7 +29,7 @@ from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
 from pytest_mlsupply.tomlfile import parse_toml
 
 PYLOCK_NEEDS_PACKAGING = (
-    "reading pylock.toml needs packaging 25.0 or newer (packaging.pylock); "
+    "reading pylock.toml needs a packaging release with packaging.pylock; "
     "upgrade it with `pip install -U packaging`"
 )
 
