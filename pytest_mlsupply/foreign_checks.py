@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 
@@ -20,7 +21,7 @@ from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.checks import snapshot_findings
-from pytest_mlsupply.findings import Finding, Kind, Report
+from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError
 from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
@@ -119,8 +120,10 @@ def check_foreign_lock(
     required: dict[str, list[LockedPackage]] = defaultdict(list)
     for package in selection.required:
         required[package.name].append(package)
+    development = {id(p) for p in selection.development}
     for name in sorted(set(required) - set(installed)):
-        findings.append(_missing(name, required[name], lock))
+        only_development = all(id(p) in development for p in required[name])
+        findings.append(_missing(name, required[name], lock, only_development))
     if min_age_days is not None:
         findings.extend(
             too_new(
@@ -164,19 +167,28 @@ def _unexpected(dist: InstalledDistribution, lock: ForeignLock) -> Finding:
     )
 
 
-def _missing(name: str, entries: Sequence[LockedPackage], lock: ForeignLock) -> Finding:
+def _missing(
+    name: str, entries: Sequence[LockedPackage], lock: ForeignLock, development: bool
+) -> Finding:
+    """An error; a warning when only a development group locks it (such groups may be skipped)."""
     versions = _versions(entries)
     pinned = next((e.version for e in entries if e.version), None)
     install = f"pip install '{name}=={pinned}'" if pinned else f"install {name}"
-    return Finding.of(
+    groups = sorted({e.group for e in entries if e.group})
+    where = ""
+    if development:
+        where = f" (development group {', '.join(groups)})" if groups else " (a development group)"
+    finding = Finding.of(
         Kind.MISSING,
         name,
-        f"{name} {versions} is locked for this interpreter in {lock.title} but not installed",
+        f"{name} {versions} is locked for this interpreter in {lock.title}{where} but not "
+        "installed",
         expected=versions,
         actual="not installed",
         hint=f"{install} (or sync the environment from the lock)",
         location=_where(lock, entries),
     )
+    return replace(finding, severity=Severity.WARNING) if development else finding
 
 
 def _compare(

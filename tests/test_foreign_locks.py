@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -716,30 +717,24 @@ def _toml(document) -> str:
 @given(st.lists(_VALUES, max_size=3), st.sampled_from([1, 2, 3]))
 def test_any_uv_lock_document_parses_or_raises_our_error(packages, revision) -> None:
     document = {"version": 1, "revision": revision, "package": packages}
-    try:
+    with contextlib.suppress(LockfileError):
         parse_uv_lock(_toml(document), "uv.lock")
-    except LockfileError:
-        pass
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_VALUES, max_size=3), _VALUES)
 def test_any_poetry_lock_document_parses_or_raises_our_error(packages, files) -> None:
     document = {"package": packages, "metadata": {"lock-version": "2.1", "files": files}}
-    try:
+    with contextlib.suppress(LockfileError):
         parse_poetry_lock(_toml(document), "poetry.lock")
-    except LockfileError:
-        pass
 
 
 @settings(max_examples=150, deadline=None)
 @given(_VALUES, _VALUES, _VALUES)
 def test_any_pipfile_lock_document_parses_or_raises_our_error(meta, default, develop) -> None:
     text = json.dumps({"_meta": meta, "default": default, "develop": develop})
-    try:
+    with contextlib.suppress(LockfileError):
         parse_pipfile_lock(text, "Pipfile.lock")
-    except LockfileError:
-        pass
 
 
 @settings(max_examples=150, deadline=None)
@@ -762,10 +757,8 @@ def test_any_pylock_document_parses_or_raises_our_error(packages, environments) 
 @given(st.text(max_size=60))
 def test_any_text_in_any_format_parses_or_raises_our_error(text: str) -> None:
     for parse in (parse_uv_lock, parse_poetry_lock, parse_pipfile_lock, parse_pylock):
-        try:
+        with contextlib.suppress(LockfileError):
             parse(text, "lock")
-        except LockfileError:
-            pass
 
 
 @settings(max_examples=200, deadline=None)
@@ -776,3 +769,31 @@ def test_poetry_python_constraint_is_a_marker_or_none(constraint: str) -> None:
     marker = python_marker(constraint)
     if marker:
         Marker(marker).evaluate(LINUX)
+
+
+def test_missing_development_group_entries_are_warnings(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_fake(site, "torch", "2.9.1")
+    install_fake(site, "nvidia-nccl-cu12", "2.27.5")
+    uv = check_foreign_lock(_snapshot(site), parse_uv_lock(UV_LOCK, "uv.lock"), environment=LINUX)
+    assert [(f.kind, f.severity, f.subject) for f in uv.findings] == [
+        (Kind.MISSING, Severity.WARNING, "pytest")
+    ]
+    assert "in uv.lock (a development group) but not installed" in uv.findings[0].message
+    pipfile = parse_pipfile_lock(
+        json.dumps(
+            {
+                "default": {"torch": {"version": "==2.9.1"}, "numpy": {"version": "==2.2.6"}},
+                "develop": {"pytest": {"version": "==8.4.2"}},
+            }
+        ),
+        "Pipfile.lock",
+    )
+    report = check_foreign_lock(_snapshot(site), pipfile, environment=LINUX)
+    rows = [(f.kind, f.severity, f.subject) for f in report.findings]
+    assert rows == [
+        (Kind.MISSING, Severity.ERROR, "numpy"),
+        (Kind.UNEXPECTED, Severity.WARNING, "nvidia-nccl-cu12"),
+        (Kind.MISSING, Severity.WARNING, "pytest"),
+    ]
+    assert "(development group develop)" in report.findings[2].message

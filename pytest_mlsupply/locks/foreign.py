@@ -129,6 +129,9 @@ class LockedPackage:
     #: False for a project that is locked but not installed (uv's virtual root).
     installable: bool = True
     group: str | None = None
+    #: Locked only for a development group (poetry's non-main groups, Pipfile's
+    #: ``develop``): a setup may leave those out, so their absence is a warning.
+    development: bool = False
     #: Where in the file: ``line 12`` or ``package[3]``.
     where: str = ""
     dependencies: tuple[Dependency, ...] = ()
@@ -200,6 +203,8 @@ class Selection:
     required: tuple[LockedPackage, ...]
     #: Entries for this interpreter that may be installed (constraints, extras, unreached).
     allowed: tuple[LockedPackage, ...]
+    #: The required entries reached only through a development group.
+    development: tuple[LockedPackage, ...] = ()
 
 
 def _evaluate(marker: Marker, env: Mapping[str, Any], context: str) -> bool | None:
@@ -243,7 +248,9 @@ def select(lock: ForeignLock, environment: Mapping[str, str] | None = None) -> S
         env["dependency_groups"] = frozenset(lock.default_groups)
     else:
         env.setdefault("extra", "")
-    reached = _walk(lock, env) if lock.roots is not None else None
+    reached = _walk(lock, env, lock.default_groups) if lock.roots is not None else None
+    main = _walk(lock, env, ()) if lock.roots is not None else None
+    development: list[LockedPackage] = []
     required: list[LockedPackage] = []
     allowed: list[LockedPackage] = []
     for index, package in enumerate(lock.packages):
@@ -256,9 +263,11 @@ def select(lock: ForeignLock, environment: Mapping[str, str] | None = None) -> S
             wanted = applies is True
         if wanted and package.required:
             required.append(package)
+            if package.development or (main is not None and index not in main):
+                development.append(package)
         elif applies is not False or reached is not None:
             allowed.append(package)
-    return Selection(None, tuple(required), tuple(allowed))
+    return Selection(None, tuple(required), tuple(allowed), tuple(development))
 
 
 def _applies(package: LockedPackage, env: Mapping[str, Any], context: str) -> bool | None:
@@ -269,7 +278,7 @@ def _applies(package: LockedPackage, env: Mapping[str, Any], context: str) -> bo
     return _evaluate(package.marker, env, context)
 
 
-def _walk(lock: ForeignLock, env: Mapping[str, Any]) -> set[int]:
+def _walk(lock: ForeignLock, env: Mapping[str, Any], groups: Sequence[str]) -> set[int]:
     """Package indexes reached from the roots through edges whose markers hold here."""
     reached: set[int] = set()
     seen_extras: set[tuple[int, str]] = set()
@@ -285,7 +294,7 @@ def _walk(lock: ForeignLock, env: Mapping[str, Any]) -> set[int]:
             if target not in reached:
                 reached.add(target)
                 pending.extend(package.dependencies)
-                for group in lock.default_groups:
+                for group in groups:
                     pending.extend(package.group_dependencies.get(group, ()))
             for extra in edge.extras:
                 if (target, extra) not in seen_extras:

@@ -137,6 +137,7 @@ def _package(
             marker=marker,
             arbitrary=arbitrary,
             group=section,
+            development=section == "develop",
             where=where,
         )
     artifacts = (
@@ -145,5 +146,12 @@ def _package(
         else ()
     )
     return LockedPackage(
-        name, version, source, artifacts, marker=marker, group=section, where=where
+        name,
+        version,
+        source,
+        artifacts,
+        marker=marker,
+        group=section,
+        development=section == "develop",
+        where=where,
     )

@@ -156,6 +156,7 @@ def _package(
         artifacts=artifacts,
         marker=marker,
         required=raw.get("optional") is not True,
+        development=bool(groups) and "main" not in groups,
         group=",".join(str(g) for g in groups) or None,
         where=where,
         dependencies=tuple(edges),
