@@ -115,7 +115,7 @@ def check_foreign_lock(
                 continue
             findings.append(_unexpected(dist, lock))
             continue
-        findings.extend(_compare(dist, entries, lock))
+        findings.extend(_compare(dist, entries, lock, shown))
     installed = snapshot.by_name()
     required: dict[str, list[LockedPackage]] = defaultdict(list)
     for package in selection.required:
@@ -123,7 +123,7 @@ def check_foreign_lock(
     development = {id(p) for p in selection.development}
     for name in sorted(set(required) - set(installed)):
         only_development = all(id(p) in development for p in required[name])
-        findings.append(_missing(name, required[name], lock, only_development))
+        findings.append(_missing(name, required[name], lock, shown, only_development))
     if min_age_days is not None:
         findings.extend(
             too_new(
@@ -150,9 +150,9 @@ def _versions(entries: Iterable[LockedPackage]) -> str:
     return " or ".join(versions) if versions else "a direct reference"
 
 
-def _where(lock: ForeignLock, entries: Sequence[LockedPackage]) -> str:
+def _where(shown: str, entries: Sequence[LockedPackage]) -> str:
     spots = ", ".join(e.where for e in entries[:3] if e.where)
-    return f"{lock.path} ({spots})" if spots else lock.path
+    return f"{shown} ({spots})" if spots else shown
 
 
 def _unexpected(dist: InstalledDistribution, lock: ForeignLock) -> Finding:
@@ -168,7 +168,11 @@ def _unexpected(dist: InstalledDistribution, lock: ForeignLock) -> Finding:
 
 
 def _missing(
-    name: str, entries: Sequence[LockedPackage], lock: ForeignLock, development: bool
+    name: str,
+    entries: Sequence[LockedPackage],
+    lock: ForeignLock,
+    shown: str,
+    development: bool,
 ) -> Finding:
     """An error; a warning when only a development group locks it (such groups may be skipped)."""
     versions = _versions(entries)
@@ -186,13 +190,13 @@ def _missing(
         expected=versions,
         actual="not installed",
         hint=f"{install} (or sync the environment from the lock)",
-        location=_where(lock, entries),
+        location=_where(shown, entries),
     )
     return replace(finding, severity=Severity.WARNING) if development else finding
 
 
 def _compare(
-    dist: InstalledDistribution, entries: Sequence[LockedPackage], lock: ForeignLock
+    dist: InstalledDistribution, entries: Sequence[LockedPackage], lock: ForeignLock, shown: str
 ) -> Iterator[Finding]:
     name = dist.name
     if dist.source.is_local and any(e.source.is_local for e in entries):
@@ -220,7 +224,7 @@ def _compare(
             expected=expected,
             actual=dist.version,
             hint=f"`pip install '{name}=={pinned[0].version}'` to restore, or update the lock",
-            location=_where(lock, entries),
+            location=_where(shown, entries),
         )
         return
     candidates = same_version or list(entries)
