@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -237,3 +238,22 @@ def test_cli_check_with_min_age_and_lock_format(venv, project, wheels, demo_sha)
     assert broken.returncode == EXIT_UNUSABLE
     assert "broken.txt: line 1: 'numpy>=2' is not pinned" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_min_age_from_the_ini_file_fails_a_fresh_upload(venv, project, wheels, demo_sha):
+    install_demo(venv, wheels)
+    recent = (datetime.now(timezone.utc) - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (project / "pylock.toml").write_text(_locks(demo_sha, upload=recent)["pylock.toml"])
+    (project / "pytest.ini").write_text(
+        "[pytest]\nmlsupply_lock = pylock.toml\nmlsupply_min_age = 7\n"
+    )
+    result = gate(venv, project)
+    assert result.returncode == 1, result.stdout
+    problems = [f for f in findings(project) if f["severity"] != "info"]
+    assert [(p["kind"], p["subject"]) for p in problems] == [("too-new", "demo-model")]
+    expected = (
+        rf"{re.escape(WHEEL)} was uploaded {recent[:-1]}\+00:00 \(0\.\d days before this run\)"
+    )
+    assert re.search(expected, result.stdout), result.stdout
+    (project / "pytest.ini").write_text("[pytest]\nmlsupply_lock = pylock.toml\n")
+    assert gate(venv, project).returncode == 0
