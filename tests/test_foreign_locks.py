@@ -797,3 +797,15 @@ def test_missing_development_group_entries_are_warnings(tmp_path: Path) -> None:
         (Kind.MISSING, Severity.WARNING, "pytest"),
     ]
     assert "(development group develop)" in report.findings[2].message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abc/%2B+.-_?#=:", max_size=30))
+def test_artifact_file_name_matches_the_url_parser(tail: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    from pytest_mlsupply.locks.foreign import filename_of
+
+    url = f"https://files.example.invalid/{tail}"
+    expected = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "fallback"
+    assert filename_of(url, "fallback") == expected

@@ -418,8 +418,10 @@ def filename_of(url: str | None, fallback: str = "") -> str:
         return fallback
     from urllib.parse import unquote, urlsplit
 
-    path = urlsplit(url).path
-    return unquote(path.rsplit("/", 1)[-1]) or fallback
+    # Lock URLs rarely carry a query or fragment; urlsplit is the slow part of reading uv.lock.
+    path = urlsplit(url).path if ("?" in url or "#" in url) else url
+    name = path.rsplit("/", 1)[-1]
+    return (unquote(name) if "%" in name else name) or fallback
 
 
 def archive_source(url: str | None, hashes: Sequence[Digest]) -> Source:
