@@ -295,36 +295,42 @@ def _source_problem(installed: Source, entry: LockedPackage) -> str | None:
 def too_new(
     packages: Iterable[LockedPackage], min_age_days: float, now: datetime
 ) -> Iterator[Finding]:
-    """One finding per locked artifact uploaded less than *min_age_days* before *now*."""
+    """One finding per locked release with an artifact uploaded less than *min_age_days* ago.
+
+    A release has a file per platform (torch: about twenty wheels, uploaded
+    together); the finding names the newest one and counts the others.
+    """
     cutoff = now - timedelta(days=min_age_days)
-    seen: set[tuple[str, str]] = set()
+    recent: dict[tuple[str, str], list[tuple[datetime, str, LockedPackage]]] = {}
     for package in packages:
         for artifact in package.artifacts:
             uploaded = artifact.upload_time
             if uploaded is None or uploaded <= cutoff:
                 continue
-            key = (package.name, artifact.filename)
-            if key in seen:
-                continue
-            seen.add(key)
-            days = (now - uploaded).total_seconds() / 86400
-            when = (
-                f"{days:.1f} days before this run"
-                if days >= 0
-                else "after this run's clock time (a wrong clock, or a forged time)"
-            )
-            yield Finding.of(
-                Kind.TOO_NEW,
-                package.name,
-                f"{package.name} {package.version or ''}: {artifact.filename} was uploaded "
-                f"{uploaded.isoformat()} ({when}), less than the "
-                f"minimum age of {min_age_days:g} days",
-                expected=f"uploaded before {cutoff.isoformat()}",
-                actual=uploaded.isoformat(),
-                hint="wait until the release has aged (compromised releases are usually "
-                "pulled within days), or lock an older version",
-                location=package.where or None,
-            )
+            files = recent.setdefault((package.name, package.version or ""), [])
+            if all(name != artifact.filename for _, name, _ in files):
+                files.append((uploaded, artifact.filename, package))
+    for (name, version), files in sorted(recent.items()):
+        uploaded, filename, package = max(files, key=lambda item: (item[0], item[1]))
+        days = (now - uploaded).total_seconds() / 86400
+        when = (
+            f"{days:.1f} days before this run"
+            if days >= 0
+            else "after this run's clock time (a wrong clock, or a forged time)"
+        )
+        others = len(files) - 1
+        also = f"; {others} other file{'s' if others != 1 else ''} of it too" if others else ""
+        yield Finding.of(
+            Kind.TOO_NEW,
+            name,
+            f"{name} {version}: {filename} was uploaded {uploaded.isoformat()} ({when}), less "
+            f"than the minimum age of {min_age_days:g} days{also}",
+            expected=f"uploaded before {cutoff.isoformat()}",
+            actual=uploaded.isoformat(),
+            hint="wait until the release has aged (compromised releases are usually "
+            "pulled within days), or lock an older version",
+            location=package.where or None,
+        )
 
 
 def tool_baseline(snapshot: Snapshot) -> frozenset[str]:

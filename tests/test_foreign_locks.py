@@ -26,6 +26,8 @@ from pytest_mlsupply.locks.foreign import (
     FORMAT_PYLOCK,
     FORMAT_REQUIREMENTS,
     FORMAT_UV,
+    LockedArtifact,
+    LockedPackage,
     detect_format,
     load_foreign_lock,
     locked_artifacts,
@@ -628,6 +630,25 @@ def test_min_age_flags_recent_uploads_with_an_injected_now(tmp_path: Path) -> No
     assert "torch-2.9.1-cp311-cp311-manylinux_2_28_x86_64.whl" in findings[0].message
     assert "2.4 days before this run" in findings[0].message
     assert list(too_new(lock.packages, 2, now)) == []
+    # A release's files come as one finding naming the newest file.
+    fresh = datetime(2025, 11, 14, tzinfo=timezone.utc)
+    release = LockedPackage(
+        "torch",
+        "2.9.1",
+        artifacts=(
+            LockedArtifact("torch-2.9.1-cp311-win_amd64.whl", upload_time=fresh),
+            LockedArtifact("torch-2.9.1-cp312-win_amd64.whl", upload_time=fresh),
+            LockedArtifact(
+                "torch-2.9.1.tar.gz", upload_time=datetime(2025, 1, 1, tzinfo=timezone.utc)
+            ),
+        ),
+    )
+    [single] = too_new([release], 7, now)
+    assert (
+        "torch 2.9.1: torch-2.9.1-cp312-win_amd64.whl was uploaded 2025-11-14T00:00:00+00:00"
+        in (single.message)
+    )
+    assert single.message.endswith("less than the minimum age of 7 days; 1 other file of it too")
     site = tmp_path / "site"
     install_fake(site, "torch", "2.9.1")
     install_fake(site, "nvidia-nccl-cu12", "2.27.5")
