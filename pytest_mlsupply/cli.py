@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_mlsupply import __version__
+from pytest_mlsupply.locks.foreign import LOCK_FORMATS
 from pytest_mlsupply.settings import DEFAULT_LOCK_NAME
 
 EXIT_OK = 0
@@ -43,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
             help="read distributions from DIR instead of this interpreter's sys.path "
             "(repeatable, in import order), e.g. another venv's site-packages",
         )
+        sub.add_argument(
+            "--lock-format",
+            choices=LOCK_FORMATS,
+            default=None,
+            help="format of --lock (default: auto, by file name: pylock.toml, *.txt, uv.lock, "
+            "poetry.lock, Pipfile.lock, else mlsupply.lock); a foreign lock is never "
+            "rewritten, `lock` writes mlsupply.lock beside it",
+        )
 
     lock = commands.add_parser("lock", help="write or refresh the lockfile from this environment")
     common(lock)
@@ -67,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="keep installed-file hashes in DIR and reuse them on the next run (default: no "
         "cache, every file is hashed)",
+    )
+    check.add_argument(
+        "--min-age",
+        metavar="DAYS",
+        help="a locked artifact uploaded fewer than DAYS days ago is an error "
+        "(pylock.toml and uv.lock record upload times)",
     )
     check.add_argument(
         "--rehash", action="store_true", help="ignore what --cache-dir holds and hash every file"
@@ -97,10 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         github_annotations,
         write_report,
     )
+    from pytest_mlsupply.settings import parse_min_age
 
     lock_path = Path(args.lock).resolve()
     try:
         checking = args.command == "check"
+        min_age = (
+            parse_min_age(args.min_age, "--min-age")
+            if checking and args.min_age is not None
+            else None
+        )
         result = run_gate(
             lock_path,
             update=not checking,
@@ -110,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=_cache_dir(args.cache_dir) if checking and args.cache_dir else None,
             rehash=checking and args.rehash,
             waivers=Path(args.waivers) if checking and args.waivers else None,
+            lock_format=args.lock_format,
+            min_age_days=min_age,
         )
     except MlsupplyError as exc:
         print(f"mlsupply: error: {exc}", file=sys.stderr)
@@ -120,9 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = result.report
     if args.command == "lock":
         print(
-            f"mlsupply: wrote {report.lock_path}: {report.distributions_checked} distributions "
-            f"in {report.environment}"
+            f"mlsupply: wrote {result.written_path or report.lock_path}: "
+            f"{report.distributions_checked} distributions in {report.environment}"
         )
+        if result.written_path:
+            print(f"mlsupply: {report.lock_path} is not rewritten (it is another tool's lock)")
         return EXIT_OK
     failed = report.fails(strict=args.strict)
     if args.report:

@@ -48,6 +48,8 @@ class Kind(str, enum.Enum):
     UNOWNED_MODULE = "unowned-module"
     WAIVER_EXPIRED = "waiver-expired"
     WAIVER_UNUSED = "waiver-unused"
+    LOCK_NOT_APPLICABLE = "lock-not-applicable"
+    TOO_NEW = "too-new"
 
 
 #: The severity each kind gets unless a check decides otherwise.
@@ -70,6 +72,8 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
     Kind.UNOWNED_MODULE: Severity.WARNING,
     Kind.WAIVER_EXPIRED: Severity.ERROR,
     Kind.WAIVER_UNUSED: Severity.WARNING,
+    Kind.LOCK_NOT_APPLICABLE: Severity.ERROR,
+    Kind.TOO_NEW: Severity.ERROR,
 }
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from pytest_mlsupply.checks import check_environment
 from pytest_mlsupply.findings import Report
-from pytest_mlsupply.locks.mlsupply_lock import load_lock, refresh_lock, write_lock
+from pytest_mlsupply.locks.foreign import FORMAT_MLSUPPLY, detect_format
+from pytest_mlsupply.locks.mlsupply_lock import Lock, load_lock, refresh_lock, write_lock
 from pytest_mlsupply.snapshot import Snapshot, take_snapshot
 
 
@@ -18,6 +19,8 @@ from pytest_mlsupply.snapshot import Snapshot, take_snapshot
 class GateResult:
     report: Report
     lock_written: bool
+    #: The file written when it is not the lock checked (a foreign lock is never rewritten).
+    written_path: str | None = None
 
 
 def display_path(path: Path, base: Path) -> str:
@@ -37,6 +40,9 @@ def run_gate(
     progress: Callable[[int, int], None] | None = None,
     waivers: Path | None = None,
     today: datetime.date | None = None,
+    lock_format: str | None = None,
+    min_age_days: float | None = None,
+    now: datetime.datetime | None = None,
 ) -> GateResult:
     """Snapshot the environment, refresh the lock if asked, compare, verify installed files.
 
@@ -53,18 +59,117 @@ def run_gate(
         accepted = load_waivers(waivers, shown=display_path(waivers, base) if base else None)
     snapshot = take_snapshot(search_path, keep_rows=verify_files)
     shown = display_path(lock_path, base) if base else str(lock_path)
-    if update:
-        previous = load_lock(lock_path) if lock_path.exists() else None
-        lock = refresh_lock(previous, snapshot)
-        write_lock(lock_path, lock)
+    fmt = detect_format(lock_path, lock_format)
+    written: str | None = None
+    if fmt != FORMAT_MLSUPPLY:
+        report, written = _foreign_gate(
+            snapshot, lock_path, fmt, shown, update, base, min_age_days, now
+        )
     else:
-        lock = load_lock(lock_path)
-    report = check_environment(snapshot, lock, lock_path=shown)
+        if update:
+            previous = load_lock(lock_path) if lock_path.exists() else None
+            lock = refresh_lock(previous, snapshot)
+            write_lock(lock_path, lock)
+        else:
+            lock = load_lock(lock_path)
+        report = check_environment(snapshot, lock, lock_path=shown)
+        if min_age_days is not None:
+            report = _add_notes(report, [NOTE_MIN_AGE_MLSUPPLY])
     if verify_files:
         report = _with_file_verification(report, snapshot, cache_dir, rehash, progress)
     if accepted:
         report = apply_waivers(report, accepted, today=today or datetime.date.today())
+    if fmt != FORMAT_MLSUPPLY:
+        return GateResult(report, lock_written=written is not None, written_path=written)
     return GateResult(report, lock_written=update)
+
+
+NOTE_FOREIGN_NOT_REWRITTEN = (
+    "{lock} is a {title} and is never rewritten; --mlsupply-update-lock wrote {written} from "
+    "this environment instead (gate on it with --mlsupply-lock {written} for byte-level checks)"
+)
+NOTE_MIN_AGE_MLSUPPLY = (
+    "mlsupply.lock records no upload times; the minimum age applies to pylock.toml and uv.lock"
+)
+
+
+def _foreign_gate(
+    snapshot: Snapshot,
+    lock_path: Path,
+    fmt: str,
+    shown: str,
+    update: bool,
+    base: Path | None,
+    min_age_days: float | None,
+    now: datetime.datetime | None,
+) -> tuple[Report, str | None]:
+    """Check against a foreign lock; with *update*, write mlsupply.lock beside it instead."""
+    from pytest_mlsupply.foreign_checks import check_foreign_lock
+    from pytest_mlsupply.locks.foreign import load_foreign_lock
+    from pytest_mlsupply.settings import DEFAULT_LOCK_NAME
+
+    foreign = load_foreign_lock(lock_path, fmt)
+    own_path = lock_path.parent / DEFAULT_LOCK_NAME
+    own = load_lock(own_path) if own_path.exists() and not update else None
+    report = check_foreign_lock(
+        snapshot, foreign, lock_path=shown, min_age_days=min_age_days, now=now
+    )
+    if own is not None:
+        report = _with_content_from(report, snapshot, own, own_path, base)
+    if not update:
+        return report, None
+    previous = load_lock(own_path) if own_path.exists() else None
+    write_lock(own_path, refresh_lock(previous, snapshot))
+    written = display_path(own_path, base) if base else str(own_path)
+    note = NOTE_FOREIGN_NOT_REWRITTEN.format(lock=shown, title=foreign.title, written=written)
+    return _add_notes(report, [note]), written
+
+
+NOTE_CONTENT_ALONGSIDE = (
+    "content digests compared with {own}, beside the foreign lock (byte-level check of every "
+    "distribution it locks)"
+)
+
+
+def _with_content_from(
+    report: Report, snapshot: Snapshot, own: Lock, own_path: Path, base: Path | None
+) -> Report:
+    """Add the content findings of mlsupply.lock kept beside a foreign lock.
+
+    Only ``content-changed`` is taken from it: versions, sources and missing
+    or unexpected distributions are the foreign lock's to decide, so the two
+    never report one difference twice.
+    """
+    from pytest_mlsupply.findings import Kind
+    from pytest_mlsupply.foreign_checks import NOTE_NO_CONTENT
+
+    shown = display_path(own_path, base) if base else str(own_path)
+    content = [
+        f
+        for f in check_environment(snapshot, own, lock_path=shown).findings
+        if f.kind is Kind.CONTENT_CHANGED
+    ]
+    prefix = NOTE_NO_CONTENT.split("{title}")[1][:30]
+    notes = [n for n in report.notes if prefix not in n]
+    return Report.build(
+        [*report.findings, *content],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=[*notes, NOTE_CONTENT_ALONGSIDE.format(own=shown)],
+        stats=report.stats,
+    )
+
+
+def _add_notes(report: Report, notes: Sequence[str]) -> Report:
+    return Report.build(
+        report.findings,
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=[*report.notes, *notes],
+        stats=report.stats,
+    )
 
 
 def _with_file_verification(

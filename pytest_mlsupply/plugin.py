@@ -90,6 +90,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="TOML file of [[waiver]] entries (match, kind, reason, expires) for findings "
         "accepted until a date (ini: mlsupply_waivers).",
     )
+    group.addoption(
+        "--mlsupply-lock-format",
+        metavar="FORMAT",
+        default=None,
+        help="format of --mlsupply-lock: auto (by file name, the default), mlsupply, pylock, "
+        "requirements, uv, poetry, pipfile (ini: mlsupply_lock_format).",
+    )
+    group.addoption(
+        "--mlsupply-min-age",
+        metavar="DAYS",
+        default=None,
+        help="a locked artifact uploaded fewer than DAYS days ago is an error (pylock.toml and "
+        "uv.lock record upload times; ini: mlsupply_min_age).",
+    )
+    parser.addini("mlsupply_lock_format", "lockfile format (auto by file name).", default="")
+    parser.addini("mlsupply_min_age", "minimum age in days of locked artifacts.", default="")
     parser.addini("mlsupply", "turn the mlsupply gate on for every run (true/false).", default="")
     parser.addini("mlsupply_lock", "lockfile path, relative to the ini file.", default="")
     parser.addini("mlsupply_strict", "warnings fail the run too (true/false).", default="")
@@ -167,6 +183,7 @@ class GatePlugin:
         self.settings = settings
         self.report: Report | None = None
         self.lock_written = False
+        self.written_path: str | None = None
         self.not_run = 0
         self.report_format = "JSON"
         #: Set on an xdist worker that runs another interpreter than the controller
@@ -211,11 +228,14 @@ class GatePlugin:
                 rehash=self.settings.rehash,
                 progress=self._progress_printer(),
                 waivers=self.settings.waivers_path,
+                lock_format=self.settings.lock_format,
+                min_age_days=self.settings.min_age_days,
             )
         except MlsupplyError as exc:
             raise pytest.UsageError(f"mlsupply: {exc}") from None
         self.report = result.report
         self.lock_written = result.lock_written
+        self.written_path = result.written_path
         if self.settings.report_path and not self.is_worker:
             try:
                 self.report_format = write_report(
@@ -267,7 +287,8 @@ class GatePlugin:
             return []
         lines = []
         if self.lock_written:
-            lines.append(f"mlsupply: wrote {self.report.lock_path} from this environment")
+            shown = self.written_path or self.report.lock_path
+            lines.append(f"mlsupply: wrote {shown} from this environment")
         lines.append(header_line(self.report))
         return lines
 

@@ -29,6 +29,9 @@ class Settings:
     report_path: Path | None
     rehash: bool = False
     waivers_path: Path | None = None
+    # Foreign lockfiles (pylock.toml, requirements, uv.lock, poetry.lock, Pipfile.lock).
+    lock_format: str | None = None
+    min_age_days: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,4 +103,44 @@ def resolve_settings(sources: SettingSources) -> Settings:
         report_path=_path(sources, "mlsupply_report", "mlsupply_report"),
         rehash=bool(sources.option("mlsupply_rehash")),
         waivers_path=_path(sources, "mlsupply_waivers", "mlsupply_waivers"),
+        lock_format=_lock_format(sources),
+        min_age_days=_min_age(sources),
     )
+
+
+def _lock_format(sources: SettingSources) -> str | None:
+    value, where = sources.option("mlsupply_lock_format"), "--mlsupply-lock-format"
+    if not value:
+        value = str(sources.ini("mlsupply_lock_format") or "").strip()
+        where = f"ini option 'mlsupply_lock_format' in {sources.ini_file or 'the ini file'}"
+    if not value:
+        return None
+    from pytest_mlsupply.locks.foreign import LOCK_FORMATS  # packaging: only when asked for
+
+    if value not in LOCK_FORMATS:
+        raise SettingsError(
+            f"{where}: unknown lock format {value!r}; choose one of {', '.join(LOCK_FORMATS)}"
+        )
+    return str(value)
+
+
+def parse_min_age(value: object, where: str) -> float:
+    """A non-negative number of days; *where* names the option or ini key in the error."""
+    try:
+        days = float(str(value).strip())
+    except ValueError:
+        raise SettingsError(f"{where}: expected a number of days, got {value!r}") from None
+    if not days >= 0 or days == float("inf"):
+        raise SettingsError(f"{where}: expected a non-negative number of days, got {value!r}")
+    return days
+
+
+def _min_age(sources: SettingSources) -> float | None:
+    value = sources.option("mlsupply_min_age")
+    if value is not None and str(value).strip() != "":
+        return parse_min_age(value, "--mlsupply-min-age")
+    raw = str(sources.ini("mlsupply_min_age") or "").strip()
+    if raw:
+        where = f"ini option 'mlsupply_min_age' in {sources.ini_file or 'the ini file'}"
+        return parse_min_age(raw, where)
+    return None

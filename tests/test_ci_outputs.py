@@ -284,9 +284,7 @@ def test_every_option_in_the_example_workflow_exists(pytester: pytest.Pytester) 
     # pip's option, and pytest's alias that --help spells --junit-xml.
     others = {"--require-hashes", "--junitxml"}
     missing = {
-        option
-        for option in used - others
-        if option not in check_help and option not in pytest_help
+        option for option in used - others if option not in check_help and option not in pytest_help
     }
     assert not missing, missing
     assert {"--mlsupply", "--mlsupply-report", "--waivers", "--report"} <= used

@@ -1,0 +1,461 @@
+"""Lockfiles other tools write, in one pytest-free model.
+
+Every reader (``pylock``, ``requirements``, ``uvlock``, ``poetry``, ``pipfile``)
+turns its format into a ``ForeignLock``: packages with a canonical name, the
+pinned version, the source, the artifacts with their hashes and upload times,
+and what decides whether an entry applies to an interpreter (a marker, the
+lock's ``requires-python`` and ``environments``, or a dependency graph walked
+from the project's roots). Which entries apply is decided here, once, for
+every format, so that an entry meant for another platform is never "missing".
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from pytest_mlsupply.errors import LockfileError, LockfileNotFoundError, SettingsError
+from pytest_mlsupply.hashing import Digest, DigestError
+from pytest_mlsupply.sources import Source
+
+FORMAT_MLSUPPLY = "mlsupply"
+FORMAT_PYLOCK = "pylock"
+FORMAT_REQUIREMENTS = "requirements"
+FORMAT_UV = "uv"
+FORMAT_POETRY = "poetry"
+FORMAT_PIPFILE = "pipfile"
+FORMAT_AUTO = "auto"
+
+#: Choices of ``--mlsupply-lock-format`` (``auto``: decide by the file name).
+LOCK_FORMATS = (
+    FORMAT_AUTO,
+    FORMAT_MLSUPPLY,
+    FORMAT_PYLOCK,
+    FORMAT_REQUIREMENTS,
+    FORMAT_UV,
+    FORMAT_POETRY,
+    FORMAT_PIPFILE,
+)
+
+#: How each format is named in messages.
+FORMAT_TITLES: Mapping[str, str] = {
+    FORMAT_MLSUPPLY: "mlsupply.lock",
+    FORMAT_PYLOCK: "pylock.toml (PEP 751)",
+    FORMAT_REQUIREMENTS: "requirements file",
+    FORMAT_UV: "uv.lock",
+    FORMAT_POETRY: "poetry.lock",
+    FORMAT_PIPFILE: "Pipfile.lock",
+}
+
+MARKER_CONTEXT_LOCK_FILE = "lock_file"
+MARKER_CONTEXT_REQUIREMENT = "requirement"
+
+
+def detect_format(path: Path, requested: str | None = None) -> str:
+    """The format of *path*: *requested* unless it is None or ``auto``, else by file name.
+
+    ``pylock.toml``/``pylock.NAME.toml`` (PEP 751's names), ``uv.lock``,
+    ``poetry.lock``, ``Pipfile.lock``, ``*.txt`` (pip-compile and
+    ``uv pip compile`` output); anything else is read as ``mlsupply.lock``, so
+    existing setups with a custom lock name keep working.
+    """
+    if requested and requested != FORMAT_AUTO:
+        if requested not in LOCK_FORMATS:
+            raise SettingsError(
+                f"unknown lock format {requested!r}; choose one of {', '.join(LOCK_FORMATS)}"
+            )
+        return requested
+    name = path.name
+    lowered = name.lower()
+    if name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml")):
+        return FORMAT_PYLOCK
+    if lowered == "uv.lock":
+        return FORMAT_UV
+    if lowered == "poetry.lock":
+        return FORMAT_POETRY
+    if lowered == "pipfile.lock":
+        return FORMAT_PIPFILE
+    if lowered.endswith(".txt"):
+        return FORMAT_REQUIREMENTS
+    return FORMAT_MLSUPPLY
+
+
+@dataclass(frozen=True)
+class LockedArtifact:
+    """One file a lock names for a package (a wheel or an sdist) and what it records of it."""
+
+    filename: str
+    hashes: tuple[Digest, ...] = ()
+    url: str | None = None
+    upload_time: datetime | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """An edge of a lock's dependency graph: the target package indexes and the edge's marker."""
+
+    targets: tuple[int, ...]
+    marker: Marker | None = None
+    #: Extras of the target that this edge asks for (uv's ``extra = [...]``).
+    extras: tuple[str, ...] = ()
+    #: The edge's condition could not be understood: it never makes a package required.
+    uncertain: bool = False
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One locked distribution, normalised at the boundary."""
+
+    name: str
+    version: str | None
+    source: Source = field(default_factory=Source)
+    artifacts: tuple[LockedArtifact, ...] = ()
+    marker: Marker | None = None
+    requires_python: SpecifierSet | None = None
+    #: ``===`` pins compare as strings (PEP 440 arbitrary equality).
+    arbitrary: bool = False
+    #: False for entries that are never expected to be installed by themselves
+    #: (``-c`` constraints, optional extras): compared when installed, never "missing".
+    required: bool = True
+    #: False for a project that is locked but not installed (uv's virtual root).
+    installable: bool = True
+    group: str | None = None
+    #: Locked only for a development group (poetry's non-main groups, Pipfile's
+    #: ``develop``): a setup may leave those out, so their absence is a warning.
+    development: bool = False
+    #: Where in the file: ``line 12`` or ``package[3]``.
+    where: str = ""
+    dependencies: tuple[Dependency, ...] = ()
+    optional_dependencies: Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict)
+    group_dependencies: Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict)
+
+    @property
+    def hashes(self) -> tuple[Digest, ...]:
+        return tuple(digest for artifact in self.artifacts for digest in artifact.hashes)
+
+
+@dataclass(frozen=True)
+class ForeignLock:
+    """A lock written by another tool, read-only."""
+
+    path: str
+    format: str
+    packages: tuple[LockedPackage, ...]
+    requires_python: SpecifierSet | None = None
+    environments: tuple[Marker, ...] = ()
+    marker_context: str = MARKER_CONTEXT_REQUIREMENT
+    default_groups: tuple[str, ...] = ()
+    #: Dependency-graph roots (edges from the project); None: every entry stands alone.
+    roots: tuple[Dependency, ...] | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return FORMAT_TITLES.get(self.format, self.format)
+
+
+@dataclass(frozen=True)
+class LockedArtifactRef:
+    """One locked artifact with its package, for matching archives against hash lists."""
+
+    name: str
+    version: str | None
+    filename: str
+    digest: Digest
+
+
+def locked_artifacts(lock: ForeignLock) -> Iterator[LockedArtifactRef]:
+    """Every (package, version, file, digest) the lock records, for known-bad hash lists."""
+    for package in lock.packages:
+        for artifact in package.artifacts:
+            for digest in artifact.hashes:
+                yield LockedArtifactRef(package.name, package.version, artifact.filename, digest)
+
+
+# ---------------------------------------------------------------- this interpreter
+
+
+def current_environment() -> dict[str, str]:
+    """PEP 508 marker values for this interpreter."""
+    from packaging.markers import default_environment
+
+    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    env.setdefault("platform_python_implementation", platform.python_implementation())
+    return env
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which entries of a lock apply to one interpreter."""
+
+    #: None when the lock applies; else why not (one sentence).
+    not_applicable: str | None
+    #: Entries for this interpreter that must be installed.
+    required: tuple[LockedPackage, ...]
+    #: Entries for this interpreter that may be installed (constraints, extras, unreached).
+    allowed: tuple[LockedPackage, ...]
+    #: The required entries reached only through a development group.
+    development: tuple[LockedPackage, ...] = ()
+
+
+def _evaluate(marker: Marker, env: Mapping[str, Any], context: str) -> bool | None:
+    """A marker's value, or None when it cannot be decided here."""
+    try:
+        return bool(marker.evaluate(dict(env), context=context))  # type: ignore[arg-type]
+    except (UndefinedComparison, UndefinedEnvironmentName, InvalidMarker, ValueError, TypeError):
+        return None
+
+
+def _python_full_version(env: Mapping[str, Any]) -> str:
+    return str(env.get("python_full_version") or platform.python_version())
+
+
+def _python_ok(spec: SpecifierSet | None, env: Mapping[str, Any]) -> bool:
+    if spec is None:
+        return True
+    version = _python_full_version(env)
+    # CPython development builds end in "+"; PEP 440 does not allow that.
+    return spec.contains(version.rstrip("+"), prereleases=True)
+
+
+def select(lock: ForeignLock, environment: Mapping[str, str] | None = None) -> Selection:
+    """The entries of *lock* that apply to *environment* (default: this interpreter)."""
+    env: dict[str, Any] = dict(environment or current_environment())
+    if lock.requires_python is not None and not _python_ok(lock.requires_python, env):
+        return Selection(
+            f"the lock requires Python {lock.requires_python}, this is {_python_full_version(env)}",
+            (),
+            (),
+        )
+    if lock.environments:
+        values = [_evaluate(m, env, MARKER_CONTEXT_REQUIREMENT) for m in lock.environments]
+        if not any(values):
+            shown = " | ".join(str(m) for m in lock.environments)
+            return Selection(
+                f"this interpreter matches none of the lock's environments ({shown})", (), ()
+            )
+    if lock.marker_context == MARKER_CONTEXT_LOCK_FILE:
+        env["extras"] = frozenset()
+        env["dependency_groups"] = frozenset(lock.default_groups)
+    else:
+        env.setdefault("extra", "")
+    reached = _walk(lock, env, lock.default_groups) if lock.roots is not None else None
+    main = _walk(lock, env, ()) if lock.roots is not None else None
+    development: list[LockedPackage] = []
+    required: list[LockedPackage] = []
+    allowed: list[LockedPackage] = []
+    for index, package in enumerate(lock.packages):
+        if not package.installable:
+            continue
+        applies = _applies(package, env, lock.marker_context)
+        if reached is not None:
+            wanted = applies is not False and index in reached
+        else:
+            wanted = applies is True
+        if wanted and package.required:
+            required.append(package)
+            if package.development or (main is not None and index not in main):
+                development.append(package)
+        elif applies is not False or reached is not None:
+            allowed.append(package)
+    return Selection(None, tuple(required), tuple(allowed), tuple(development))
+
+
+def _applies(package: LockedPackage, env: Mapping[str, Any], context: str) -> bool | None:
+    if package.requires_python is not None and not _python_ok(package.requires_python, env):
+        return False
+    if package.marker is None:
+        return True
+    return _evaluate(package.marker, env, context)
+
+
+def _walk(lock: ForeignLock, env: Mapping[str, Any], groups: Sequence[str]) -> set[int]:
+    """Package indexes reached from the roots through edges whose markers hold here."""
+    reached: set[int] = set()
+    seen_extras: set[tuple[int, str]] = set()
+    pending: list[Dependency] = list(lock.roots or ())
+    while pending:
+        edge = pending.pop()
+        if edge.uncertain:
+            continue
+        if edge.marker is not None and _evaluate(edge.marker, env, lock.marker_context) is not True:
+            continue
+        for target in edge.targets:
+            package = lock.packages[target]
+            if target not in reached:
+                reached.add(target)
+                pending.extend(package.dependencies)
+                for group in groups:
+                    pending.extend(package.group_dependencies.get(group, ()))
+            for extra in edge.extras:
+                if (target, extra) not in seen_extras:
+                    seen_extras.add((target, extra))
+                    pending.extend(package.optional_dependencies.get(extra, ()))
+    return reached
+
+
+# ---------------------------------------------------------------- reading helpers
+
+
+class Problems:
+    """Collects every problem of one file before raising once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}" if where else message)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise LockfileError(self.path, self.items)
+
+
+def read_lock_text(path: Path, title: str) -> str:
+    """The text of a lockfile, or a LockfileError that says why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LockfileNotFoundError(str(path), [f"{title} not found"]) from None
+    except UnicodeDecodeError as exc:
+        raise LockfileError(str(path), [f"not UTF-8 text: {exc}"]) from exc
+    except OSError as exc:
+        raise LockfileError(str(path), [f"cannot be read: {exc.strerror or exc}"]) from exc
+
+
+def parse_marker(text: Any, where: str, problems: Problems) -> Marker | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        problems.add(where, f"marker must be a string, got {text!r}")
+        return None
+    if not text.strip():
+        return None
+    try:
+        return Marker(text)
+    except InvalidMarker as exc:
+        problems.add(where, f"invalid environment marker {text!r}: {_first_line(exc)}")
+        return None
+
+
+def parse_specifier(text: Any, where: str, problems: Problems) -> SpecifierSet | None:
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        problems.add(where, f"expected a version specifier string, got {text!r}")
+        return None
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        problems.add(where, f"invalid version specifier {text!r}")
+        return None
+
+
+def parse_version(text: Any, where: str, problems: Problems) -> str | None:
+    if not isinstance(text, str) or not text.strip():
+        problems.add(where, f"expected a version string, got {text!r}")
+        return None
+    try:
+        Version(text)
+    except InvalidVersion:
+        problems.add(where, f"invalid version {text!r} (not PEP 440)")
+        return None
+    return text.strip()
+
+
+def parse_digest(text: Any, where: str, problems: Problems, separator: str = ":") -> Digest | None:
+    """``alg:hex`` (or ``alg=hex`` with *separator*) as a Digest, or a problem."""
+    if not isinstance(text, str):
+        problems.add(where, f"expected a hash string, got {text!r}")
+        return None
+    algorithm, sep, value = text.strip().partition(separator)
+    try:
+        if not sep:
+            raise DigestError(f"expected 'algorithm{separator}hex'")
+        return Digest.parse(f"{algorithm}:{value}")
+    except DigestError as exc:
+        problems.add(where, f"invalid hash {text!r}: {exc}")
+        return None
+
+
+def parse_upload_time(value: Any, where: str, problems: Problems) -> datetime | None:
+    """A TOML datetime or an RFC 3339 string (uv writes strings), made timezone-aware."""
+    from datetime import timezone
+
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            problems.add(where, f"invalid upload-time {value!r} (expected an RFC 3339 date-time)")
+            return None
+    else:
+        problems.add(where, f"invalid upload-time {value!r} (expected an RFC 3339 date-time)")
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def filename_of(url: str | None, fallback: str = "") -> str:
+    if not url:
+        return fallback
+    from urllib.parse import unquote, urlsplit
+
+    # Lock URLs rarely carry a query or fragment; urlsplit is the slow part of reading uv.lock.
+    path = urlsplit(url).path if ("?" in url or "#" in url) else url
+    name = path.rsplit("/", 1)[-1]
+    return (unquote(name) if "%" in name else name) or fallback
+
+
+def archive_source(url: str | None, hashes: Sequence[Digest]) -> Source:
+    """An archive (URL or path) source; the first sha256 (else any) hash identifies it."""
+    chosen = next((d for d in hashes if d.algorithm == "sha256"), hashes[0] if hashes else None)
+    from pytest_mlsupply.sources import ARCHIVE
+
+    return Source(ARCHIVE, url=url, archive_hash=str(chosen) if chosen else None)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def load_foreign_lock(path: Path, lock_format: str) -> ForeignLock:
+    """Read *path* as *lock_format* (not ``mlsupply``); LockfileError names every problem."""
+    if lock_format == FORMAT_PYLOCK:
+        from pytest_mlsupply.locks.pylock import load_pylock
+
+        return load_pylock(path)
+    if lock_format == FORMAT_REQUIREMENTS:
+        from pytest_mlsupply.locks.requirements import load_requirements
+
+        return load_requirements(path)
+    if lock_format == FORMAT_UV:
+        from pytest_mlsupply.locks.uvlock import load_uv_lock
+
+        return load_uv_lock(path)
+    if lock_format == FORMAT_POETRY:
+        from pytest_mlsupply.locks.poetry import load_poetry_lock
+
+        return load_poetry_lock(path)
+    if lock_format == FORMAT_PIPFILE:
+        from pytest_mlsupply.locks.pipfile import load_pipfile_lock
+
+        return load_pipfile_lock(path)
+    raise SettingsError(f"not a foreign lock format: {lock_format!r}")

@@ -1,0 +1,277 @@
+"""``poetry.lock``, lock-version 1.x (hashes in ``[metadata.files]``) and 2.x (per-package files).
+
+Poetry 2 writes, per package, the ``groups`` it belongs to and a ``markers``
+value (a string, or a table per group) saying where it applies; that decides.
+Poetry 1 has no package markers, only markers on dependency edges, and the
+project's own dependencies are not in the file; there, the packages nothing
+depends on are taken as the project's direct dependencies and the graph is
+walked from them, so a Windows-only ``colorama`` is not expected on Linux.
+Optional packages (extras) are compared when installed, never "missing".
+``dev`` groups are expected too: tests run with them installed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import Marker
+from packaging.utils import canonicalize_name
+
+from pytest_mlsupply.errors import LockfileError
+from pytest_mlsupply.locks.foreign import (
+    FORMAT_POETRY,
+    Dependency,
+    ForeignLock,
+    LockedArtifact,
+    LockedPackage,
+    Problems,
+    archive_source,
+    parse_digest,
+    parse_marker,
+    parse_specifier,
+    read_lock_text,
+)
+from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
+from pytest_mlsupply.tomlfile import parse_toml
+
+_CARET = re.compile(r"^\^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+_TILDE = re.compile(r"^~\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+
+
+def load_poetry_lock(path: Path) -> ForeignLock:
+    return parse_poetry_lock(read_lock_text(path, "poetry.lock"), str(path))
+
+
+def parse_poetry_lock(text: str, source: str) -> ForeignLock:
+    document, problem = parse_toml(text)
+    if document is None:
+        raise LockfileError(source, [str(problem)])
+    problems = Problems(source)
+    metadata = document.get("metadata")
+    if not isinstance(metadata, Mapping):
+        raise LockfileError(source, ["metadata: missing; this does not look like a poetry.lock"])
+    lock_version = str(metadata.get("lock-version", ""))
+    major = lock_version.split(".", 1)[0]
+    if major not in ("1", "2"):
+        raise LockfileError(
+            source,
+            [f"metadata.lock-version: {lock_version!r} is not supported (this reads 1.x and 2.x)"],
+        )
+    requires_python = python_constraint(metadata.get("python-versions"))
+    legacy_files = metadata.get("files", {})
+    files_by_name = (
+        {canonicalize_name(str(k)): v for k, v in legacy_files.items()}
+        if isinstance(legacy_files, Mapping)
+        else {}
+    )
+    raw_packages = document.get("package", [])
+    if not isinstance(raw_packages, list):
+        raise LockfileError(source, ["package: must be an array of tables ([[package]])"])
+    names = [
+        canonicalize_name(str(p.get("name"))) if isinstance(p, Mapping) else ""
+        for p in raw_packages
+    ]
+    by_name: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        by_name.setdefault(name, []).append(index)
+    packages: list[LockedPackage] = []
+    has_groups = any(isinstance(p, Mapping) and "groups" in p for p in raw_packages)
+    incoming: set[int] = set()
+    for index, raw in enumerate(raw_packages):
+        where = f"package[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.add(where, "must be a table")
+            packages.append(LockedPackage(f"invalid-{index}", None, installable=False))
+            continue
+        package = _package(raw, where, problems, files_by_name, by_name, has_groups)
+        for edge in package.dependencies:
+            incoming.update(edge.targets)
+        packages.append(package)
+    problems.raise_if_any()
+    roots: tuple[Dependency, ...] | None = None
+    if not has_groups:
+        roots = tuple(Dependency((i,)) for i in range(len(packages)) if i not in incoming)
+    return ForeignLock(
+        path=source,
+        format=FORMAT_POETRY,
+        packages=tuple(packages),
+        requires_python=requires_python,
+        roots=roots,
+    )
+
+
+def _package(
+    raw: Mapping[str, Any],
+    where: str,
+    problems: Problems,
+    files_by_name: Mapping[Any, Any],
+    by_name: Mapping[str, list[int]],
+    has_groups: bool,
+) -> LockedPackage:
+    name = canonicalize_name(str(raw.get("name", "")))
+    if not raw.get("name"):
+        problems.add(f"{where}.name", "missing")
+    version = raw.get("version")
+    if not isinstance(version, str):
+        problems.add(f"{where}.version", f"must be a string, got {version!r}")
+        version = None
+    files = raw.get("files", files_by_name.get(name, []))
+    artifacts = _artifacts(files, f"{where}.files", problems)
+    hashes = [d for artifact in artifacts for d in artifact.hashes]
+    source = _source(raw.get("source"), hashes, raw.get("develop") is True)
+    groups: list[str] = []
+    raw_groups = raw.get("groups")
+    if raw_groups is not None:
+        if isinstance(raw_groups, list) and all(isinstance(g, str) for g in raw_groups):
+            groups = list(raw_groups)
+        else:
+            problems.add(f"{where}.groups", f"must be a list of group names, got {raw_groups!r}")
+    elif isinstance(raw.get("category"), str):
+        groups = [raw["category"]]
+    marker: Marker | None = None
+    markers = raw.get("markers")
+    if isinstance(markers, Mapping):
+        parts = [str(v) for v in markers.values() if isinstance(v, str)]
+        # A group without its own marker applies everywhere.
+        if len(parts) == len(groups) or not groups:
+            marker = parse_marker(
+                " or ".join(f"({p})" for p in parts), f"{where}.markers", problems
+            )
+    else:
+        marker = parse_marker(markers, f"{where}.markers", problems)
+    edges: list[Dependency] = []
+    deps = raw.get("dependencies", {})
+    if isinstance(deps, Mapping) and not has_groups:
+        for dep_name, spec in deps.items():
+            edge = _edge(canonicalize_name(str(dep_name)), spec, by_name)
+            if edge is not None:
+                edges.append(edge)
+    return LockedPackage(
+        name=name,
+        version=version,
+        source=source,
+        artifacts=artifacts,
+        marker=marker,
+        required=raw.get("optional") is not True,
+        development=bool(groups) and "main" not in groups,
+        group=",".join(str(g) for g in groups) or None,
+        where=where,
+        dependencies=tuple(edges),
+    )
+
+
+def _edge(name: str, spec: Any, by_name: Mapping[str, list[int]]) -> Dependency | None:
+    targets = tuple(by_name.get(name, ()))
+    if not targets:
+        return None
+    specs = spec if isinstance(spec, list) else [spec]
+    markers: list[str] = []
+    for item in specs:
+        if not isinstance(item, Mapping):
+            return Dependency(targets)
+        if item.get("optional") is True:
+            continue
+        parts = []
+        if isinstance(item.get("markers"), str):
+            parts.append(f"({item['markers']})")
+        if isinstance(item.get("python"), str):
+            converted = python_marker(item["python"])
+            if converted is None:
+                return Dependency(targets, uncertain=True)
+            if converted:
+                parts.append(f"({converted})")
+        if not parts:
+            return Dependency(targets)
+        markers.append(" and ".join(parts))
+    if not markers:
+        return None
+    problems = Problems("")
+    marker = parse_marker(" or ".join(f"({m})" for m in markers), "", problems)
+    return Dependency(targets, marker=marker, uncertain=marker is None)
+
+
+def python_constraint(text: Any) -> Any:
+    """Poetry's ``python-versions`` (``^3.9``, ``>=3.8,<4``, ``*``) as a SpecifierSet, or None."""
+    marker = python_marker(text) if isinstance(text, str) else None
+    if not marker or " or " in marker:
+        return None
+    pieces = [part.split("python_full_version ", 1)[1] for part in marker.split(" and ")]
+    spec = ",".join(p.replace(" ", "").replace("'", "") for p in pieces)
+    return parse_specifier(spec, "", Problems(""))
+
+
+def python_marker(text: str) -> str | None:
+    """A poetry Python constraint as a PEP 508 marker; ``""`` for any, None when not understood."""
+    alternatives = []
+    for alternative in text.split("||"):
+        pieces: list[str] = []
+        for raw_piece in re.split(r"[,\s]+(?=[<>=!~^])|,", alternative.strip()):
+            piece = raw_piece.strip()
+            if piece in ("", "*"):
+                continue
+            bounds = _bounds(piece)
+            if bounds is None:
+                return None
+            pieces.extend(f"python_full_version {op} '{v}'" for op, v in bounds)
+        if not pieces:
+            return ""
+        alternatives.append(" and ".join(pieces))
+    if len(alternatives) == 1:
+        return alternatives[0]
+    return " or ".join(f"({a})" for a in alternatives)
+
+
+def _bounds(piece: str) -> list[tuple[str, str]] | None:
+    for pattern, width in ((_CARET, 0), (_TILDE, 1)):
+        match = pattern.match(piece)
+        if match:
+            parts = [int(p) for p in match.groups() if p is not None]
+            lower = ".".join(str(p) for p in parts)
+            if pattern is _CARET:
+                index = next((i for i, p in enumerate(parts) if p != 0), len(parts) - 1)
+            else:
+                index = min(width, len(parts) - 1) if len(parts) > 1 else 0
+            upper_parts = [*parts[:index], parts[index] + 1]
+            return [(">=", lower), ("<", ".".join(str(p) for p in upper_parts))]
+    match = re.match(r"^(==|!=|<=|>=|<|>|~=)?\s*([0-9][0-9a-zA-Z.*+!-]*)$", piece)
+    if not match:
+        return None
+    operator = match.group(1) or "=="
+    version = match.group(2)
+    return [(operator, version)]
+
+
+def _source(raw: Any, hashes: list[Any], develop: bool) -> Source:
+    if not isinstance(raw, Mapping):
+        return Source(INDEX)
+    kind = raw.get("type")
+    url = raw.get("url") if isinstance(raw.get("url"), str) else None
+    if kind == "git":
+        commit = raw.get("resolved_reference")
+        return Source(
+            VCS, url=url, vcs="git", commit=commit.lower() if isinstance(commit, str) else None
+        )
+    if kind == "directory":
+        return Source(EDITABLE if develop else DIRECTORY)
+    if kind in ("file", "url"):
+        return archive_source(url, hashes)
+    return Source(INDEX, url=url)
+
+
+def _artifacts(files: Any, where: str, problems: Problems) -> tuple[LockedArtifact, ...]:
+    if not isinstance(files, list):
+        problems.add(where, "must be an array of {file, hash} tables")
+        return ()
+    found = []
+    for i, item in enumerate(files):
+        if not isinstance(item, Mapping):
+            problems.add(f"{where}[{i}]", "must be a table with file and hash")
+            continue
+        digest = parse_digest(item.get("hash"), f"{where}[{i}].hash", problems)
+        found.append(
+            LockedArtifact(str(item.get("file", "")), (digest,) if digest is not None else ())
+        )
+    return tuple(found)
