@@ -46,8 +46,7 @@ RULE_DESCRIPTIONS: dict[str, str] = {
     "unowned-module": "A module in a site directory that no RECORD lists.",
     "waiver-expired": "A waiver passed its expiry date and no longer applies.",
     "waiver-unused": "A waiver matched no finding.",
-    "lock-not-applicable": "The lock's Python or environment constraints exclude this "
-    "interpreter.",
+    "lock-not-applicable": "The lock's Python or environment constraints exclude this interpreter.",
     "too-new": "A locked artifact was uploaded more recently than the minimum age allows.",
 }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.markers import Marker
+from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
@@ -241,6 +242,10 @@ def _bounds(piece: str) -> list[tuple[str, str]] | None:
         return None
     operator = match.group(1) or "=="
     version = match.group(2)
+    try:  # ``~=0`` and the like are not valid PEP 440 specifiers: not understood
+        Specifier(f"{operator}{version}")
+    except InvalidSpecifier:
+        return None
     return [(operator, version)]
 
 
