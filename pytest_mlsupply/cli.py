@@ -61,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--rehash", action="store_true", help="ignore what --cache-dir holds and hash every file"
     )
+    check.add_argument(
+        "--known-bad",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="known-bad feed: an OSV record, a folder or zip of them, or a hash list (repeatable)",
+    )
+    check.add_argument(
+        "--no-builtin-known-bad",
+        action="store_true",
+        help="do not apply the built-in list of known-bad ML releases",
+    )
     return parser
 
 
@@ -79,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pytest_mlsupply.errors import MlsupplyError
     from pytest_mlsupply.gate import run_gate
+    from pytest_mlsupply.knownbad import KnownBadConfig
     from pytest_mlsupply.render import (
         GATE_FAILED,
         GATE_PASSED,
@@ -98,6 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             verify_files=checking,
             cache_dir=_cache_dir(args.cache_dir) if checking and args.cache_dir else None,
             rehash=checking and args.rehash,
+            known_bad=KnownBadConfig(
+                tuple(Path(p).resolve() for p in args.known_bad),
+                builtin=not args.no_builtin_known_bad,
+            )
+            if checking
+            else None,
         )
     except MlsupplyError as exc:
         print(f"mlsupply: error: {exc}", file=sys.stderr)

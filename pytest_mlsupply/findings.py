@@ -46,6 +46,9 @@ class Kind(str, enum.Enum):
     UNOWNED_STARTUP_CODE = "unowned-startup-code"
     STARTUP_HOOK = "startup-hook"
     UNOWNED_MODULE = "unowned-module"
+    KNOWN_BAD_PACKAGE = "known-bad-package"
+    KNOWN_BAD_FILE = "known-bad-file"
+    KNOWN_BAD_FEED = "known-bad-feed"
 
 
 #: The severity each kind gets unless a check decides otherwise.
@@ -66,6 +69,9 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
     Kind.UNOWNED_STARTUP_CODE: Severity.ERROR,
     Kind.STARTUP_HOOK: Severity.INFO,
     Kind.UNOWNED_MODULE: Severity.WARNING,
+    Kind.KNOWN_BAD_PACKAGE: Severity.ERROR,
+    Kind.KNOWN_BAD_FILE: Severity.ERROR,
+    Kind.KNOWN_BAD_FEED: Severity.ERROR,
 }
 
 

@@ -6,11 +6,15 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_mlsupply.checks import check_environment
 from pytest_mlsupply.findings import Report
 from pytest_mlsupply.locks.mlsupply_lock import load_lock, refresh_lock, write_lock
 from pytest_mlsupply.snapshot import Snapshot, take_snapshot
+
+if TYPE_CHECKING:
+    from pytest_mlsupply.knownbad import KnownBadConfig
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ def run_gate(
     cache_dir: Path | None = None,
     rehash: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    known_bad: KnownBadConfig | None = None,
 ) -> GateResult:
     """Snapshot the environment, refresh the lock if asked, compare, verify installed files.
 
@@ -53,7 +58,29 @@ def run_gate(
     report = check_environment(snapshot, lock, lock_path=shown)
     if verify_files:
         report = _with_file_verification(report, snapshot, cache_dir, rehash, progress)
+    if known_bad is not None:
+        report = _with_known_bad(report, snapshot, known_bad, base, cache_dir)
     return GateResult(report, lock_written=update)
+
+
+def _with_known_bad(
+    report: Report,
+    snapshot: Snapshot,
+    config: KnownBadConfig,
+    base: Path | None,
+    cache_dir: Path | None,
+) -> Report:
+    from pytest_mlsupply.knownbad import run_known_bad
+
+    result = run_known_bad(config, snapshot, report.findings, base=base, cache_dir=cache_dir)
+    return Report.build(
+        [*report.findings, *result.findings],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=[*report.notes, *result.notes],
+        stats={**report.stats, **result.stats},
+    )
 
 
 def _with_file_verification(

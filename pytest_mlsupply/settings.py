@@ -28,6 +28,8 @@ class Settings:
     warn_only: bool
     report_path: Path | None
     rehash: bool = False
+    known_bad: tuple[Path, ...] = ()
+    builtin_known_bad: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,25 @@ def _path(sources: SettingSources, option: str, ini_key: str) -> Path | None:
     return None
 
 
+def _known_bad_paths(sources: SettingSources) -> tuple[Path, ...]:
+    """``--mlsupply-known-bad`` (repeatable) replaces the ini list ``mlsupply_known_bad``."""
+    given = sources.option("mlsupply_known_bad")
+    if given:
+        return tuple((sources.invocation_dir / str(p)).resolve() for p in given)
+    raw = sources.ini("mlsupply_known_bad") or []
+    lines = raw.splitlines() if isinstance(raw, str) else [str(item) for item in raw]
+    return tuple((sources.ini_dir / line.strip()).resolve() for line in lines if line.strip())
+
+
+def _builtin_known_bad(sources: SettingSources) -> bool:
+    """On unless ``--mlsupply-no-builtin-known-bad`` or ``mlsupply_builtin_known_bad = false``."""
+    if sources.option("mlsupply_no_builtin_known_bad"):
+        return False
+    if not str(sources.ini("mlsupply_builtin_known_bad") or "").strip():
+        return True
+    return _ini_bool(sources, "mlsupply_builtin_known_bad")
+
+
 def resolve_settings(sources: SettingSources) -> Settings:
     update_lock = bool(sources.option("mlsupply_update_lock"))
     enabled = _flag(sources, "mlsupply", "mlsupply") or update_lock
@@ -98,4 +119,6 @@ def resolve_settings(sources: SettingSources) -> Settings:
         warn_only=warn_only,
         report_path=_path(sources, "mlsupply_report", "mlsupply_report"),
         rehash=bool(sources.option("mlsupply_rehash")),
+        known_bad=_known_bad_paths(sources),
+        builtin_known_bad=_builtin_known_bad(sources),
     )

@@ -1,0 +1,346 @@
+"""Reading known-bad feeds from disk: files, directory trees, zips; the built-in list; a cache.
+
+A feed that cannot be read is a problem of its own (a ``known-bad-feed`` error
+naming the file and line); the other feeds still load. The compiled index is
+cached in the cache directory, keyed on every feed file's stat, so a warm run
+pays for a few ``stat`` calls and one ``marshal`` load instead of parsing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import marshal
+import os
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_mlsupply.atomic import write_bytes_atomic
+from pytest_mlsupply.knownbad.hashlist import parse_hash_list
+from pytest_mlsupply.knownbad.model import Advisory, AffectedPackage, KnownBadIndex
+from pytest_mlsupply.knownbad.osv import RecordProblem, add_record
+
+#: The curated list shipped with the plugin, and the date it was last reviewed.
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "data" / "known_bad"
+BUILTIN_LIST_DATE = "2026-11-25"
+BUILTIN_SOURCE = "built-in list"
+
+OSV_SUFFIXES = (".json", ".yaml", ".yml")
+CACHE_FILE = "known-bad-index.marshal"
+CACHE_VERSION = 1
+
+YAML_MISSING = (
+    "{path} is an OSV YAML record, and reading YAML needs PyYAML, which is not installed: "
+    "`pip install 'pytest-mlsupply[yaml]'`, or use the JSON form of the feed"
+)
+PATH_MISSING = "{path} does not exist (given as a known-bad feed)"
+
+
+@dataclass(frozen=True)
+class FeedProblem:
+    """A feed file (or one record or line in it) that could not be used."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def describe(self) -> str:
+        where = f"{self.path}, line {self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class FeedStats:
+    """What one feed path gave, for the freshness note in every report."""
+
+    shown: str
+    records: int = 0
+    withdrawn: int = 0
+    hashes: int = 0
+    newest: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.records or not self.hashes:
+            text = f"{self.records:,} records"
+            if self.withdrawn:
+                text += f" ({self.withdrawn:,} withdrawn)"
+            parts.append(text)
+        if self.hashes:
+            parts.append(f"{self.hashes:,} hashes")
+        text = f"{' and '.join(parts)} from {self.shown}"
+        if self.newest:
+            text += f", newest modified {self.newest[:10]}"
+        return text
+
+
+@dataclass
+class LoadedFeeds:
+    index: KnownBadIndex
+    stats: list[FeedStats] = field(default_factory=list)
+    problems: list[FeedProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    from_cache: bool = False
+    seconds: float = 0.0
+
+    def freshness_note(self) -> str:
+        """``known-bad: 24 records (5 withdrawn) from feeds/, newest modified 2026-09-04; ...``."""
+        described = []
+        for stats in self.stats:
+            if stats.shown == BUILTIN_SOURCE:
+                described.append(
+                    f"{stats.records} built-in records (list dated {BUILTIN_LIST_DATE})"
+                )
+            else:
+                described.append(stats.describe())
+        text = "; ".join(described) if described else "no feeds"
+        cached = ", compiled index from the cache" if self.from_cache else ""
+        return f"known-bad: {text}{cached} ({self.seconds * 1000:.0f} ms)"
+
+
+def load_feeds(
+    paths: Sequence[Path],
+    *,
+    builtin: bool = True,
+    base: Path | None = None,
+    cache_dir: Path | None = None,
+) -> LoadedFeeds:
+    """Every feed in *paths* (and the built-in list) in one index; problems collected."""
+    started = time.perf_counter()
+    sources = ([BUILTIN_DIR] if builtin else []) + [Path(p) for p in paths]
+    fingerprint = _fingerprint(sources) if cache_dir is not None else None
+    if cache_dir is not None and fingerprint is not None:
+        cached = _load_cache(cache_dir / CACHE_FILE, fingerprint)
+        if cached is not None:
+            cached.seconds = time.perf_counter() - started
+            return cached
+    loaded = LoadedFeeds(KnownBadIndex())
+    for source in sources:
+        shown = BUILTIN_SOURCE if source == BUILTIN_DIR else _shown(source, base)
+        stats = FeedStats(shown)
+        loaded.stats.append(stats)
+        _load_path(loaded, source, shown, stats)
+    if cache_dir is not None and fingerprint is not None:
+        try:
+            _save_cache(cache_dir / CACHE_FILE, fingerprint, loaded)
+        except OSError as exc:
+            loaded.notes.append(f"the known-bad index cache could not be written: {exc}")
+    loaded.seconds = time.perf_counter() - started
+    return loaded
+
+
+def _shown(path: Path, base: Path | None) -> str:
+    if base is not None and path.is_absolute() and path.is_relative_to(base):
+        return os.path.relpath(path, base)
+    return str(path)
+
+
+def _load_path(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
+    if path.is_dir():
+        for file in _walk(path):
+            display = os.path.join(shown, os.path.relpath(file, path))
+            if file.endswith(".zip"):
+                _load_zip(loaded, Path(file), display, stats)
+            else:
+                _load_osv_file(loaded, Path(file), display, stats)
+    elif not path.exists():
+        loaded.problems.append(FeedProblem(shown, PATH_MISSING.format(path=shown)))
+    elif path.suffix.lower() == ".zip":
+        _load_zip(loaded, path, shown, stats)
+    elif path.suffix.lower() in OSV_SUFFIXES:
+        _load_osv_file(loaded, path, shown, stats)
+    else:
+        _load_hash_list(loaded, path, shown, stats)
+
+
+def _walk(root: Path) -> Iterator[str]:
+    """OSV files and zips below *root*, sorted, hidden folders (``.git``) skipped."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.lower().endswith((*OSV_SUFFIXES, ".zip")) and not name.startswith("."):
+                yield os.path.join(folder, name)
+
+
+def _read_text(loaded: LoadedFeeds, path: Path, shown: str) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        loaded.problems.append(FeedProblem(shown, f"not UTF-8 text ({exc.reason})"))
+    except OSError as exc:
+        loaded.problems.append(FeedProblem(shown, f"cannot be read: {exc.strerror or exc}"))
+    return None
+
+
+def _load_osv_file(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
+    text = _read_text(loaded, path, shown)
+    if text is None:
+        return
+    if path.suffix.lower() == ".json":
+        _add_json(loaded, text, shown, path.stem, stats)
+    else:
+        _add_yaml(loaded, text, shown, path.stem, stats)
+
+
+def _add_json(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: FeedStats) -> None:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        message = getattr(exc, "msg", str(exc))
+        loaded.problems.append(FeedProblem(shown, f"not valid JSON: {message}", line))
+        return
+    _add_document(loaded, document, shown, stem, stats)
+
+
+def _add_yaml(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: FeedStats) -> None:
+    try:
+        import yaml
+    except ImportError:
+        loaded.problems.append(FeedProblem(shown, YAML_MISSING.format(path=shown)))
+        return
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        loaded.problems.append(FeedProblem(shown, f"not valid YAML: {problem}", line))
+        return
+    _add_document(loaded, document, shown, stem, stats)
+
+
+def _add_document(
+    loaded: LoadedFeeds, document: Any, shown: str, stem: str, stats: FeedStats
+) -> None:
+    """One record, a list of records, or an OSV query answer (``{"vulns": [...]}``)."""
+    if isinstance(document, dict) and "affected" not in document and "vulns" in document:
+        document = document["vulns"]
+    records = document if isinstance(document, list) else [document]
+    for position, record in enumerate(records):
+        where = shown if len(records) == 1 else f"{shown}[{position}]"
+        try:
+            outcome = add_record(loaded.index, record, source=where, fallback_id=stem)
+        except RecordProblem as exc:
+            loaded.problems.append(FeedProblem(where, f"not a usable OSV record: {exc}"))
+            continue
+        stats.records += 1
+        stats.withdrawn += outcome.withdrawn
+        if outcome.modified and (stats.newest is None or outcome.modified > stats.newest):
+            stats.newest = outcome.modified
+        loaded.notes.extend(outcome.notes)
+
+
+def _load_zip(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = info.filename
+                if info.is_dir() or not name.lower().endswith(OSV_SUFFIXES):
+                    continue
+                inner = f"{shown}!{name}"
+                try:
+                    text = archive.read(info).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    loaded.problems.append(FeedProblem(inner, f"not UTF-8 text ({exc.reason})"))
+                    continue
+                stem = Path(name).stem
+                if name.lower().endswith(".json"):
+                    _add_json(loaded, text, inner, stem, stats)
+                else:
+                    _add_yaml(loaded, text, inner, stem, stats)
+    except (zipfile.BadZipFile, OSError) as exc:
+        loaded.problems.append(FeedProblem(shown, f"not a readable zip of OSV records: {exc}"))
+
+
+def _load_hash_list(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
+    text = _read_text(loaded, path, shown)
+    if text is None:
+        return
+    entries, problems = parse_hash_list(text)
+    for line, message in problems:
+        loaded.problems.append(FeedProblem(shown, message, line))
+    index = loaded.index
+    for entry in entries:
+        label = entry.label or entry.digest.hex[:12]
+        advisory = index.add_advisory(
+            Advisory((f"{path.name}:{entry.line}",), f"listed as known-bad: {label}", shown)
+        )
+        index.add_digest(entry.digest, advisory)
+    stats.hashes += len(entries)
+    modified = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+    stats.newest = max(stats.newest or "", modified.isoformat())
+
+
+# ------------------------------------------------------------------------------ cache
+
+
+def _fingerprint(sources: Sequence[Path]) -> str | None:
+    """Every feed file's path, size and mtime: any edit, addition or removal changes it."""
+    parts: list[Any] = [CACHE_VERSION]
+    for source in sources:
+        parts.append(str(source))
+        try:
+            if source.is_dir():
+                for file in _walk(source):
+                    st = os.stat(file)
+                    parts.append((file, st.st_size, st.st_mtime_ns))
+            else:
+                st = source.stat()
+                parts.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            return None  # a missing feed: load afresh so the problem is reported
+    return json.dumps(parts)
+
+
+def _index_to_data(loaded: LoadedFeeds) -> Any:
+    index = loaded.index
+    return {
+        "version": CACHE_VERSION,
+        "advisories": [(a.ids, a.summary, a.source, a.reference) for a in index.advisories],
+        "packages": {
+            name: [(e.advisory, e.versions, e.ranges) for e in entries]
+            for name, entries in index.packages.items()
+        },
+        "digests": index.digests,
+        "stats": [(s.shown, s.records, s.withdrawn, s.hashes, s.newest) for s in loaded.stats],
+        "problems": [(p.path, p.message, p.line) for p in loaded.problems],
+        "notes": loaded.notes,
+    }
+
+
+def _save_cache(path: Path, fingerprint: str, loaded: LoadedFeeds) -> None:
+    # marshal, not pickle: it can only build plain data (no arbitrary objects) and
+    # loads a 50,000-record index several times faster than JSON.
+    payload = marshal.dumps({"fingerprint": fingerprint, "data": _index_to_data(loaded)})
+    write_bytes_atomic(path, payload)
+
+
+def _load_cache(path: Path, fingerprint: str) -> LoadedFeeds | None:
+    """The cached index if it was compiled from exactly these feeds; None otherwise."""
+    try:
+        payload = marshal.loads(path.read_bytes())
+        if payload["fingerprint"] != fingerprint:
+            return None
+        data = payload["data"]
+        if data["version"] != CACHE_VERSION:
+            return None
+        index = KnownBadIndex(
+            advisories=[Advisory(tuple(i), s, src, r) for i, s, src, r in data["advisories"]],
+            packages={
+                name: [AffectedPackage(name, a, tuple(v), tuple(r)) for a, v, r in entries]
+                for name, entries in data["packages"].items()
+            },
+            digests={str(k): list(v) for k, v in data["digests"].items()},
+        )
+        loaded = LoadedFeeds(index, from_cache=True)
+        loaded.stats = [FeedStats(*row) for row in data["stats"]]
+        loaded.problems = [FeedProblem(*row) for row in data["problems"]]
+        loaded.notes = list(data["notes"])
+        return loaded
+    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # no cache, or one we cannot trust: compile afresh
