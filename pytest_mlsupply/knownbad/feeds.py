@@ -34,7 +34,7 @@ CACHE_FILE = "known-bad-index.marshal"
 CACHE_VERSION = 1
 
 YAML_MISSING = (
-    "{path} is an OSV YAML record, and reading YAML needs PyYAML, which is not installed: "
+    "an OSV YAML record, and reading YAML needs PyYAML, which is not installed: "
     "`pip install 'pytest-mlsupply[yaml]'`, or use the JSON form of the feed"
 )
 PATH_MISSING = "{path} does not exist (given as a known-bad feed)"
@@ -201,7 +201,7 @@ def _add_yaml(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: Feed
     try:
         import yaml
     except ImportError:
-        loaded.problems.append(FeedProblem(shown, YAML_MISSING.format(path=shown)))
+        loaded.problems.append(FeedProblem(shown, YAML_MISSING))
         return
     try:
         document = yaml.safe_load(text)
