@@ -1,4 +1,4 @@
-"""Known-bad feeds: real OSV records, ranges, hash lists, malformed input, the cache, the built-in list.
+"""Known-bad feeds: real OSV records, ranges, hash lists, bad input, the cache, the built-in list.
 
 Pure core tests; the plugin and the command line are exercised in
 test_knownbad_venv.py (real venvs) and test_knownbad_cli.py.

@@ -1,4 +1,4 @@
-"""Known-bad feeds through ``python -m pytest_mlsupply check`` and through pytest's options and ini."""
+"""Known-bad feeds through `python -m pytest_mlsupply check` and through pytest options and ini."""
 
 from __future__ import annotations
 
