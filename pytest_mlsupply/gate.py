@@ -59,7 +59,7 @@ def run_gate(
     if verify_files:
         report = _with_file_verification(report, snapshot, cache_dir, rehash, progress)
     if known_bad is not None:
-        report = _with_known_bad(report, snapshot, known_bad, base, cache_dir)
+        report = _with_known_bad(report, snapshot, known_bad, base, cache_dir, rehash)
     return GateResult(report, lock_written=update)
 
 
@@ -69,10 +69,13 @@ def _with_known_bad(
     config: KnownBadConfig,
     base: Path | None,
     cache_dir: Path | None,
+    rehash: bool,
 ) -> Report:
     from pytest_mlsupply.knownbad import run_known_bad
 
-    result = run_known_bad(config, snapshot, report.findings, base=base, cache_dir=cache_dir)
+    result = run_known_bad(
+        config, snapshot, report.findings, base=base, cache_dir=cache_dir, rebuild=rehash
+    )
     return Report.build(
         [*report.findings, *result.findings],
         lock_path=report.lock_path,

@@ -180,21 +180,25 @@ def _reference(events: list[tuple[str, Version]], version: Version) -> bool:
     """Brute force: place each event on a line and take the last one at or before *version*.
 
     An ``introduced`` or ``fixed`` event sits at its version (a fix wins a tie),
-    ``last_affected`` just after it; the state is that of the last event
-    reached. Limits cut everything at or above the highest one.
+    ``last_affected`` just after it, and ``introduced: "0"`` before every version
+    (OSV: "0" is the start of time, below even ``0rc0``); the state is that of the
+    last event reached. Limits cut everything at or above the highest one.
     """
     limits = [v for kind, v in events if kind == LIMIT]
     if limits and version >= max(limits):
         return False
     rank = {INTRODUCED: 0, FIXED: 1, LAST_AFFECTED: 2}
-    reached = [
-        (v, rank[kind], kind)
-        for kind, v in events
-        if kind != LIMIT and (v, rank[kind]) <= (version, 1.5)
-    ]
+    here = (1, version, 1.5)
+    reached = []
+    for kind, v in events:
+        if kind == LIMIT:
+            continue
+        point = (0, Version("0"), 0) if kind == INTRODUCED and str(v) == "0" else (1, v, rank[kind])
+        if point <= here:
+            reached.append((point, kind))
     if not reached:
         return False
-    return max(reached)[2] == INTRODUCED
+    return max(reached)[1] == INTRODUCED
 
 
 @settings(max_examples=400, deadline=None)
@@ -209,7 +213,8 @@ def test_range_evaluation_agrees_with_brute_force(events, version) -> None:
 def test_range_is_a_half_open_interval(version, bounds) -> None:
     low, high = sorted(bounds)
     events = ((INTRODUCED, str(low)), (FIXED, str(high)))
-    assert in_range(events, version) == (low <= version < high)
+    from_start = str(low) == "0"  # OSV: introduced "0" is before every version
+    assert in_range(events, version) == ((from_start or low <= version) and version < high)
 
 
 def test_versions_list_compares_by_pep440_and_falls_back_to_text() -> None:

@@ -60,9 +60,12 @@ def run_known_bad(
     *,
     base: Path | None = None,
     cache_dir: Path | None = None,
+    rebuild: bool = False,
 ) -> KnownBadResult:
     """Load the feeds (from the cache when unchanged) and match *snapshot* against them."""
-    loaded = load_feeds(config.paths, builtin=config.builtin, base=base, cache_dir=cache_dir)
+    loaded = load_feeds(
+        config.paths, builtin=config.builtin, base=base, cache_dir=cache_dir, rebuild=rebuild
+    )
     findings = [
         *feed_findings(loaded.problems),
         *check_snapshot(loaded.index, snapshot, verification),

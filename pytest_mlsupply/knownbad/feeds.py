@@ -21,7 +21,7 @@ from typing import Any
 
 from pytest_mlsupply.atomic import write_bytes_atomic
 from pytest_mlsupply.knownbad.hashlist import parse_hash_list
-from pytest_mlsupply.knownbad.model import Advisory, AffectedPackage, KnownBadIndex
+from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex
 from pytest_mlsupply.knownbad.osv import RecordProblem, add_record
 
 #: The curated list shipped with the plugin, and the date it was last reviewed.
@@ -108,12 +108,17 @@ def load_feeds(
     builtin: bool = True,
     base: Path | None = None,
     cache_dir: Path | None = None,
+    rebuild: bool = False,
 ) -> LoadedFeeds:
-    """Every feed in *paths* (and the built-in list) in one index; problems collected."""
+    """Every feed in *paths* (and the built-in list) in one index; problems collected.
+
+    With *cache_dir*, the compiled index is reused while no feed changed;
+    *rebuild* compiles afresh (and rewrites the cache) whatever it holds.
+    """
     started = time.perf_counter()
     sources = ([BUILTIN_DIR] if builtin else []) + [Path(p) for p in paths]
     fingerprint = _fingerprint(sources) if cache_dir is not None else None
-    if cache_dir is not None and fingerprint is not None:
+    if cache_dir is not None and fingerprint is not None and not rebuild:
         cached = _load_cache(cache_dir / CACHE_FILE, fingerprint)
         if cached is not None:
             cached.seconds = time.perf_counter() - started
@@ -141,49 +146,80 @@ def _shown(path: Path, base: Path | None) -> str:
 
 def _load_path(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
     if path.is_dir():
-        for file in _walk(path):
-            display = os.path.join(shown, os.path.relpath(file, path))
+        root = str(path)
+        for file in _walk(root):
+            display = shown + file[len(root) :]
             if file.endswith(".zip"):
                 _load_zip(loaded, Path(file), display, stats)
             else:
-                _load_osv_file(loaded, Path(file), display, stats)
+                _load_osv_file(loaded, file, display, stats)
     elif not path.exists():
         loaded.problems.append(FeedProblem(shown, PATH_MISSING.format(path=shown)))
     elif path.suffix.lower() == ".zip":
         _load_zip(loaded, path, shown, stats)
     elif path.suffix.lower() in OSV_SUFFIXES:
-        _load_osv_file(loaded, path, shown, stats)
+        _load_osv_file(loaded, str(path), shown, stats)
     else:
         _load_hash_list(loaded, path, shown, stats)
 
 
-def _walk(root: Path) -> Iterator[str]:
+_FEED_SUFFIXES = (*OSV_SUFFIXES, ".zip")
+
+
+def _walk(root: str) -> Iterator[str]:
     """OSV files and zips below *root*, sorted, hidden folders (``.git``) skipped."""
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.lower().endswith((*OSV_SUFFIXES, ".zip")) and not name.startswith("."):
-                yield os.path.join(folder, name)
-
-
-def _read_text(loaded: LoadedFeeds, path: Path, shown: str) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        loaded.problems.append(FeedProblem(shown, f"not UTF-8 text ({exc.reason})"))
+        with os.scandir(root) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue
+        if entry.is_dir():
+            yield from _walk(entry.path)
+        elif name.lower().endswith(_FEED_SUFFIXES):
+            yield entry.path
+
+
+def _read_bytes(loaded: LoadedFeeds, path: str, shown: str) -> bytes | None:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
     except OSError as exc:
         loaded.problems.append(FeedProblem(shown, f"cannot be read: {exc.strerror or exc}"))
     return None
 
 
-def _load_osv_file(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
-    text = _read_text(loaded, path, shown)
+def _decode(loaded: LoadedFeeds, data: bytes, shown: str) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        loaded.problems.append(FeedProblem(shown, f"not UTF-8 text ({exc.reason})"))
+    return None
+
+
+def _read_text(loaded: LoadedFeeds, path: Path, shown: str) -> str | None:
+    data = _read_bytes(loaded, str(path), shown)
+    return None if data is None else _decode(loaded, data, shown)
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _load_osv_file(loaded: LoadedFeeds, path: str, shown: str, stats: FeedStats) -> None:
+    data = _read_bytes(loaded, path, shown)
+    if data is None:
+        return
+    text = _decode(loaded, data, shown)
     if text is None:
         return
-    if path.suffix.lower() == ".json":
-        _add_json(loaded, text, shown, path.stem, stats)
+    if path.lower().endswith(".json"):
+        _add_json(loaded, text, shown, _stem(path), stats)
     else:
-        _add_yaml(loaded, text, shown, path.stem, stats)
+        _add_yaml(loaded, text, shown, _stem(path), stats)
 
 
 def _add_json(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: FeedStats) -> None:
@@ -248,7 +284,7 @@ def _load_zip(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> 
                 except UnicodeDecodeError as exc:
                     loaded.problems.append(FeedProblem(inner, f"not UTF-8 text ({exc.reason})"))
                     continue
-                stem = Path(name).stem
+                stem = _stem(name)
                 if name.lower().endswith(".json"):
                     _add_json(loaded, text, inner, stem, stats)
                 else:
@@ -280,63 +316,84 @@ def _load_hash_list(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStat
 
 
 def _fingerprint(sources: Sequence[Path]) -> str | None:
-    """Every feed file's path, size and mtime: any edit, addition or removal changes it."""
+    """What changes when a feed changes: each file's stat, each feed folder's stat.
+
+    Folders are fingerprinted by their own stat (a file added, removed or
+    replaced, as ``git pull`` and editors do, changes its folder's mtime), not by
+    one stat per file: 50,000 stats would cost a warm run more than the budget.
+    A file edited in place keeps its folder's mtime; ``--mlsupply-rehash``
+    (``check --rehash``) recompiles the index whatever the cache holds.
+    """
     parts: list[Any] = [CACHE_VERSION]
     for source in sources:
-        parts.append(str(source))
         try:
-            if source.is_dir():
-                for file in _walk(source):
-                    st = os.stat(file)
-                    parts.append((file, st.st_size, st.st_mtime_ns))
-            else:
-                st = source.stat()
-                parts.append((st.st_size, st.st_mtime_ns))
+            st = source.stat()
         except OSError:
             return None  # a missing feed: load afresh so the problem is reported
+        parts.append((str(source), st.st_size, st.st_mtime_ns, st.st_ino))
+        if source.is_dir():
+            folders: list[os.stat_result] = []
+            for _ in _walk_folders(str(source), folders):
+                pass
+            parts.extend((f.st_mtime_ns, f.st_ino) for f in folders)
     return json.dumps(parts)
 
 
-def _index_to_data(loaded: LoadedFeeds) -> Any:
-    index = loaded.index
-    return {
+def _walk_folders(root: str, folders: list[os.stat_result]) -> Iterator[str]:
+    """Every non-hidden folder below *root* (its stat appended to *folders*).
+
+    A folder whose link count is 2 has no subfolders on POSIX filesystems (its
+    own entry and ``.``), so it is not listed: in a feed laid out one folder per
+    package, that skips listing tens of thousands of leaf folders.
+    """
+    try:
+        st = os.stat(root)
+        folders.append(st)
+        if st.st_nlink == 2:
+            yield root
+            return
+        with os.scandir(root) as listing:
+            subfolders = sorted(
+                e.path for e in listing if e.is_dir() and not e.name.startswith(".")
+            )
+    except OSError:
+        return
+    yield root
+    for folder in subfolders:
+        yield from _walk_folders(folder, folders)
+
+
+def _save_cache(path: Path, fingerprint: str, loaded: LoadedFeeds) -> None:
+    """marshal, not pickle: it builds only plain data, never arbitrary objects.
+
+    Each name's and each digest's entries are marshalled on their own, so a warm
+    run decodes only those of the ~200 names installed (KnownBadIndex.lazy_*).
+    """
+    packages, digests = loaded.index.to_blobs()
+    data = {
         "version": CACHE_VERSION,
-        "advisories": [(a.ids, a.summary, a.source, a.reference) for a in index.advisories],
-        "packages": {
-            name: [(e.advisory, e.versions, e.ranges) for e in entries]
-            for name, entries in index.packages.items()
-        },
-        "digests": index.digests,
+        "fingerprint": fingerprint,
+        "packages": packages,
+        "digests": digests,
+        "spellings": loaded.index.record_spellings(),
         "stats": [(s.shown, s.records, s.withdrawn, s.hashes, s.newest) for s in loaded.stats],
         "problems": [(p.path, p.message, p.line) for p in loaded.problems],
         "notes": loaded.notes,
     }
-
-
-def _save_cache(path: Path, fingerprint: str, loaded: LoadedFeeds) -> None:
-    # marshal, not pickle: it can only build plain data (no arbitrary objects) and
-    # loads a 50,000-record index several times faster than JSON.
-    payload = marshal.dumps({"fingerprint": fingerprint, "data": _index_to_data(loaded)})
-    write_bytes_atomic(path, payload)
+    write_bytes_atomic(path, marshal.dumps(data))
 
 
 def _load_cache(path: Path, fingerprint: str) -> LoadedFeeds | None:
     """The cached index if it was compiled from exactly these feeds; None otherwise."""
     try:
-        payload = marshal.loads(path.read_bytes())
-        if payload["fingerprint"] != fingerprint:
+        data = marshal.loads(path.read_bytes())
+        if data["version"] != CACHE_VERSION or data["fingerprint"] != fingerprint:
             return None
-        data = payload["data"]
-        if data["version"] != CACHE_VERSION:
+        packages, digests = data["packages"], data["digests"]
+        if not isinstance(packages, dict) or not isinstance(digests, dict):
             return None
-        index = KnownBadIndex(
-            advisories=[Advisory(tuple(i), s, src, r) for i, s, src, r in data["advisories"]],
-            packages={
-                name: [AffectedPackage(name, a, tuple(v), tuple(r)) for a, v, r in entries]
-                for name, entries in data["packages"].items()
-            },
-            digests={str(k): list(v) for k, v in data["digests"].items()},
-        )
+        index = KnownBadIndex(lazy_packages=packages, lazy_digests=digests)
+        index.spellings = dict(data["spellings"])
         loaded = LoadedFeeds(index, from_cache=True)
         loaded.stats = [FeedStats(*row) for row in data["stats"]]
         loaded.problems = [FeedProblem(*row) for row in data["problems"]]

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 
 from pytest_mlsupply.findings import Finding, Kind
-from pytest_mlsupply.hashing import Digest, DigestError
+from pytest_mlsupply.hashing import Digest
 from pytest_mlsupply.knownbad.feeds import FeedProblem
 from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
@@ -58,25 +58,25 @@ def file_findings(
     verification: Sequence[Finding],
 ) -> Iterator[Finding]:
     """Installed files and archives whose verified digest a feed lists."""
-    if not index.digests:
+    keys = index.digest_keys()
+    if not keys:
         return
-    spelled: dict[str, str] = {}  # RECORD spelling -> "alg:hex"
-    for key in index.digest_keys():
-        try:
-            spelled[Digest.parse(key).to_record()] = key
-        except DigestError:
-            continue
+    spelled = index.record_spellings()
     differs = {
         f.location: f
         for f in verification
         if f.kind in (Kind.FILE_MODIFIED, Kind.FILE_MISSING) and f.location
     }
     for finding in differs.values():
-        if finding.kind is Kind.FILE_MODIFIED and finding.actual in index.digests:
+        if (
+            finding.kind is Kind.FILE_MODIFIED
+            and finding.actual
+            and index.has_digest(finding.actual)
+        ):
             yield _file_finding(index, finding.subject, str(finding.location), finding.actual)
     for dist in distributions:
         archive = dist.source.archive_hash
-        if archive and archive.lower() in index.digests:
+        if archive and index.has_digest(archive.lower()):
             yield _file_finding(
                 index,
                 dist.name,

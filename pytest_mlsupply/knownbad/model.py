@@ -7,12 +7,14 @@ only for the names actually installed, which keeps a 50,000-record feed cheap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import marshal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from packaging.version import InvalidVersion, Version
 
-from pytest_mlsupply.hashing import Digest
+from pytest_mlsupply.hashing import Digest, DigestError
 
 #: OSV event kinds of an ECOSYSTEM range (OSV schema, "affected[].ranges[].events").
 INTRODUCED = "introduced"
@@ -64,21 +66,72 @@ class KnownBadIndex:
     advisories: list[Advisory] = field(default_factory=list)
     packages: dict[str, list[AffectedPackage]] = field(default_factory=dict)
     digests: dict[str, list[int]] = field(default_factory=dict)
+    #: Entries still in their cached, marshalled form: decoded only when a name or a
+    #: digest is looked up, so a warm run over a 50,000-record feed builds ~200 objects.
+    lazy_packages: dict[str, bytes] = field(default_factory=dict)
+    lazy_digests: dict[str, bytes] = field(default_factory=dict)
+    #: RECORD spelling (``sha256=b64``) -> ``alg:hex``, for matching RECORD rows as text.
+    spellings: dict[str, str] | None = None
+    _known: dict[Advisory, int] = field(default_factory=dict, repr=False)
 
     def add_advisory(self, advisory: Advisory) -> int:
         self.advisories.append(advisory)
         return len(self.advisories) - 1
 
+    def _cached_advisory(self, fields: tuple[tuple[str, ...], str, str, str | None]) -> int:
+        advisory = Advisory(*fields)
+        known = self._known.get(advisory)
+        if known is None:
+            known = self._known[advisory] = self.add_advisory(advisory)
+        return known
+
+    def _decode_name(self, name: str) -> None:
+        blob = self.lazy_packages.pop(name, None)
+        if blob is None:
+            return
+        for fields, versions, ranges in marshal.loads(blob):
+            advisory = self._cached_advisory(fields)
+            self.add_package(AffectedPackage(name, advisory, versions, ranges))
+
+    def _decode_digest(self, key: str) -> None:
+        blob = self.lazy_digests.pop(key, None)
+        if blob is None:
+            return
+        listed = self.digests.setdefault(key, [])
+        for fields in marshal.loads(blob):
+            advisory = self._cached_advisory(fields)
+            if advisory not in listed:
+                listed.append(advisory)
+
+    def to_blobs(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        """Per name and per digest, the entries marshalled on their own (see lazy_*)."""
+
+        def fields(i: int) -> tuple[tuple[str, ...], str, str, str | None]:
+            a = self.advisories[i]
+            return (a.ids, a.summary, a.source, a.reference)
+
+        packages = {
+            name: marshal.dumps([(fields(e.advisory), e.versions, e.ranges) for e in entries])
+            for name, entries in self.packages.items()
+        }
+        digests = {
+            key: marshal.dumps([fields(i) for i in ids]) for key, ids in self.digests.items()
+        }
+        return packages, digests
+
     def add_package(self, entry: AffectedPackage) -> None:
         self.packages.setdefault(entry.name, []).append(entry)
 
     def add_digest(self, digest: Digest, advisory: int) -> None:
+        self.spellings = None
         listed = self.digests.setdefault(str(digest), [])
         if advisory not in listed:
             listed.append(advisory)
 
     def match_distribution(self, name: str, version: str) -> tuple[Advisory, ...]:
         """Advisories naming release *version* of canonical *name*, each once."""
+        if self.lazy_packages:
+            self._decode_name(name)
         entries = self.packages.get(name)
         if not entries:
             return ()
@@ -91,10 +144,26 @@ class KnownBadIndex:
 
     def match_digest(self, digest: Digest) -> tuple[Advisory, ...]:
         """Advisories listing this exact file or archive digest."""
-        return tuple(self.advisories[i] for i in self.digests.get(str(digest), ()))
+        key = str(digest)
+        if self.lazy_digests:
+            self._decode_digest(key)
+        return tuple(self.advisories[i] for i in self.digests.get(key, ()))
 
-    def digest_keys(self) -> Iterable[str]:
-        return self.digests.keys()
+    def has_digest(self, key: str) -> bool:
+        """Whether a feed lists the ``alg:hex`` digest *key* (no decoding needed)."""
+        return key in self.digests or key in self.lazy_digests
+
+    def digest_keys(self) -> list[str]:
+        return [*self.digests, *self.lazy_digests]
+
+    def record_spellings(self) -> dict[str, str]:
+        """Every listed digest in RECORD's spelling, so RECORD rows match without parsing."""
+        if self.spellings is None:
+            self.spellings = {}
+            for key in self.digest_keys():
+                with contextlib.suppress(DigestError):
+                    self.spellings[Digest.parse(key).to_record()] = key
+        return self.spellings
 
 
 def _parse(text: str) -> Version | None:
@@ -141,7 +210,10 @@ def in_range(events: Range, version: Version) -> bool:
         return False
     affected = False
     for kind, text in sorted((e for e in events if e[0] != LIMIT), key=_event_key):
-        bound = Version("0") if text == "0" and kind == INTRODUCED else Version(text)
+        if kind == INTRODUCED and text == "0":
+            affected = True  # "0" is before every version, pre-releases of 0 included
+            continue
+        bound = Version(text)
         if kind == INTRODUCED:
             if version >= bound:
                 affected = True

@@ -79,7 +79,7 @@ def _reference(record: Mapping[str, Any]) -> str | None:
     if not isinstance(refs, list):
         return None
     for ref in refs:
-        if isinstance(ref, Mapping) and isinstance(ref.get("url"), str):
+        if isinstance(ref, dict) and isinstance(ref.get("url"), str):
             return str(ref["url"])
     return None
 
@@ -88,7 +88,7 @@ def add_record(
     index: KnownBadIndex, record: Any, *, source: str, fallback_id: str
 ) -> RecordOutcome:
     """Add one OSV record to *index*; raise RecordProblem when it is not an OSV record."""
-    if not isinstance(record, Mapping):
+    if not isinstance(record, dict):
         raise RecordProblem(f"expected an OSV record (a mapping), got {type(record).__name__}")
     affected = record.get("affected", [])
     if not isinstance(affected, list):
@@ -102,10 +102,10 @@ def add_record(
     advisory: int | None = None
     for position, item in enumerate(affected):
         where = f"affected[{position}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             raise RecordProblem(f"{where} must be a mapping")
         package = item.get("package")
-        if not isinstance(package, Mapping) or not _text(package.get("name")):
+        if not isinstance(package, dict) or not _text(package.get("name")):
             raise RecordProblem(f"{where}.package.name is missing")
         ecosystem = str(package.get("ecosystem", "")).split(":", 1)[0].strip().lower()
         if ecosystem != PYPI:
@@ -117,7 +117,7 @@ def add_record(
         kept_versions = tuple(str(v).strip() for v in versions if str(v).strip())
         ranges = []
         for number, raw in enumerate(item.get("ranges") or []):
-            if not isinstance(raw, Mapping):
+            if not isinstance(raw, dict):
                 raise RecordProblem(f"{where}.ranges[{number}] must be a mapping")
             if raw.get("type") != ECOSYSTEM:
                 continue  # GIT and SEMVER ranges say nothing about PyPI releases
@@ -127,7 +127,7 @@ def add_record(
             pairs = [
                 (kind, str(value).strip())
                 for event in events
-                if isinstance(event, Mapping)
+                if isinstance(event, dict)
                 for kind, value in event.items()
                 if kind in EVENT_KINDS
             ]
@@ -161,18 +161,18 @@ def _first_line(value: Any) -> str | None:
 
 def _add_digests(index: KnownBadIndex, specific: Any, advisory: int) -> None:
     """ossf's ``indicators``: digests of the malicious archives and of evidence files."""
-    if not isinstance(specific, Mapping):
+    if not isinstance(specific, dict):
         return
     indicators = specific.get("indicators")
-    if not isinstance(indicators, Mapping):
+    if not isinstance(indicators, dict):
         return
     for artifact in indicators.get("package_integrity") or []:
-        hashes = artifact.get("hashes") if isinstance(artifact, Mapping) else None
-        if isinstance(hashes, Mapping):
+        hashes = artifact.get("hashes") if isinstance(artifact, dict) else None
+        if isinstance(hashes, dict):
             for algorithm, value in hashes.items():
                 _add(index, str(algorithm), value, advisory)
     for evidence in indicators.get("evidence_files") or []:
-        if isinstance(evidence, Mapping):
+        if isinstance(evidence, dict):
             _add(index, "sha256", evidence.get("sha256"), advisory)
 
 
