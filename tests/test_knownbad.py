@@ -23,6 +23,7 @@ from pytest_mlsupply.knownbad.feeds import (
     BUILTIN_DIR,
     BUILTIN_LIST_DATE,
     CACHE_FILE,
+    NO_RECORDS,
     PATH_MISSING,
     YAML_MISSING,
 )
@@ -361,6 +362,26 @@ def test_one_bad_feed_does_not_disable_the_others(osv_dir: Path, tmp_path: Path)
     assert PATH_MISSING.format(path="nowhere") in [p.message for p in loaded.problems]
     assert loaded.index.match_distribution("litellm", "1.82.8")
     assert loaded.index.match_distribution("ultralytics", "8.3.41")  # built-in still on
+
+
+def test_empty_feeds_and_non_osv_json_are_problems(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with zipfile.ZipFile(tmp_path / "empty.zip", "w") as out:
+        out.writestr("README.md", "no records here")
+    (tmp_path / "package.json").write_text('{"name": "not-osv", "version": "1.0.0"}')
+    loaded = load_feeds(
+        [tmp_path / "empty", tmp_path / "empty.zip", tmp_path / "package.json"],
+        builtin=False,
+        base=tmp_path,
+    )
+    assert [(p.path, p.message) for p in loaded.problems] == [
+        ("empty", NO_RECORDS),
+        ("empty.zip", NO_RECORDS),
+        (
+            "package.json",
+            "not a usable OSV record: has neither 'id' nor 'affected'; not an OSV record",
+        ),
+    ]
 
 
 def test_yaml_feed_without_pyyaml_is_a_clear_problem(osv_dir: Path, monkeypatch) -> None:

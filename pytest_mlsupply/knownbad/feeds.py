@@ -38,6 +38,9 @@ YAML_MISSING = (
     "`pip install 'pytest-mlsupply[yaml]'`, or use the JSON form of the feed"
 )
 PATH_MISSING = "{path} does not exist (given as a known-bad feed)"
+NO_RECORDS = (
+    "holds no OSV records (.json, .yaml, .yml or .zip files); an empty feed protects nothing"
+)
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ def _load_path(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) ->
                 _load_zip(loaded, Path(file), display, stats)
             else:
                 _load_osv_file(loaded, file, display, stats)
+        if stats.records == 0 and not any(p.path.startswith(shown) for p in loaded.problems):
+            loaded.problems.append(FeedProblem(shown, NO_RECORDS))
     elif not path.exists():
         loaded.problems.append(FeedProblem(shown, PATH_MISSING.format(path=shown)))
     elif path.suffix.lower() == ".zip":
@@ -272,12 +277,14 @@ def _add_document(
 
 
 def _load_zip(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
+    found = False
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 name = info.filename
                 if info.is_dir() or not name.lower().endswith(OSV_SUFFIXES):
                     continue
+                found = True
                 inner = f"{shown}!{name}"
                 try:
                     text = archive.read(info).decode("utf-8")
@@ -291,6 +298,9 @@ def _load_zip(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> 
                     _add_yaml(loaded, text, inner, stem, stats)
     except (zipfile.BadZipFile, OSError) as exc:
         loaded.problems.append(FeedProblem(shown, f"not a readable zip of OSV records: {exc}"))
+        return
+    if not found:
+        loaded.problems.append(FeedProblem(shown, NO_RECORDS))
 
 
 def _load_hash_list(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:

@@ -90,6 +90,8 @@ def add_record(
     """Add one OSV record to *index*; raise RecordProblem when it is not an OSV record."""
     if not isinstance(record, dict):
         raise RecordProblem(f"expected an OSV record (a mapping), got {type(record).__name__}")
+    if "id" not in record and "affected" not in record:
+        raise RecordProblem("has neither 'id' nor 'affected'; not an OSV record")
     affected = record.get("affected", [])
     if not isinstance(affected, list):
         raise RecordProblem("'affected' must be a list")
