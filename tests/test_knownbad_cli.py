@@ -125,7 +125,7 @@ def test_ini_feeds_are_relative_to_the_ini_file(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(
         [
             "*ERROR [[]known-bad-package[]] pluggy * is a known-bad release (TEST-2026-1)*",
-            "*known-bad: 6 built-in records*; 1 records from feeds, newest modified 2026-05-03*",
+            "*known-bad: 6 built-in records*; 1 record from feeds, newest modified 2026-05-03*",
         ]
     )
 

@@ -80,7 +80,7 @@ def test_range_record_matches_inside_its_range_not_at_fixed(venv, project, tmp_p
     problem = only_problem(project)
     assert (problem["kind"], problem["subject"]) == ("known-bad-package", "demo-model")
     assert "TEST-2026-7" in problem["message"]
-    assert "1 records from" in result.stdout and "newest modified 2026-05-03" in result.stdout
+    assert "1 record from" in result.stdout and "newest modified 2026-05-03" in result.stdout
 
     _install(venv, index, "demo-model", "2.3")
     lock(venv, project)

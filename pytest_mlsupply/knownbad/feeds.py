@@ -2,8 +2,9 @@
 
 A feed that cannot be read is a problem of its own (a ``known-bad-feed`` error
 naming the file and line); the other feeds still load. The compiled index is
-cached in the cache directory, keyed on every feed file's stat, so a warm run
-pays for a few ``stat`` calls and one ``marshal`` load instead of parsing.
+cached in the cache directory, keyed on the stat of every feed file and feed
+folder, so a warm run pays for those ``stat`` calls and one ``marshal`` load
+instead of parsing.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ NO_RECORDS = (
 )
 
 
+def _count(number: int, word: str, plural: str | None = None) -> str:
+    return f"{number:,} {word if number == 1 else plural or word + 's'}"
+
+
 @dataclass(frozen=True)
 class FeedProblem:
     """A feed file (or one record or line in it) that could not be used."""
@@ -69,12 +74,12 @@ class FeedStats:
     def describe(self) -> str:
         parts = []
         if self.records or not self.hashes:
-            text = f"{self.records:,} records"
+            text = _count(self.records, "record")
             if self.withdrawn:
                 text += f" ({self.withdrawn:,} withdrawn)"
             parts.append(text)
         if self.hashes:
-            parts.append(f"{self.hashes:,} hashes")
+            parts.append(_count(self.hashes, "hash", "hashes"))
         text = f"{' and '.join(parts)} from {self.shown}"
         if self.newest:
             text += f", newest modified {self.newest[:10]}"
@@ -96,7 +101,7 @@ class LoadedFeeds:
         for stats in self.stats:
             if stats.shown == BUILTIN_SOURCE:
                 described.append(
-                    f"{stats.records} built-in records (list dated {BUILTIN_LIST_DATE})"
+                    f"{_count(stats.records, 'built-in record')} (list dated {BUILTIN_LIST_DATE})"
                 )
             else:
                 described.append(stats.describe())
