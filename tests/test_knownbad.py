@@ -504,3 +504,24 @@ def test_builtin_list_can_be_switched_off() -> None:
     loaded = load_feeds([], builtin=False)
     assert loaded.index.match_distribution("litellm", "1.82.8") == ()
     assert loaded.stats == []
+
+
+def test_the_archive_a_distribution_came_from_is_matched(osv_dir: Path, tmp_path: Path) -> None:
+    """pip records the wheel's hash in direct_url.json for URL installs (PEP 610)."""
+    wheel_sha256 = "c8784cf0aa8fa13a43614fbd6d51902feeecafdc06fc4db2695fd2572db66db8"
+    direct_url = json.dumps(
+        {
+            "url": "https://files.example.invalid/0requests-0.0.1-py3-none-any.whl",
+            "archive_info": {"hashes": {"sha256": wheel_sha256}},
+        }
+    )
+    site = tmp_path / "site"
+    install_fake(site, "0requests", "0.0.1", direct_url=direct_url)
+    snapshot = take_snapshot([str(site)], keep_rows=True)
+    feed = osv_dir / "ossf" / "malicious" / "0requests" / "MAL-2026-15859.json"
+    result = run_known_bad(KnownBadConfig((feed,), builtin=False), snapshot)
+    kinds = sorted((f.kind.value, f.subject) for f in result.findings)
+    assert kinds == [("known-bad-file", "0requests"), ("known-bad-package", "0requests")]
+    [archive] = [f for f in result.findings if f.kind is Kind.KNOWN_BAD_FILE]
+    assert archive.actual == f"sha256:{wheel_sha256}"
+    assert "the archive 0requests 0.0.1 was installed from" in archive.message

@@ -67,6 +67,7 @@ def file_findings(
         for f in verification
         if f.kind in (Kind.FILE_MODIFIED, Kind.FILE_MISSING) and f.location
     }
+    seen: set[str] = set()  # a file two RECORDs list (namespace __init__.py) is reported once
     for finding in differs.values():
         if (
             finding.kind is Kind.FILE_MODIFIED
@@ -92,8 +93,9 @@ def file_findings(
             if found is None:
                 continue
             absolute = os.path.normpath(os.path.join(dist.location, relative))
-            if absolute in differs:
-                continue  # not the bytes on disk; the modified file was judged above
+            if absolute in differs or absolute in seen:
+                continue  # a modified file's bytes are not its RECORD hash: judged above
+            seen.add(absolute)
             yield _file_finding(index, dist.name, absolute, found)
 
 
