@@ -525,3 +525,64 @@ def test_the_archive_a_distribution_came_from_is_matched(osv_dir: Path, tmp_path
     [archive] = [f for f in result.findings if f.kind is Kind.KNOWN_BAD_FILE]
     assert archive.actual == f"sha256:{wheel_sha256}"
     assert "the archive 0requests 0.0.1 was installed from" in archive.message
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_RECORDISH = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": _JSON,
+        "aliases": _JSON,
+        "withdrawn": _JSON,
+        "summary": _JSON,
+        "affected": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "package": st.fixed_dictionaries(
+                        {}, optional={"name": _JSON, "ecosystem": st.just("PyPI") | _JSON}
+                    ),
+                    "versions": _JSON,
+                    "ranges": st.lists(
+                        st.fixed_dictionaries(
+                            {"type": st.just("ECOSYSTEM")},
+                            optional={
+                                "events": st.lists(
+                                    st.dictionaries(
+                                        st.sampled_from([INTRODUCED, FIXED, LAST_AFFECTED, LIMIT]),
+                                        _JSON | st.sampled_from(["0", "1.0", "2.0rc1"]),
+                                        max_size=2,
+                                    ),
+                                    max_size=3,
+                                )
+                            },
+                        ),
+                        max_size=2,
+                    )
+                    | _JSON,
+                    "database_specific": _JSON,
+                },
+            ),
+            max_size=2,
+        )
+        | _JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=_RECORDISH | _JSON, name=st.sampled_from(["x", "demo"]), version=_VERSIONS)
+def test_any_record_loads_or_is_a_feed_problem_never_an_exception(
+    tmp_path_factory, record, name, version
+) -> None:
+    path = tmp_path_factory.getbasetemp() / "any-record.json"  # one file, rewritten
+    path.write_text(json.dumps(record))
+    loaded = load_feeds([path], builtin=False)
+    assert all(p.message for p in loaded.problems)
+    loaded.index.match_distribution(name, str(version))  # matching never raises either
