@@ -586,3 +586,34 @@ def test_any_record_loads_or_is_a_feed_problem_never_an_exception(
     loaded = load_feeds([path], builtin=False)
     assert all(p.message for p in loaded.problems)
     loaded.index.match_distribution(name, str(version))  # matching never raises either
+
+
+def test_a_damaged_zip_member_is_a_problem_and_the_rest_load(osv_dir: Path, tmp_path) -> None:
+    good = (osv_dir / "ossf/malicious/0-8/MAL-2025-2925.json").read_bytes()
+    damaged = (osv_dir / "ossf/malicious/3web-py/MAL-2024-9934.json").read_bytes()
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as out:
+        out.writestr("MAL-2024-9934.json", damaged)
+        out.writestr("MAL-2025-2925.json", good)
+        out.writestr("latin1.json", b"{}" + "é".encode("latin-1"))
+    data = bytearray(archive.read_bytes())
+    where = data.index(b"Malicious code in 3web-py")
+    data[where] = ord("m")  # still JSON, no longer the bytes the CRC was computed over
+    archive.write_bytes(bytes(data))
+    loaded = load_feeds([archive], builtin=False, base=tmp_path)
+    problems = {p.path: p.message for p in loaded.problems}
+    assert problems.keys() == {"all.zip!MAL-2024-9934.json", "all.zip!latin1.json"}
+    assert "bad CRC" in problems["all.zip!MAL-2024-9934.json"]
+    assert "not UTF-8" in problems["all.zip!latin1.json"]
+    assert loaded.index.match_distribution("0-8", "0.0.0.1")
+    assert not loaded.index.match_distribution("3web-py", "1.0.0")
+
+
+def test_a_file_that_is_not_a_zip_is_one_clear_problem(tmp_path: Path) -> None:
+    (tmp_path / "all.zip").write_text("not a zip")
+    (tmp_path / "empty.zip").write_bytes(b"")
+    loaded = load_feeds(
+        [tmp_path / "all.zip", tmp_path / "empty.zip"], builtin=False, base=tmp_path
+    )
+    assert [p.path for p in loaded.problems] == ["all.zip", "empty.zip"]
+    assert all("not a readable zip of OSV records" in p.message for p in loaded.problems)
