@@ -116,7 +116,9 @@ def add_record(
         versions = item.get("versions", [])
         if not isinstance(versions, list):
             raise RecordProblem(f"{where}.versions must be a list")
-        kept_versions = tuple(str(v).strip() for v in versions if str(v).strip())
+        # YAML gives unquoted versions as numbers; every version is compared as text or PEP 440
+        texts = [v if isinstance(v, str) else str(v) for v in versions]
+        kept_versions = tuple(t.strip() for t in texts if t and not t.isspace())
         ranges = []
         for number, raw in enumerate(item.get("ranges") or []):
             if not isinstance(raw, dict):
