@@ -86,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--rehash", action="store_true", help="ignore what --cache-dir holds and hash every file"
     )
+    check.add_argument(
+        "--known-bad",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="known-bad feed: an OSV record, a folder or zip of them, or a hash list (repeatable)",
+    )
+    check.add_argument(
+        "--no-builtin-known-bad",
+        action="store_true",
+        help="do not apply the built-in list of known-bad ML releases",
+    )
     return parser
 
 
@@ -104,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pytest_mlsupply.errors import MlsupplyError
     from pytest_mlsupply.gate import run_gate
+    from pytest_mlsupply.knownbad import KnownBadConfig
     from pytest_mlsupply.render import (
         GATE_FAILED,
         GATE_PASSED,
@@ -133,6 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             waivers=Path(args.waivers) if checking and args.waivers else None,
             lock_format=args.lock_format,
             min_age_days=min_age,
+            known_bad=KnownBadConfig(
+                tuple(Path(p).resolve() for p in args.known_bad),
+                builtin=not args.no_builtin_known_bad,
+            )
+            if checking
+            else None,
         )
     except MlsupplyError as exc:
         print(f"mlsupply: error: {exc}", file=sys.stderr)

@@ -50,6 +50,9 @@ class Kind(str, enum.Enum):
     WAIVER_UNUSED = "waiver-unused"
     LOCK_NOT_APPLICABLE = "lock-not-applicable"
     TOO_NEW = "too-new"
+    KNOWN_BAD_PACKAGE = "known-bad-package"
+    KNOWN_BAD_FILE = "known-bad-file"
+    KNOWN_BAD_FEED = "known-bad-feed"
 
 
 #: The severity each kind gets unless a check decides otherwise.
@@ -74,6 +77,9 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
     Kind.WAIVER_UNUSED: Severity.WARNING,
     Kind.LOCK_NOT_APPLICABLE: Severity.ERROR,
     Kind.TOO_NEW: Severity.ERROR,
+    Kind.KNOWN_BAD_PACKAGE: Severity.ERROR,
+    Kind.KNOWN_BAD_FILE: Severity.ERROR,
+    Kind.KNOWN_BAD_FEED: Severity.ERROR,
 }
 
 

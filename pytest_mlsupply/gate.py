@@ -7,12 +7,16 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_mlsupply.checks import check_environment
 from pytest_mlsupply.findings import Report
 from pytest_mlsupply.locks.foreign import FORMAT_MLSUPPLY, detect_format
 from pytest_mlsupply.locks.mlsupply_lock import Lock, load_lock, refresh_lock, write_lock
 from pytest_mlsupply.snapshot import Snapshot, take_snapshot
+
+if TYPE_CHECKING:
+    from pytest_mlsupply.knownbad import KnownBadConfig
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ def run_gate(
     lock_format: str | None = None,
     min_age_days: float | None = None,
     now: datetime.datetime | None = None,
+    known_bad: KnownBadConfig | None = None,
 ) -> GateResult:
     """Snapshot the environment, refresh the lock if asked, compare, verify installed files.
 
@@ -77,6 +82,8 @@ def run_gate(
             report = _add_notes(report, [NOTE_MIN_AGE_MLSUPPLY])
     if verify_files:
         report = _with_file_verification(report, snapshot, cache_dir, rehash, progress)
+    if known_bad is not None:
+        report = _with_known_bad(report, snapshot, known_bad, base, cache_dir, rehash)
     if accepted:
         report = apply_waivers(report, accepted, today=today or datetime.date.today())
     if fmt != FORMAT_MLSUPPLY:
@@ -169,6 +176,29 @@ def _add_notes(report: Report, notes: Sequence[str]) -> Report:
         environment=report.environment,
         notes=[*report.notes, *notes],
         stats=report.stats,
+    )
+
+
+def _with_known_bad(
+    report: Report,
+    snapshot: Snapshot,
+    config: KnownBadConfig,
+    base: Path | None,
+    cache_dir: Path | None,
+    rehash: bool,
+) -> Report:
+    from pytest_mlsupply.knownbad import run_known_bad
+
+    result = run_known_bad(
+        config, snapshot, report.findings, base=base, cache_dir=cache_dir, rebuild=rehash
+    )
+    return Report.build(
+        [*report.findings, *result.findings],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=[*report.notes, *result.notes],
+        stats={**report.stats, **result.stats},
     )
 
 

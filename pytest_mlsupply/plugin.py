@@ -106,6 +106,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("mlsupply_lock_format", "lockfile format (auto by file name).", default="")
     parser.addini("mlsupply_min_age", "minimum age in days of locked artifacts.", default="")
+    group.addoption(
+        "--mlsupply-known-bad",
+        metavar="PATH",
+        action="append",
+        default=None,
+        help="known-bad feed: an OSV record, a folder or zip of them, or a hash list "
+        "(repeatable; ini: mlsupply_known_bad).",
+    )
+    group.addoption(
+        "--mlsupply-no-builtin-known-bad",
+        action="store_true",
+        default=None,
+        help="do not apply the built-in list of known-bad ML releases "
+        "(ini: mlsupply_builtin_known_bad = false).",
+    )
+    parser.addini(
+        "mlsupply_known_bad",
+        "known-bad feeds, one path a line, relative to the ini file.",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "mlsupply_builtin_known_bad",
+        "apply the built-in list of known-bad ML releases (true/false, default true).",
+        default="",
+    )
     parser.addini("mlsupply", "turn the mlsupply gate on for every run (true/false).", default="")
     parser.addini("mlsupply_lock", "lockfile path, relative to the ini file.", default="")
     parser.addini("mlsupply_strict", "warnings fail the run too (true/false).", default="")
@@ -217,6 +243,7 @@ class GatePlugin:
             worker = workerinput.get("workerid", "?")
             self.own_verdict = f"xdist worker {worker} runs {sys.executable}"
         from pytest_mlsupply.gate import run_gate
+        from pytest_mlsupply.knownbad import KnownBadConfig
         from pytest_mlsupply.render import write_report
 
         try:
@@ -230,6 +257,7 @@ class GatePlugin:
                 waivers=self.settings.waivers_path,
                 lock_format=self.settings.lock_format,
                 min_age_days=self.settings.min_age_days,
+                known_bad=KnownBadConfig(self.settings.known_bad, self.settings.builtin_known_bad),
             )
         except MlsupplyError as exc:
             raise pytest.UsageError(f"mlsupply: {exc}") from None

@@ -47,6 +47,9 @@ RULE_DESCRIPTIONS: dict[str, str] = {
     "waiver-expired": "A waiver passed its expiry date and no longer applies.",
     "waiver-unused": "A waiver matched no finding.",
     "lock-not-applicable": "The lock's Python or environment constraints exclude this interpreter.",
+    "known-bad-package": "An installed release is named by a known-bad feed or the built-in list.",
+    "known-bad-file": "An installed file or archive has a digest a known-bad feed lists.",
+    "known-bad-feed": "A known-bad feed could not be used.",
     "too-new": "A locked artifact was uploaded more recently than the minimum age allows.",
 }
 

@@ -32,6 +32,8 @@ class Settings:
     # Foreign lockfiles (pylock.toml, requirements, uv.lock, poetry.lock, Pipfile.lock).
     lock_format: str | None = None
     min_age_days: float | None = None
+    known_bad: tuple[Path, ...] = ()
+    builtin_known_bad: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,25 @@ def _path(sources: SettingSources, option: str, ini_key: str) -> Path | None:
     return None
 
 
+def _known_bad_paths(sources: SettingSources) -> tuple[Path, ...]:
+    """``--mlsupply-known-bad`` (repeatable) replaces the ini list ``mlsupply_known_bad``."""
+    given = sources.option("mlsupply_known_bad")
+    if given:
+        return tuple((sources.invocation_dir / str(p)).resolve() for p in given)
+    raw = sources.ini("mlsupply_known_bad") or []
+    lines = raw.splitlines() if isinstance(raw, str) else [str(item) for item in raw]
+    return tuple((sources.ini_dir / line.strip()).resolve() for line in lines if line.strip())
+
+
+def _builtin_known_bad(sources: SettingSources) -> bool:
+    """On unless ``--mlsupply-no-builtin-known-bad`` or ``mlsupply_builtin_known_bad = false``."""
+    if sources.option("mlsupply_no_builtin_known_bad"):
+        return False
+    if not str(sources.ini("mlsupply_builtin_known_bad") or "").strip():
+        return True
+    return _ini_bool(sources, "mlsupply_builtin_known_bad")
+
+
 def resolve_settings(sources: SettingSources) -> Settings:
     update_lock = bool(sources.option("mlsupply_update_lock"))
     enabled = _flag(sources, "mlsupply", "mlsupply") or update_lock
@@ -105,6 +126,8 @@ def resolve_settings(sources: SettingSources) -> Settings:
         waivers_path=_path(sources, "mlsupply_waivers", "mlsupply_waivers"),
         lock_format=_lock_format(sources),
         min_age_days=_min_age(sources),
+        known_bad=_known_bad_paths(sources),
+        builtin_known_bad=_builtin_known_bad(sources),
     )
 
 

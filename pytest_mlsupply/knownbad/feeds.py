@@ -1,0 +1,451 @@
+"""Reading known-bad feeds from disk: files, directory trees, zips; the built-in list; a cache.
+
+A feed that cannot be read is a problem of its own (a ``known-bad-feed`` error
+naming the file and line); the other feeds still load. The compiled index is
+cached in the cache directory, keyed on the stat of every feed file and feed
+folder, so a warm run pays for those ``stat`` calls and one ``marshal`` load
+instead of parsing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import marshal
+import mmap
+import os
+import struct
+import time
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_mlsupply.atomic import write_bytes_atomic
+from pytest_mlsupply.knownbad.hashlist import parse_hash_list
+from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex
+from pytest_mlsupply.knownbad.osv import RecordProblem, add_record
+
+#: The curated list shipped with the plugin, and the date it was last reviewed.
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "data" / "known_bad"
+BUILTIN_LIST_DATE = "2026-11-25"
+BUILTIN_SOURCE = "built-in list"
+
+OSV_SUFFIXES = (".json", ".yaml", ".yml")
+CACHE_FILE = "known-bad-index.marshal"
+CACHE_VERSION = 1
+
+YAML_MISSING = (
+    "an OSV YAML record, and reading YAML needs PyYAML, which is not installed: "
+    "`pip install 'pytest-mlsupply[yaml]'`, or use the JSON form of the feed"
+)
+PATH_MISSING = "{path} does not exist (given as a known-bad feed)"
+NO_RECORDS = (
+    "holds no OSV records (.json, .yaml, .yml or .zip files); an empty feed protects nothing"
+)
+
+
+def _count(number: int, word: str, plural: str | None = None) -> str:
+    return f"{number:,} {word if number == 1 else plural or word + 's'}"
+
+
+@dataclass(frozen=True)
+class FeedProblem:
+    """A feed file (or one record or line in it) that could not be used."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def describe(self) -> str:
+        where = f"{self.path}, line {self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class FeedStats:
+    """What one feed path gave, for the freshness note in every report."""
+
+    shown: str
+    records: int = 0
+    withdrawn: int = 0
+    hashes: int = 0
+    newest: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.records or not self.hashes:
+            text = _count(self.records, "record")
+            if self.withdrawn:
+                text += f" ({self.withdrawn:,} withdrawn)"
+            parts.append(text)
+        if self.hashes:
+            parts.append(_count(self.hashes, "hash", "hashes"))
+        text = f"{' and '.join(parts)} from {self.shown}"
+        if self.newest:
+            text += f", newest modified {self.newest[:10]}"
+        return text
+
+
+@dataclass
+class LoadedFeeds:
+    index: KnownBadIndex
+    stats: list[FeedStats] = field(default_factory=list)
+    problems: list[FeedProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    from_cache: bool = False
+    seconds: float = 0.0
+
+    def freshness_note(self) -> str:
+        """``known-bad: 24 records (5 withdrawn) from feeds/, newest modified 2026-09-04; ...``."""
+        described = []
+        for stats in self.stats:
+            if stats.shown == BUILTIN_SOURCE:
+                described.append(
+                    f"{_count(stats.records, 'built-in record')} (list dated {BUILTIN_LIST_DATE})"
+                )
+            else:
+                described.append(stats.describe())
+        text = "; ".join(described) if described else "no feeds"
+        cached = ", compiled index from the cache" if self.from_cache else ""
+        return f"known-bad: {text}{cached} ({self.seconds * 1000:.0f} ms)"
+
+
+def load_feeds(
+    paths: Sequence[Path],
+    *,
+    builtin: bool = True,
+    base: Path | None = None,
+    cache_dir: Path | None = None,
+    rebuild: bool = False,
+) -> LoadedFeeds:
+    """Every feed in *paths* (and the built-in list) in one index; problems collected.
+
+    With *cache_dir*, the compiled index is reused while no feed changed;
+    *rebuild* compiles afresh (and rewrites the cache) whatever it holds.
+    """
+    started = time.perf_counter()
+    sources = ([BUILTIN_DIR] if builtin else []) + [Path(p) for p in paths]
+    fingerprint = _fingerprint(sources) if cache_dir is not None else None
+    if cache_dir is not None and fingerprint is not None and not rebuild:
+        cached = _load_cache(cache_dir / CACHE_FILE, fingerprint)
+        if cached is not None:
+            cached.seconds = time.perf_counter() - started
+            return cached
+    loaded = LoadedFeeds(KnownBadIndex())
+    for source in sources:
+        shown = BUILTIN_SOURCE if source == BUILTIN_DIR else _shown(source, base)
+        stats = FeedStats(shown)
+        loaded.stats.append(stats)
+        _load_path(loaded, source, shown, stats)
+    if cache_dir is not None and fingerprint is not None:
+        try:
+            _save_cache(cache_dir / CACHE_FILE, fingerprint, loaded)
+        except OSError as exc:
+            loaded.notes.append(f"the known-bad index cache could not be written: {exc}")
+    loaded.seconds = time.perf_counter() - started
+    return loaded
+
+
+def _shown(path: Path, base: Path | None) -> str:
+    if base is not None and path.is_absolute() and path.is_relative_to(base):
+        return os.path.relpath(path, base)
+    return str(path)
+
+
+def _load_path(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
+    if path.is_dir():
+        root = str(path)
+        for file in _walk(root):
+            display = shown + file[len(root) :]
+            if file.endswith(".zip"):
+                _load_zip(loaded, Path(file), display, stats)
+            else:
+                _load_osv_file(loaded, file, display, stats)
+        if stats.records == 0 and not any(p.path.startswith(shown) for p in loaded.problems):
+            loaded.problems.append(FeedProblem(shown, NO_RECORDS))
+    elif not path.exists():
+        loaded.problems.append(FeedProblem(shown, PATH_MISSING.format(path=shown)))
+    elif path.suffix.lower() == ".zip":
+        _load_zip(loaded, path, shown, stats)
+    elif path.suffix.lower() in OSV_SUFFIXES:
+        _load_osv_file(loaded, str(path), shown, stats)
+    else:
+        _load_hash_list(loaded, path, shown, stats)
+
+
+_FEED_SUFFIXES = (*OSV_SUFFIXES, ".zip")
+
+
+def _walk(root: str) -> Iterator[str]:
+    """OSV files and zips below *root*, sorted, hidden folders (``.git``) skipped."""
+    try:
+        with os.scandir(root) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue
+        if entry.is_dir():
+            yield from _walk(entry.path)
+        elif name.lower().endswith(_FEED_SUFFIXES):
+            yield entry.path
+
+
+def _read_bytes(loaded: LoadedFeeds, path: str, shown: str) -> bytes | None:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except OSError as exc:
+        loaded.problems.append(FeedProblem(shown, f"cannot be read: {exc.strerror or exc}"))
+    return None
+
+
+def _decode(loaded: LoadedFeeds, data: bytes, shown: str) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        loaded.problems.append(FeedProblem(shown, f"not UTF-8 text ({exc.reason})"))
+    return None
+
+
+def _read_text(loaded: LoadedFeeds, path: Path, shown: str) -> str | None:
+    data = _read_bytes(loaded, str(path), shown)
+    return None if data is None else _decode(loaded, data, shown)
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _load_osv_file(loaded: LoadedFeeds, path: str, shown: str, stats: FeedStats) -> None:
+    data = _read_bytes(loaded, path, shown)
+    if data is None:
+        return
+    text = _decode(loaded, data, shown)
+    if text is None:
+        return
+    if path.lower().endswith(".json"):
+        _add_json(loaded, text, shown, _stem(path), stats)
+    else:
+        _add_yaml(loaded, text, shown, _stem(path), stats)
+
+
+def _add_json(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: FeedStats) -> None:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        message = getattr(exc, "msg", str(exc))
+        loaded.problems.append(FeedProblem(shown, f"not valid JSON: {message}", line))
+        return
+    _add_document(loaded, document, shown, stem, stats)
+
+
+def _add_yaml(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: FeedStats) -> None:
+    try:
+        import yaml
+    except ImportError:
+        loaded.problems.append(FeedProblem(shown, YAML_MISSING))
+        return
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        loaded.problems.append(FeedProblem(shown, f"not valid YAML: {problem}", line))
+        return
+    _add_document(loaded, document, shown, stem, stats)
+
+
+def _add_document(
+    loaded: LoadedFeeds, document: Any, shown: str, stem: str, stats: FeedStats
+) -> None:
+    """One record, a list of records, or an OSV query answer (``{"vulns": [...]}``)."""
+    if isinstance(document, dict) and "affected" not in document and "vulns" in document:
+        document = document["vulns"]
+    records = document if isinstance(document, list) else [document]
+    for position, record in enumerate(records):
+        where = shown if len(records) == 1 else f"{shown}[{position}]"
+        try:
+            outcome = add_record(loaded.index, record, source=where, fallback_id=stem)
+        except RecordProblem as exc:
+            loaded.problems.append(FeedProblem(where, f"not a usable OSV record: {exc}"))
+            continue
+        stats.records += 1
+        stats.withdrawn += outcome.withdrawn
+        if outcome.modified and (stats.newest is None or outcome.modified > stats.newest):
+            stats.newest = outcome.modified
+        loaded.notes.extend(outcome.notes)
+
+
+def _load_zip(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
+    found = False
+    try:
+        with (
+            open(path, "rb") as stream,
+            mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as whole,
+            zipfile.ZipFile(stream) as archive,
+        ):
+            for info in archive.infolist():
+                name = info.filename
+                if info.is_dir() or not name.lower().endswith(OSV_SUFFIXES):
+                    continue
+                found = True
+                inner = f"{shown}!{name}"
+                try:
+                    text = _member(archive, info, whole).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    loaded.problems.append(FeedProblem(inner, f"not UTF-8 text ({exc.reason})"))
+                    continue
+                except (zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError) as exc:
+                    loaded.problems.append(FeedProblem(inner, f"cannot be extracted: {exc}"))
+                    continue
+                stem = _stem(name)
+                if name.lower().endswith(".json"):
+                    _add_json(loaded, text, inner, stem, stats)
+                else:
+                    _add_yaml(loaded, text, inner, stem, stats)
+    except (zipfile.BadZipFile, OSError, ValueError, zlib.error, EOFError, struct.error) as exc:
+        loaded.problems.append(FeedProblem(shown, f"not a readable zip of OSV records: {exc}"))
+        return
+    if not found:
+        loaded.problems.append(FeedProblem(shown, NO_RECORDS))
+
+
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader
+
+
+def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, whole: mmap.mmap) -> bytes:
+    """One member's bytes, decompressed straight from the archive's bytes.
+
+    ``ZipFile.read`` builds a file object per member; for the 400,000 small
+    members of OSV's ``all.zip`` that overhead is most of the load. Deflated and
+    stored members are read here (CRC checked); anything else goes to zipfile.
+    """
+    if info.compress_type not in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED) or info.flag_bits & 1:
+        return archive.read(info)
+    header = _LOCAL_HEADER.unpack_from(whole, info.header_offset)
+    if header[0] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+    start = info.header_offset + _LOCAL_HEADER.size + header[10] + header[11]
+    raw = whole[start : start + info.compress_size]
+    data = zlib.decompress(raw, -15) if info.compress_type == zipfile.ZIP_DEFLATED else raw
+    if zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"bad CRC for {info.filename}")
+    return data
+
+
+def _load_hash_list(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> None:
+    text = _read_text(loaded, path, shown)
+    if text is None:
+        return
+    entries, problems = parse_hash_list(text)
+    for line, message in problems:
+        loaded.problems.append(FeedProblem(shown, message, line))
+    index = loaded.index
+    for entry in entries:
+        label = entry.label or entry.digest.hex[:12]
+        advisory = index.add_advisory(
+            Advisory((f"{path.name}:{entry.line}",), f"listed as known-bad: {label}", shown)
+        )
+        index.add_digest(entry.digest, advisory)
+    stats.hashes += len(entries)
+    modified = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+    stats.newest = max(stats.newest or "", modified.isoformat())
+
+
+# ------------------------------------------------------------------------------ cache
+
+
+def _fingerprint(sources: Sequence[Path]) -> str | None:
+    """What changes when a feed changes: each file's stat, each feed folder's stat.
+
+    Folders are fingerprinted by their own stat (a file added, removed or
+    replaced, as ``git pull`` and editors do, changes its folder's mtime), not by
+    one stat per file: 50,000 stats would cost a warm run more than the budget.
+    A file edited in place keeps its folder's mtime; ``--mlsupply-rehash``
+    (``check --rehash``) recompiles the index whatever the cache holds.
+    """
+    parts: list[Any] = [CACHE_VERSION]
+    for source in sources:
+        try:
+            st = source.stat()
+        except OSError:
+            return None  # a missing feed: load afresh so the problem is reported
+        parts.append((str(source), st.st_size, st.st_mtime_ns, st.st_ino))
+        if source.is_dir():
+            folders: list[os.stat_result] = []
+            for _ in _walk_folders(str(source), folders):
+                pass
+            parts.extend((f.st_mtime_ns, f.st_ino) for f in folders)
+    return json.dumps(parts)
+
+
+def _walk_folders(root: str, folders: list[os.stat_result]) -> Iterator[str]:
+    """Every non-hidden folder below *root* (its stat appended to *folders*).
+
+    A folder whose link count is 2 has no subfolders on POSIX filesystems (its
+    own entry and ``.``), so it is not listed: in a feed laid out one folder per
+    package, that skips listing tens of thousands of leaf folders.
+    """
+    try:
+        st = os.stat(root)
+        folders.append(st)
+        if st.st_nlink == 2:
+            yield root
+            return
+        with os.scandir(root) as listing:
+            subfolders = sorted(
+                e.path for e in listing if e.is_dir() and not e.name.startswith(".")
+            )
+    except OSError:
+        return
+    yield root
+    for folder in subfolders:
+        yield from _walk_folders(folder, folders)
+
+
+def _save_cache(path: Path, fingerprint: str, loaded: LoadedFeeds) -> None:
+    """marshal, not pickle: it builds only plain data, never arbitrary objects.
+
+    Each name's and each digest's entries are marshalled on their own, so a warm
+    run decodes only those of the ~200 names installed (KnownBadIndex.lazy_*).
+    """
+    packages, digests = loaded.index.to_blobs()
+    data = {
+        "version": CACHE_VERSION,
+        "fingerprint": fingerprint,
+        "packages": packages,
+        "digests": digests,
+        "spellings": loaded.index.record_spellings(),
+        "stats": [(s.shown, s.records, s.withdrawn, s.hashes, s.newest) for s in loaded.stats],
+        "problems": [(p.path, p.message, p.line) for p in loaded.problems],
+        "notes": loaded.notes,
+    }
+    write_bytes_atomic(path, marshal.dumps(data))
+
+
+def _load_cache(path: Path, fingerprint: str) -> LoadedFeeds | None:
+    """The cached index if it was compiled from exactly these feeds; None otherwise."""
+    try:
+        data = marshal.loads(path.read_bytes())
+        if data["version"] != CACHE_VERSION or data["fingerprint"] != fingerprint:
+            return None
+        packages, digests = data["packages"], data["digests"]
+        if not isinstance(packages, dict) or not isinstance(digests, dict):
+            return None
+        index = KnownBadIndex(lazy_packages=packages, lazy_digests=digests)
+        index.spellings = dict(data["spellings"])
+        loaded = LoadedFeeds(index, from_cache=True)
+        loaded.stats = [FeedStats(*row) for row in data["stats"]]
+        loaded.problems = [FeedProblem(*row) for row in data["problems"]]
+        loaded.notes = list(data["notes"])
+        return loaded
+    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # no cache, or one we cannot trust: compile afresh

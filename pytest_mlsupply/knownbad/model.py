@@ -1,0 +1,240 @@
+"""The known-bad index: advisories, the releases and files they name, and how to match them.
+
+Everything here is plain data (strings, tuples) so the compiled index can be
+cached between runs without pickle; versions are parsed with ``packaging``
+only for the names actually installed, which keeps a 50,000-record feed cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from packaging.version import InvalidVersion, Version
+
+from pytest_mlsupply.hashing import Digest, DigestError
+
+#: OSV event kinds of an ECOSYSTEM range (OSV schema, "affected[].ranges[].events").
+INTRODUCED = "introduced"
+FIXED = "fixed"
+LAST_AFFECTED = "last_affected"
+LIMIT = "limit"
+EVENT_KINDS = (INTRODUCED, FIXED, LAST_AFFECTED, LIMIT)
+
+#: A range is its events, each ``(kind, version text)``, in the order the record gave them.
+Range = tuple[tuple[str, str], ...]
+
+
+class Advisory(NamedTuple):
+    """One record of a feed: its ids (display id first), summary and where it came from.
+
+    ``ids`` holds the record's own id and its aliases; records without an id
+    (per-source ossf reports) get one from their aliases or file name. A
+    NamedTuple, not a dataclass: a cold load builds 50,000 of them.
+    """
+
+    ids: tuple[str, ...]
+    summary: str
+    source: str
+    reference: str | None = None
+
+    @property
+    def display_id(self) -> str:
+        return self.ids[0]
+
+
+class AffectedPackage(NamedTuple):
+    """What one ``affected[]`` entry says about one PyPI package."""
+
+    name: str  # canonical
+    advisory: int  # index into KnownBadIndex.advisories
+    versions: tuple[str, ...] = ()
+    ranges: tuple[Range, ...] = ()
+
+
+@dataclass
+class KnownBadIndex:
+    """Canonical name -> affected entries, digest (``alg:hex``) -> advisories.
+
+    The public matching API (``match_distribution``, ``match_digest``) is what
+    the gate, the data fixtures and the foreign-lock readers call.
+    """
+
+    advisories: list[Advisory] = field(default_factory=list)
+    packages: dict[str, list[AffectedPackage]] = field(default_factory=dict)
+    digests: dict[str, list[int]] = field(default_factory=dict)
+    #: Entries still in their cached, marshalled form: decoded only when a name or a
+    #: digest is looked up, so a warm run over a 50,000-record feed builds ~200 objects.
+    lazy_packages: dict[str, bytes] = field(default_factory=dict)
+    lazy_digests: dict[str, bytes] = field(default_factory=dict)
+    #: RECORD spelling (``sha256=b64``) -> ``alg:hex``, for matching RECORD rows as text.
+    spellings: dict[str, str] | None = None
+    _known: dict[Advisory, int] = field(default_factory=dict, repr=False)
+
+    def add_advisory(self, advisory: Advisory) -> int:
+        self.advisories.append(advisory)
+        return len(self.advisories) - 1
+
+    def _cached_advisory(self, fields: tuple[tuple[str, ...], str, str, str | None]) -> int:
+        advisory = Advisory(*fields)
+        known = self._known.get(advisory)
+        if known is None:
+            known = self._known[advisory] = self.add_advisory(advisory)
+        return known
+
+    def _decode_name(self, name: str) -> None:
+        blob = self.lazy_packages.pop(name, None)
+        if blob is None:
+            return
+        for fields, versions, ranges in marshal.loads(blob):
+            advisory = self._cached_advisory(fields)
+            self.add_package(AffectedPackage(name, advisory, versions, ranges))
+
+    def _decode_digest(self, key: str) -> None:
+        blob = self.lazy_digests.pop(key, None)
+        if blob is None:
+            return
+        listed = self.digests.setdefault(key, [])
+        for fields in marshal.loads(blob):
+            advisory = self._cached_advisory(fields)
+            if advisory not in listed:
+                listed.append(advisory)
+
+    def to_blobs(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        """Per name and per digest, the entries marshalled on their own (see lazy_*)."""
+
+        def fields(i: int) -> tuple[tuple[str, ...], str, str, str | None]:
+            a = self.advisories[i]
+            return (a.ids, a.summary, a.source, a.reference)
+
+        packages = {
+            name: marshal.dumps([(fields(e.advisory), e.versions, e.ranges) for e in entries])
+            for name, entries in self.packages.items()
+        }
+        digests = {
+            key: marshal.dumps([fields(i) for i in ids]) for key, ids in self.digests.items()
+        }
+        return packages, digests
+
+    def add_package(self, entry: AffectedPackage) -> None:
+        self.packages.setdefault(entry.name, []).append(entry)
+
+    def add_digest(self, digest: Digest, advisory: int) -> None:
+        self.spellings = None
+        listed = self.digests.setdefault(str(digest), [])
+        if advisory not in listed:
+            listed.append(advisory)
+
+    def match_distribution(self, name: str, version: str) -> tuple[Advisory, ...]:
+        """Advisories naming release *version* of canonical *name*, each once."""
+        if self.lazy_packages:
+            self._decode_name(name)
+        entries = self.packages.get(name)
+        if not entries:
+            return ()
+        parsed = _parse(version)
+        found: list[int] = []
+        for entry in entries:
+            if entry.advisory not in found and affects(entry, version, parsed):
+                found.append(entry.advisory)
+        return tuple(self.advisories[i] for i in found)
+
+    def match_digest(self, digest: Digest) -> tuple[Advisory, ...]:
+        """Advisories listing this exact file or archive digest."""
+        key = str(digest)
+        if self.lazy_digests:
+            self._decode_digest(key)
+        return tuple(self.advisories[i] for i in self.digests.get(key, ()))
+
+    def has_digest(self, key: str) -> bool:
+        """Whether a feed lists the ``alg:hex`` digest *key* (no decoding needed)."""
+        return key in self.digests or key in self.lazy_digests
+
+    def digest_keys(self) -> list[str]:
+        return [*self.digests, *self.lazy_digests]
+
+    def record_spellings(self) -> dict[str, str]:
+        """Every listed digest in RECORD's spelling, so RECORD rows match without parsing."""
+        if self.spellings is None:
+            self.spellings = {}
+            for key in self.digest_keys():
+                with contextlib.suppress(DigestError):
+                    self.spellings[Digest.parse(key).to_record()] = key
+        return self.spellings
+
+
+def _parse(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def affects(entry: AffectedPackage, version: str, parsed: Version | None) -> bool:
+    """OSV semantics: affected when listed in ``versions`` or inside any ECOSYSTEM range."""
+    for listed in entry.versions:
+        other = _parse(listed)
+        if parsed is not None and other is not None:
+            if parsed == other:
+                return True
+        elif listed.strip().lower() == version.strip().lower():
+            return True  # not PEP 440 on one side: exact text only
+    if parsed is None:
+        return False
+    return any(in_range(range_, parsed) for range_ in entry.ranges)
+
+
+_ORDER = {INTRODUCED: 0, FIXED: 1, LAST_AFFECTED: 2, LIMIT: 3}
+
+
+def _event_key(event: tuple[str, str]) -> tuple[int, Version, int]:
+    kind, text = event
+    if kind == INTRODUCED and text == "0":
+        return (0, Version("0"), 0)  # "0": before every version
+    return (1, Version(text), _ORDER[kind])
+
+
+def in_range(events: Range, version: Version) -> bool:
+    """The OSV schema's evaluation of one ECOSYSTEM range, events sorted by version.
+
+    ``introduced`` opens the range (``"0"`` from the very first release), ``fixed``
+    closes it at that version, ``last_affected`` just after it; with ``limit``
+    events the version must also be below one of them. Events whose version is
+    not PEP 440 were dropped when the feed was read.
+    """
+    limits = [Version(text) for kind, text in events if kind == LIMIT]
+    if limits and not any(version < limit for limit in limits):
+        return False
+    affected = False
+    for kind, text in sorted((e for e in events if e[0] != LIMIT), key=_event_key):
+        if kind == INTRODUCED and text == "0":
+            affected = True  # "0" is before every version, pre-releases of 0 included
+            continue
+        bound = Version(text)
+        if kind == INTRODUCED:
+            if version >= bound:
+                affected = True
+        elif kind == FIXED:
+            if version >= bound:
+                affected = False
+        elif kind == LAST_AFFECTED and version > bound:
+            affected = False
+    return affected
+
+
+def valid_events(raw: Sequence[tuple[str, str]]) -> tuple[Range, list[str]]:
+    """The events whose version parses, and the texts of those that do not."""
+    kept: list[tuple[str, str]] = []
+    bad: list[str] = []
+    for kind, text in raw:
+        if kind == INTRODUCED and text == "0":
+            kept.append((kind, text))
+            continue
+        if _parse(text) is None:
+            bad.append(text)
+        else:
+            kept.append((kind, text))
+    return tuple(kept), bad
