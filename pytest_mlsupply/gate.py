@@ -17,6 +17,7 @@ from pytest_mlsupply.snapshot import Snapshot, take_snapshot
 
 if TYPE_CHECKING:
     from pytest_mlsupply.knownbad import KnownBadConfig
+    from pytest_mlsupply.locks.foreign import ForeignLock
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ def run_gate(
     shown = display_path(lock_path, base) if base else str(lock_path)
     fmt = detect_format(lock_path, lock_format)
     written: str | None = None
+    foreign: ForeignLock | None = None
     if fmt != FORMAT_MLSUPPLY:
-        report, written = _foreign_gate(
+        report, written, foreign = _foreign_gate(
             snapshot, lock_path, fmt, shown, update, base, min_age_days, now
         )
     else:
@@ -83,7 +85,7 @@ def run_gate(
     if verify_files:
         report = _with_file_verification(report, snapshot, cache_dir, rehash, progress)
     if known_bad is not None:
-        report = _with_known_bad(report, snapshot, known_bad, base, cache_dir, rehash)
+        report = _with_known_bad(report, snapshot, known_bad, base, cache_dir, rehash, foreign)
     if accepted:
         report = apply_waivers(report, accepted, today=today or datetime.date.today())
     if fmt != FORMAT_MLSUPPLY:
@@ -109,7 +111,7 @@ def _foreign_gate(
     base: Path | None,
     min_age_days: float | None,
     now: datetime.datetime | None,
-) -> tuple[Report, str | None]:
+) -> tuple[Report, str | None, ForeignLock]:
     """Check against a foreign lock; with *update*, write mlsupply.lock beside it instead."""
     from pytest_mlsupply.foreign_checks import check_foreign_lock
     from pytest_mlsupply.locks.foreign import load_foreign_lock
@@ -124,12 +126,12 @@ def _foreign_gate(
     if own is not None:
         report = _with_content_from(report, snapshot, own, own_path, base)
     if not update:
-        return report, None
+        return report, None, foreign
     previous = load_lock(own_path) if own_path.exists() else None
     write_lock(own_path, refresh_lock(previous, snapshot))
     written = display_path(own_path, base) if base else str(own_path)
     note = NOTE_FOREIGN_NOT_REWRITTEN.format(lock=shown, title=foreign.title, written=written)
-    return _add_notes(report, [note]), written
+    return _add_notes(report, [note]), written, foreign
 
 
 NOTE_CONTENT_ALONGSIDE = (
@@ -186,11 +188,19 @@ def _with_known_bad(
     base: Path | None,
     cache_dir: Path | None,
     rehash: bool,
+    foreign: ForeignLock | None,
 ) -> Report:
     from pytest_mlsupply.knownbad import run_known_bad
 
     result = run_known_bad(
-        config, snapshot, report.findings, base=base, cache_dir=cache_dir, rebuild=rehash
+        config,
+        snapshot,
+        report.findings,
+        base=base,
+        cache_dir=cache_dir,
+        rebuild=rehash,
+        lock=foreign,
+        lock_shown=report.lock_path or "",
     )
     return Report.build(
         [*report.findings, *result.findings],

@@ -155,3 +155,45 @@ def test_bad_builtin_switch_names_its_source(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--mlsupply")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*mlsupply_builtin_known_bad*expected true or false*maybe*"])
+
+
+HASH_A = "a" * 64
+HASH_B = "b" * 64
+
+
+def test_a_foreign_lock_pinning_a_known_bad_archive_or_release_is_caught(
+    tmp_path: Path, capsys
+) -> None:
+    """Archives and releases a lock pins are judged even when not installed here."""
+    site = tmp_path / "site-packages"
+    install_fake(site, "numpy", "2.2.6")
+    lock = tmp_path / "requirements.txt"
+    lock.write_text(
+        "numpy==2.2.6 --hash=sha256:" + HASH_A + "\n"
+        "litellm==1.82.8 ; sys_platform == 'win32' --hash=sha256:" + HASH_B + "\n"
+    )
+    feed = tmp_path / "bad-archives.txt"
+    feed.write_text(f"sha256:{HASH_A} numpy-2.2.6 rebuilt with a payload\n")
+    code, out, _ = run(
+        capsys, "check", "--lock", str(lock), "--path", str(site), "--known-bad", str(feed)
+    )
+    assert code == EXIT_FINDINGS
+    lines = [line for line in out.splitlines() if "[known-bad-" in line]
+    assert len(lines) == 2, out
+    assert any(
+        "[known-bad-file]" in line
+        and "requirements.txt pins an archive of numpy 2.2.6 whose digest sha256:aaaaaaaaaaaa"
+        in line
+        and "numpy-2.2.6 rebuilt with a payload" in line
+        for line in lines
+    ), lines
+    assert any(
+        "[known-bad-package]" in line
+        and "pins litellm 1.82.8, a known-bad release (MAL-2026-2144" in line
+        for line in lines
+    ), lines
+    # Without feeds and without the built-in list, the same lock is clean of known-bad findings.
+    code, out, _ = run(
+        capsys, "check", "--lock", str(lock), "--path", str(site), "--no-builtin-known-bad"
+    )
+    assert "[known-bad-" not in out

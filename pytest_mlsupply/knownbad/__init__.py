@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_mlsupply.findings import Finding
 from pytest_mlsupply.knownbad.feeds import (
@@ -19,9 +20,12 @@ from pytest_mlsupply.knownbad.feeds import (
     LoadedFeeds,
     load_feeds,
 )
-from pytest_mlsupply.knownbad.match import check_snapshot, feed_findings
+from pytest_mlsupply.knownbad.match import check_snapshot, feed_findings, locked_findings
 from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex
 from pytest_mlsupply.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from pytest_mlsupply.locks.foreign import ForeignLock
 
 __all__ = [
     "BUILTIN_LIST_DATE",
@@ -61,8 +65,13 @@ def run_known_bad(
     base: Path | None = None,
     cache_dir: Path | None = None,
     rebuild: bool = False,
+    lock: ForeignLock | None = None,
+    lock_shown: str = "",
 ) -> KnownBadResult:
-    """Load the feeds (from the cache when unchanged) and match *snapshot* against them."""
+    """Load the feeds (from the cache when unchanged) and match *snapshot* against them.
+
+    With a foreign *lock*, the archives and releases it pins are matched too.
+    """
     loaded = load_feeds(
         config.paths, builtin=config.builtin, base=base, cache_dir=cache_dir, rebuild=rebuild
     )
@@ -70,6 +79,10 @@ def run_known_bad(
         *feed_findings(loaded.problems),
         *check_snapshot(loaded.index, snapshot, verification),
     ]
+    if lock is not None:
+        findings.extend(
+            locked_findings(loaded.index, lock, lock_shown or lock.path, snapshot.distributions)
+        )
     notes = [loaded.freshness_note()]
     if loaded.notes:
         shown = "; ".join(loaded.notes[:_NOTES_SHOWN])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from pytest_mlsupply.findings import Finding, Kind
 from pytest_mlsupply.hashing import Digest
@@ -18,11 +19,16 @@ from pytest_mlsupply.knownbad.feeds import FeedProblem
 from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
 
+if TYPE_CHECKING:
+    from pytest_mlsupply.locks.foreign import ForeignLock
+
 HINT_PACKAGE = (
     "uninstall it or install a release no advisory names, and treat credentials this "
     "environment could read as exposed"
 )
 HINT_FILE = "remove the file (reinstall its distribution from a trusted source) and investigate"
+_ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
+HINT_LOCKED = "re-lock to a release and files no advisory names before anyone installs from it"
 HINT_FEED = "fix or remove the feed file; the other feeds were still applied"
 
 
@@ -124,6 +130,67 @@ def feed_findings(problems: Iterable[FeedProblem]) -> Iterator[Finding]:
             hint=HINT_FEED,
             location=problem.path,
         )
+
+
+def locked_findings(
+    index: KnownBadIndex,
+    lock: ForeignLock,
+    lock_shown: str,
+    installed: Iterable[InstalledDistribution],
+) -> Iterator[Finding]:
+    """Archives a lock pins whose hash a feed lists, and known-bad releases it pins.
+
+    A lock pins what every machine that installs from it gets, including
+    platforms other than this one, so every entry is judged whether or not it
+    is installed here. A pinned release installed here is already reported as
+    installed, and is not reported twice.
+    """
+    from pytest_mlsupply.locks.foreign import locked_artifacts
+
+    seen_files: set[tuple[str, str]] = set()
+    for ref in locked_artifacts(lock):
+        key = str(ref.digest)
+        if (ref.filename, key) in seen_files or not index.has_digest(key):
+            continue
+        seen_files.add((ref.filename, key))
+        ids, summary = describe_advisories(index.match_digest(ref.digest))
+        release = f"{ref.name} {ref.version or '(unpinned)'}"
+        # Hashed requirement lines name no file: say "an archive of" instead.
+        what = (
+            f"{ref.filename} ({release})"
+            if ref.filename.endswith(_ARCHIVE_SUFFIXES)
+            else f"an archive of {release}"
+        )
+        yield Finding.of(
+            Kind.KNOWN_BAD_FILE,
+            ref.name,
+            f"{lock_shown} pins {what} whose digest {key[: key.index(':') + 13]} is known bad "
+            f"({ids}): {summary}",
+            expected="no known-bad archive in the lock",
+            actual=key,
+            hint=HINT_LOCKED,
+            location=lock_shown,
+        )
+    here = {(dist.name, dist.version) for dist in installed}
+    seen_releases: set[tuple[str, str]] = set()
+    for package in lock.packages:
+        release = (package.name, package.version or "")
+        if not package.version or release in seen_releases or release in here:
+            continue
+        seen_releases.add(release)
+        advisories = index.match_distribution(package.name, package.version)
+        if advisories:
+            ids, summary = describe_advisories(advisories)
+            yield Finding.of(
+                Kind.KNOWN_BAD_PACKAGE,
+                package.name,
+                f"{lock_shown} pins {package.name} {package.version}, a known-bad release "
+                f"({ids}): {summary}",
+                expected="no known-bad release in the lock",
+                actual=f"{package.name} {package.version}",
+                hint=HINT_LOCKED,
+                location=lock_shown,
+            )
 
 
 def check_snapshot(
