@@ -174,10 +174,10 @@ def locked_findings(
     here = {(dist.name, dist.version) for dist in installed}
     seen_releases: set[tuple[str, str]] = set()
     for package in lock.packages:
-        release = (package.name, package.version or "")
-        if not package.version or release in seen_releases or release in here:
+        pinned = (package.name, package.version or "")
+        if not package.version or pinned in seen_releases or pinned in here:
             continue
-        seen_releases.add(release)
+        seen_releases.add(pinned)
         advisories = index.match_distribution(package.name, package.version)
         if advisories:
             ids, summary = describe_advisories(advisories)
