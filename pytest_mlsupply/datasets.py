@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import os
-import posixpath
 import stat as stat_module
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -166,12 +165,16 @@ def tree_digest(files: Mapping[str, Digest] | Iterable[tuple[str, Digest]]) -> D
     return Digest(TREE_ALGORITHM, hasher.digest())
 
 
-def check_relative(value: str, key: str, base: str) -> str | None:
-    """Why *value* is not an acceptable dataset path relative to the manifest, or None."""
+def check_relative(value: str, key: str, manifest_dir: Path, base: Path) -> str | None:
+    """Why *value* (relative to *manifest_dir*) is not an acceptable path, or None.
+
+    Absolute paths are refused (a manifest must work from any checkout), and so is any path
+    whose ``..`` leads outside *base* (the rootdir): the data must be part of the project.
+    """
     if PurePosixPath(value).is_absolute() or os.path.isabs(value) or value[1:2] == ":":
         return MSG_ABSOLUTE_PATH.format(key=key, value=value)
-    normal = posixpath.normpath(value.replace("\\", "/"))
-    if normal == ".." or normal.startswith("../"):
+    joined = os.path.normpath(os.path.join(os.path.abspath(manifest_dir), value))
+    if not _inside(joined, os.path.normpath(os.path.abspath(base))):
         return MSG_ESCAPES.format(key=key, value=value, base=base)
     return None
 
@@ -204,8 +207,13 @@ def _digest_at(value: Any, key: str, problems: list[str]) -> Digest | None:
         return None
 
 
-def parse_manifest(document: Mapping[str, Any], path: Path) -> Manifest:
-    """The manifest in *document*; raises ``DataManifestError`` listing every problem."""
+def parse_manifest(document: Mapping[str, Any], path: Path, base: Path | None = None) -> Manifest:
+    """The manifest in *document*; raises ``DataManifestError`` listing every problem.
+
+    Dataset and registry paths must stay inside *base* (the rootdir; default: the manifest's
+    directory, or the rootdir's when the manifest lives outside it).
+    """
+    base = path.parent if base is None or not _inside(str(path), str(base)) else base
     from pytest_mlsupply.registries import REGISTRY_FORMATS
 
     problems: list[str] = []
@@ -235,7 +243,7 @@ def parse_manifest(document: Mapping[str, Any], path: Path) -> Manifest:
         if not isinstance(data_path, str) or not data_path:
             entry_problems.append(f"{where}.path: expected a path relative to the manifest")
             data_path = ""
-        elif problem := check_relative(data_path, f"{where}.path", "the manifest's directory"):
+        elif problem := check_relative(data_path, f"{where}.path", path.parent, base):
             entry_problems.append(problem)
 
         digest = tree = None
@@ -262,9 +270,7 @@ def parse_manifest(document: Mapping[str, Any], path: Path) -> Manifest:
         if registry is not None:
             if not isinstance(registry, str) or not registry:
                 entry_problems.append(f"{where}.registry: expected a path to a registry file")
-            elif problem := check_relative(
-                registry, f"{where}.registry", "the manifest's directory"
-            ):
+            elif problem := check_relative(registry, f"{where}.registry", path.parent, base):
                 entry_problems.append(problem)
             if registry_format not in REGISTRY_FORMATS:
                 formats = ", ".join(REGISTRY_FORMATS)
@@ -305,7 +311,7 @@ def parse_manifest(document: Mapping[str, Any], path: Path) -> Manifest:
     return Manifest(path, datasets)
 
 
-def load_manifest(path: str | Path) -> Manifest:
+def load_manifest(path: str | Path, base: Path | None = None) -> Manifest:
     """Read and validate the manifest at *path*; ``DataManifestError`` when it cannot be used."""
     from pytest_mlsupply.tomlfile import parse_toml
 
@@ -321,7 +327,7 @@ def load_manifest(path: str | Path) -> Manifest:
     document, problem = parse_toml(text)
     if document is None:
         raise DataManifestError(str(manifest_path), [problem or "not valid TOML"])
-    return parse_manifest(document, manifest_path)
+    return parse_manifest(document, manifest_path, base)
 
 
 def format_manifest(datasets: Mapping[str, DatasetEntry]) -> str:
@@ -680,7 +686,12 @@ def verify_dataset(
         return verdict
     claim = cache_dir / f"{key}.claim"
     claimed = _claim(claim)
-    if not claimed:
+    if claimed:  # the previous owner may have finished between our read and our claim
+        cached = read_cached_verdict(verdict_path, fingerprint)
+        if cached is not None and (verdict := _verdict_from_cache(cached, base, "peer")):
+            claim.unlink(missing_ok=True)
+            return verdict
+    else:
         waited = _wait_for_verdict(verdict_path, claim, fingerprint, wait_seconds)
         if waited is not None and (verdict := _verdict_from_cache(waited, base, "peer")):
             return verdict
@@ -716,6 +727,25 @@ def _claim(path: Path) -> bool:
     return True
 
 
+def _owner_alive(claim: Path) -> bool:
+    """False when the process that claimed a dataset is gone (killed mid-hash), on POSIX."""
+    if os.name != "posix":
+        return True
+    try:
+        pid = int(claim.read_text(encoding="ascii").strip() or "0")
+    except (OSError, ValueError):
+        return True  # being written, or just removed: look again next poll
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _wait_for_verdict(
     verdict_path: Path, claim: Path, fingerprint: str, wait_seconds: float
 ) -> dict[str, Any] | None:
@@ -726,7 +756,7 @@ def _wait_for_verdict(
     while time.monotonic() < deadline:
         if (cached := read_cached_verdict(verdict_path, fingerprint)) is not None:
             return cached
-        if not claim.exists():
+        if not claim.exists() or not _owner_alive(claim):
             return read_cached_verdict(verdict_path, fingerprint)
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
@@ -742,11 +772,16 @@ def record_entry(
     manifest_dir: Path,
     *,
     algorithm: str = DEFAULT_ALGORITHM,
+    base: Path | None = None,
 ) -> DatasetEntry:
-    """A fresh entry for the file or directory at *data_path*; ``MlsupplyError`` if unusable."""
+    """A fresh entry for the file or directory at *data_path*; ``MlsupplyError`` if unusable.
+
+    The data must lie inside *base* (default: the manifest's directory).
+    """
     relative = os.path.relpath(os.path.abspath(data_path), os.path.abspath(manifest_dir))
     relative = relative.replace(os.sep, "/")
-    if problem := check_relative(relative, f"datasets.{_quoted(name)}.path", str(manifest_dir)):
+    key = f"datasets.{_quoted(name)}.path"
+    if problem := check_relative(relative, key, manifest_dir, base or manifest_dir):
         raise MlsupplyError(problem)
     _check_algorithm(algorithm)
     if data_path.is_file():
@@ -789,7 +824,9 @@ def hash_tree(root: Path, names: Iterable[str], algorithm: str) -> dict[str, Dig
     return files
 
 
-def refresh_entry(entry: DatasetEntry, manifest_dir: Path) -> DatasetEntry:
+def refresh_entry(
+    entry: DatasetEntry, manifest_dir: Path, base: Path | None = None
+) -> DatasetEntry:
     """The entry re-recorded from disk with its algorithm; registry entries are left as they are."""
     if entry.kind == "registry":
         return entry
@@ -800,16 +837,22 @@ def refresh_entry(entry: DatasetEntry, manifest_dir: Path) -> DatasetEntry:
         algorithms = {d.algorithm for d in entry.files.values()}
         algorithm = algorithms.pop() if len(algorithms) == 1 else DEFAULT_ALGORITHM
     return record_entry(
-        entry.name, dataset_root(entry, manifest_dir), manifest_dir, algorithm=algorithm
+        entry.name, dataset_root(entry, manifest_dir), manifest_dir, algorithm=algorithm, base=base
     )
 
 
 def add_to_manifest(
-    manifest_path: Path, name: str, data_path: Path, *, algorithm: str = DEFAULT_ALGORITHM
+    manifest_path: Path,
+    name: str,
+    data_path: Path,
+    *,
+    algorithm: str = DEFAULT_ALGORITHM,
+    base: Path | None = None,
 ) -> DatasetEntry:
     """Add or refresh one entry and rewrite the manifest atomically (created if absent)."""
-    datasets = dict(load_manifest(manifest_path).datasets) if manifest_path.exists() else {}
-    entry = record_entry(name, data_path, manifest_path.parent, algorithm=algorithm)
+    existing = load_manifest(manifest_path, base) if manifest_path.exists() else None
+    datasets = dict(existing.datasets) if existing is not None else {}
+    entry = record_entry(name, data_path, manifest_path.parent, algorithm=algorithm, base=base)
     datasets[name] = entry
     write_manifest(manifest_path, datasets)
     return entry

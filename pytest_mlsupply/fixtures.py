@@ -150,9 +150,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from pytest_mlsupply.errors import MlsupplyError
 
     try:
-        manifest = load_manifest(state.manifest_path)
+        manifest = load_manifest(state.manifest_path, config.rootpath)
         refreshed = {
-            name: refresh_entry(entry, manifest.directory)
+            name: refresh_entry(entry, manifest.directory, config.rootpath)
             for name, entry in manifest.datasets.items()
         }
         write_manifest(manifest.path, refreshed)
@@ -194,7 +194,7 @@ def _verdict(config: pytest.Config, state: DataState, name: str) -> DatasetVerdi
     try:
         if state.manifest is None:
             try:
-                state.manifest = load_manifest(state.manifest_path)
+                state.manifest = load_manifest(state.manifest_path, config.rootpath)
             except MlsupplyError as exc:
                 state.manifest_error = str(exc)
                 raise
