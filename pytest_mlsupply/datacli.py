@@ -15,7 +15,7 @@ from typing import Any
 DATA_COMMANDS = ("data", "hash")
 EXIT_OK = 0
 EXIT_UNUSABLE = 2
-MSG_ADDED = "mlsupply: recorded dataset {name!r} ({kind}, {count} files) in {manifest}"
+MSG_ADDED = "mlsupply: recorded dataset {name!r} ({kind}, {files}) in {manifest}"
 
 
 def add_commands(commands: Any) -> None:
@@ -68,7 +68,8 @@ def _add(name: str, data_path: Path, manifest: Path, algorithm: str) -> int:
 
     entry = add_to_manifest(manifest.resolve(), name, data_path.resolve(), algorithm=algorithm)
     count = 1 if entry.files is None else len(entry.files)
-    print(MSG_ADDED.format(name=name, kind=entry.kind, count=count, manifest=manifest))
+    files = f"{count} file" if count == 1 else f"{count} files"
+    print(MSG_ADDED.format(name=name, kind=entry.kind, files=files, manifest=manifest))
     return EXIT_OK
 
 

@@ -259,8 +259,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     parts = []
     for name in sorted(state.verdicts):
         verdict = state.verdicts[name]
+        count = verdict.files_hashed
         how = {
-            "hashed": f"hashed {verdict.files_hashed} files",
+            "hashed": f"hashed {count} file" + ("" if count == 1 else "s"),
             "cache": "unchanged since verified",
             "peer": "verified by another worker",
         }[verdict.source]

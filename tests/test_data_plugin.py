@@ -240,7 +240,7 @@ def test_warm_rerun_uses_the_cache_and_sees_changes(data_suite: pytest.Pytester)
     changed = data_suite.runpytest()
     changed.assert_outcomes(passed=2, errors=2)
     # Only the changed file is read again: the others' digests come from the hash cache.
-    changed.stdout.fnmatch_lines(["*shards (mismatch, hashed 1 files)*"])
+    changed.stdout.fnmatch_lines(["*shards (mismatch, hashed 1 file)*"])
 
 
 def test_works_without_the_cache_provider(data_suite: pytest.Pytester) -> None:
