@@ -13,10 +13,12 @@ Nothing here imports pytest: the fixture (``fixtures.py``), the command line and
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import stat as stat_module
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -124,6 +126,14 @@ class DatasetEntry:
             table["files"] = {name: str(self.files[name]) for name in sorted(self.files)}
         return table
 
+    @functools.cached_property
+    def weak_algorithms(self) -> tuple[str, ...]:
+        """md5/sha1 among the entry's digests, computed once: a big table has 20,000."""
+        if self.digest is not None:
+            return _weak([self.digest])
+        return _weak(self.files.values()) if self.files is not None else ()
+
+    @functools.cached_property
     def fingerprint_text(self) -> str:
         """The entry spelled canonically: a cached verdict holds only for this exact entry."""
         return json.dumps(self.to_toml_table(), sort_keys=True)
@@ -353,12 +363,17 @@ def write_manifest(path: str | Path, datasets: Mapping[str, DatasetEntry]) -> No
 # --- Walking a dataset directory -------------------------------------------------------------
 
 
+_STAT_RECORD = struct.Struct("<QQQqq")
+
+
 @dataclass
 class TreeScan:
     """Every regular file under a dataset root with its stat, and what cannot be accepted."""
 
     files: dict[str, os.stat_result] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # (dev, ino, size, mtime_ns, ctime_ns) of each file in ``files`` order, packed as read
+    states: list[bytes] = field(default_factory=list)
 
 
 def _inside(target: str, root: str) -> bool:
@@ -372,6 +387,7 @@ def scan_tree(root: Path) -> TreeScan:
     problem, since bytes outside are not what the manifest describes.
     """
     scan = TreeScan()
+    pack = _STAT_RECORD.pack
     real_root = os.path.realpath(root)
     seen_dirs = {real_root}
     stack: list[tuple[str, str]] = [(str(root), "")]
@@ -382,8 +398,20 @@ def scan_tree(root: Path) -> TreeScan:
         except OSError as exc:
             scan.problems.append(MSG_UNREADABLE.format(file=prefix or ".", reason=exc.strerror))
             continue
+        files = scan.files
+        states = scan.states
         for entry in entries:
             relative = prefix + entry.name
+            if entry.is_file(follow_symlinks=False):  # the common case: one lstat, no more
+                try:
+                    st = files[relative] = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    scan.problems.append(MSG_UNREADABLE.format(file=relative, reason=exc.strerror))
+                    continue
+                states.append(
+                    pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                )
+                continue
             if entry.is_symlink():
                 target = os.path.realpath(entry.path)
                 if not _inside(target, real_root):
@@ -406,6 +434,7 @@ def scan_tree(root: Path) -> TreeScan:
                 scan.problems.append(MSG_NOT_REGULAR.format(file=relative))
                 continue
             scan.files[relative] = st
+            states.append(pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return scan
 
 
@@ -438,11 +467,11 @@ class DatasetVerdict:
         return "\n".join([head, *(f"  {problem}" for problem in self.problems)])
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "problems": list(self.problems),
-            "checked": [[name, str(digest)] for name, digest in self.checked],
-        }
+        """The cacheable part; a clean verdict's digests are the manifest's, so not stored."""
+        data: dict[str, Any] = {"status": self.status, "problems": list(self.problems)}
+        if not self.ok:
+            data["checked"] = [[name, str(digest)] for name, digest in self.checked]
+        return data
 
 
 def verified_digests(verdict: DatasetVerdict) -> tuple[tuple[Path, Digest], ...]:
@@ -507,14 +536,15 @@ class Expected:
     files: Mapping[str, Digest]
     exact: bool
     tree: Digest | None = None
+    weak: tuple[str, ...] | None = None  # known in advance for manifest entries
 
 
 def expected_digests(entry: DatasetEntry, manifest_dir: Path) -> Expected:
     """The digests *entry* promises; raises ``MlsupplyError`` if its registry is unusable."""
     if entry.digest is not None:
-        return Expected(entry.digest, {}, exact=True)
+        return Expected(entry.digest, {}, exact=True, weak=entry.weak_algorithms)
     if entry.files is not None:
-        return Expected(None, dict(entry.files), exact=True, tree=entry.tree)
+        return Expected(None, entry.files, exact=True, tree=entry.tree, weak=entry.weak_algorithms)
     from pytest_mlsupply.registries import read_registry
 
     assert entry.registry is not None and entry.registry_format is not None
@@ -591,19 +621,18 @@ def dataset_root(entry: DatasetEntry, manifest_dir: Path) -> Path:
 # --- Stat fingerprints and the verdict cache -------------------------------------------------
 
 
-def stat_fingerprint(entry_text: str, root: Path, files: Mapping[str, os.stat_result]) -> str:
-    """A digest of the entry and of every file's (dev, ino, size, mtime_ns, ctime_ns).
+def stat_fingerprint(entry_text: str, root: Path, scan: TreeScan) -> str:
+    """A digest of the entry and of every file's name and (dev, ino, size, mtime_ns, ctime_ns).
 
     Unchanged means no file was written, renamed, added or removed since the cached verdict;
-    ctime changes on any write, even one that restores mtime.
+    ctime changes on any write, even one that restores mtime. Files are taken in the order
+    the directory listing gave them, not sorted: a listing that comes back in another order
+    only costs one re-hash, and not sorting keeps a warm run close to the cost of its stats.
     """
-    hasher = hashlib.sha256()
-    hasher.update(entry_text.encode("utf-8"))
+    hasher = hashlib.sha256(entry_text.encode("utf-8"))
     hasher.update(b"\0" + os.fsencode(os.path.abspath(root)) + b"\0")
-    for file_name in sorted(files):
-        st = files[file_name]
-        line = f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n"
-        hasher.update(file_name.encode("utf-8", "surrogateescape") + b"\0" + line.encode())
+    hasher.update("\0".join(scan.files).encode("utf-8", "surrogateescape") + b"\0\0")
+    hasher.update(b"".join(scan.states))
     return hasher.hexdigest()
 
 
@@ -629,17 +658,27 @@ def read_cached_verdict(path: Path, fingerprint: str) -> dict[str, Any] | None:
 
 
 def _verdict_from_cache(
-    data: Mapping[str, Any], base: DatasetVerdict, source: Source
+    data: Mapping[str, Any], base: DatasetVerdict, source: Source, expected: Expected
 ) -> DatasetVerdict | None:
     try:
-        checked = tuple((str(n), Digest.parse(d)) for n, d in data["checked"])
         problems = tuple(str(p) for p in data["problems"])
+        if data["status"] == "ok":
+            checked = _all_expected(expected)
+        else:
+            checked = tuple((str(n), Digest.parse(d)) for n, d in data["checked"])
     except (KeyError, TypeError, ValueError, MlsupplyError):
         return None
+    weak = expected.weak if expected.weak is not None else _weak(d for _, d in checked)
     return DatasetVerdict(
-        base.name, base.path, base.manifest, data["status"], problems, checked,
-        _weak(d for _, d in checked), source=source,
+        base.name, base.path, base.manifest, data["status"], problems, checked, weak,
+        source=source,
     )  # fmt: skip
+
+
+def _all_expected(expected: Expected) -> tuple[tuple[str, Digest], ...]:
+    if expected.single is not None:
+        return ((".", expected.single),)
+    return tuple(expected.files.items())
 
 
 def verify_dataset(
@@ -666,34 +705,34 @@ def verify_dataset(
             st = os.stat(root)
         except OSError:
             return base
-        files = {".": st}
+        state = _STAT_RECORD.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        stated = TreeScan({".": st}, [], [state])
         scan = None
     else:
         if not root.is_dir():
             return verify_against(name, root, expected, manifest=shown_manifest)
-        scan = scan_tree(root)
-        files = scan.files
+        scan = stated = scan_tree(root)
     if cache_dir is None:
         return verify_against(name, root, expected, manifest=shown_manifest, scan=scan)
 
     from pytest_mlsupply.hashcache import HashCache
 
-    fingerprint = stat_fingerprint(entry.fingerprint_text(), root, files)
+    fingerprint = stat_fingerprint(entry.fingerprint_text, root, stated)
     key = _cache_key(manifest.path, name)
     verdict_path = cache_dir / f"{key}.json"
     cached = read_cached_verdict(verdict_path, fingerprint)
-    if cached is not None and (verdict := _verdict_from_cache(cached, base, "cache")):
+    if cached is not None and (verdict := _verdict_from_cache(cached, base, "cache", expected)):
         return verdict
     claim = cache_dir / f"{key}.claim"
     claimed = _claim(claim)
     if claimed:  # the previous owner may have finished between our read and our claim
         cached = read_cached_verdict(verdict_path, fingerprint)
-        if cached is not None and (verdict := _verdict_from_cache(cached, base, "peer")):
+        if cached is not None and (verdict := _verdict_from_cache(cached, base, "peer", expected)):
             claim.unlink(missing_ok=True)
             return verdict
     else:
         waited = _wait_for_verdict(verdict_path, claim, fingerprint, wait_seconds)
-        if waited is not None and (verdict := _verdict_from_cache(waited, base, "peer")):
+        if waited is not None and (verdict := _verdict_from_cache(waited, base, "peer", expected)):
             return verdict
     try:
         hashes_path = cache_dir / f"{key}.hashes.json"
