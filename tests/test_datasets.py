@@ -312,3 +312,21 @@ def test_public_api_is_lazy() -> None:
         "assert 'pytest_mlsupply.datasets' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("size", [0, 1, (4 << 20) - 1, 4 << 20, (9 << 20) + 123])
+def test_read_ahead_hashing_matches_hashlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Big files are read on a second thread while hashed; chunk edges must not matter."""
+    from pytest_mlsupply import hashing
+
+    monkeypatch.setattr(hashing, "_PIPELINE_MIN_SIZE", 0)
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(size))
+    expected = hashlib.sha256(path.read_bytes()).digest()
+    assert hashing._pipelined_digest(str(path), "sha256") == expected
+    run = hashing.hash_many([(str(path), "sha256")], _small_file_limit=0)
+    assert run.outcomes[str(path)].digest == Digest("sha256", expected)
+    with pytest.raises(IsADirectoryError):
+        hashing._pipelined_digest(str(tmp_path), "sha256")
