@@ -34,8 +34,9 @@ from pytest_mlsupply.hashing import (
     HashOutcome,
     hash_many,
 )
+from pytest_mlsupply.settings import DEFAULT_DATA_MANIFEST_NAME
 
-DEFAULT_MANIFEST_NAME = "mlsupply-data.toml"
+DEFAULT_MANIFEST_NAME = DEFAULT_DATA_MANIFEST_NAME
 MANIFEST_VERSION = 1
 WEAK_ALGORITHMS = frozenset({"md5", "sha1"})
 TREE_ALGORITHM = "sha256"

@@ -98,7 +98,7 @@ def _missing_choice(config: pytest.Config) -> str:
 
 
 def _manifest_path(config: pytest.Config) -> Path:
-    from pytest_mlsupply.datasets import DEFAULT_MANIFEST_NAME
+    from pytest_mlsupply.settings import DEFAULT_DATA_MANIFEST_NAME
 
     value = config.getoption("mlsupply_data")
     if value:
@@ -107,7 +107,7 @@ def _manifest_path(config: pytest.Config) -> Path:
     if raw:
         base = config.inipath.parent if config.inipath else config.rootpath
         return (base / raw).resolve()
-    return config.rootpath / DEFAULT_MANIFEST_NAME
+    return config.rootpath / DEFAULT_DATA_MANIFEST_NAME
 
 
 def _cache_dir(config: pytest.Config) -> Path | None:
