@@ -172,6 +172,8 @@ def marker_names(item: pytest.Item) -> list[str]:
     """Dataset names of every ``verified_data`` marker on *item* (function, class, module)."""
     names: list[str] = []
     for marker in item.iter_markers("verified_data"):
+        if not marker.args or marker.kwargs:
+            pytest.fail(MSG_MARKER_ARGS.format(value=marker.kwargs or "nothing"), pytrace=False)
         for value in marker.args:
             if not isinstance(value, str) or not value:
                 pytest.fail(MSG_MARKER_ARGS.format(value=value), pytrace=False)

@@ -21,7 +21,7 @@ from pytest_mlsupply.datasets import (
     add_to_manifest,
     load_manifest,
 )
-from pytest_mlsupply.fixtures import MSG_FIXTURE_WITHOUT_MARKER, MSG_UPDATED
+from pytest_mlsupply.fixtures import MSG_FIXTURE_WITHOUT_MARKER, MSG_MARKER_ARGS, MSG_UPDATED
 from pytest_mlsupply.hashing import hash_file
 
 SHARDS = ("shard-000.bin", "shard-001.bin", "nested/shard-002.bin")
@@ -209,6 +209,21 @@ def test_fixture_without_marker_says_what_to_add(data_suite: pytest.Pytester) ->
     assert MSG_FIXTURE_WITHOUT_MARKER in result.stdout.str()
 
 
+@pytest.mark.parametrize(
+    ("arguments", "shown"), [("", "nothing"), ("3", 3), ("name='weights'", {"name": "weights"})]
+)
+def test_marker_arguments_are_checked(
+    data_suite: pytest.Pytester, arguments: str, shown: object
+) -> None:
+    data_suite.makepyfile(
+        test_args=f"import pytest\n\n@pytest.mark.verified_data({arguments})\n"
+        "def test_x():\n    pass\n"
+    )
+    result = data_suite.runpytest("test_args.py")
+    result.assert_outcomes(errors=1)
+    assert MSG_MARKER_ARGS.format(value=shown) in result.stdout.str()
+
+
 def test_no_manifest_is_a_clear_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SUITE)
     result = pytester.runpytest()
@@ -372,3 +387,17 @@ def test_xdist_workers_hash_each_dataset_once(data_suite: pytest.Pytester) -> No
     cache = data_suite.path / ".pytest_cache" / "d" / "mlsupply-data"
     verdicts = [json.loads(p.read_text()) for p in cache.glob("*.json") if ".hashes" not in p.name]
     assert [v["status"] for v in verdicts] == ["ok"]
+
+
+def test_help_lists_the_data_options_and_ini_keys(pytester: pytest.Pytester) -> None:
+    text = pytester.runpytest("--help").stdout.str()
+    for name in (
+        "--mlsupply-data",
+        "--mlsupply-update-data",
+        "--mlsupply-missing-data",
+        "mlsupply_data ",
+        "mlsupply_missing_data",
+    ):
+        assert name in text
+    markers = pytester.runpytest("--markers").stdout.str()
+    assert "@pytest.mark.verified_data(*names)" in markers
