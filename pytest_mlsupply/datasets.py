@@ -19,7 +19,7 @@ import json
 import os
 import stat as stat_module
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -381,6 +381,25 @@ def _inside(target: str, root: str) -> bool:
     return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
 
 
+@contextlib.contextmanager
+def _listed(directory: str) -> Iterator[list[os.DirEntry[str]]]:
+    """The entries of *directory*, listed through a directory fd where the platform allows.
+
+    Then ``DirEntry.stat`` is an ``fstatat`` on the bare name while the fd is open, which
+    skips resolving the whole path again for every file: a warm run is mostly these stats.
+    """
+    if os.scandir not in os.supports_fd:
+        with os.scandir(directory) as iterator:
+            yield list(iterator)
+        return
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        with os.scandir(fd) as iterator:
+            yield list(iterator)
+    finally:
+        os.close(fd)
+
+
 def scan_tree(root: Path) -> TreeScan:
     """Stat every file under *root* once (``os.scandir``), keyed by relative posix path.
 
@@ -388,55 +407,66 @@ def scan_tree(root: Path) -> TreeScan:
     problem, since bytes outside are not what the manifest describes.
     """
     scan = TreeScan()
-    pack = _STAT_RECORD.pack
     real_root = os.path.realpath(root)
     seen_dirs = {real_root}
     stack: list[tuple[str, str]] = [(str(root), "")]
     while stack:
         directory, prefix = stack.pop()
         try:
-            entries = list(os.scandir(directory))
-        except OSError as exc:
+            with _listed(directory) as entries:
+                _scan_entries(scan, directory, prefix, entries, stack, real_root, seen_dirs)
+        except OSError as exc:  # only listing raises: _scan_entries records per-file errors
             scan.problems.append(MSG_UNREADABLE.format(file=prefix or ".", reason=exc.strerror))
-            continue
-        files = scan.files
-        states = scan.states
-        for entry in entries:
-            relative = prefix + entry.name
-            if entry.is_file(follow_symlinks=False):  # the common case: one lstat, no more
-                try:
-                    st = files[relative] = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    scan.problems.append(MSG_UNREADABLE.format(file=relative, reason=exc.strerror))
-                    continue
-                states.append(
-                    pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                )
-                continue
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if not _inside(target, real_root):
-                    scan.problems.append(MSG_SYMLINK_OUT.format(file=relative, target=target))
-                    continue
-                if os.path.isdir(target):
-                    if target not in seen_dirs:  # a loop back into the tree is walked once
-                        seen_dirs.add(target)
-                        stack.append((entry.path, relative + "/"))
-                    continue
-            elif entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, relative + "/"))
-                continue
-            try:
-                st = os.stat(entry.path)
-            except OSError as exc:
-                scan.problems.append(MSG_UNREADABLE.format(file=relative, reason=exc.strerror))
-                continue
-            if not stat_module.S_ISREG(st.st_mode):
-                scan.problems.append(MSG_NOT_REGULAR.format(file=relative))
-                continue
-            scan.files[relative] = st
-            states.append(pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return scan
+
+
+def _scan_entries(
+    scan: TreeScan,
+    directory: str,
+    prefix: str,
+    entries: list[os.DirEntry[str]],
+    stack: list[tuple[str, str]],
+    real_root: str,
+    seen_dirs: set[str],
+) -> None:
+    pack = _STAT_RECORD.pack
+    files = scan.files
+    states = scan.states
+    problems = scan.problems
+    for entry in entries:
+        relative = prefix + entry.name
+        if entry.is_file(follow_symlinks=False):  # the common case: one lstat, no more
+            try:
+                st = files[relative] = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                problems.append(MSG_UNREADABLE.format(file=relative, reason=exc.strerror))
+                continue
+            states.append(pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+            continue
+        path = os.path.join(directory, entry.name)  # entry.path is only the name with a dir fd
+        if entry.is_symlink():
+            target = os.path.realpath(path)
+            if not _inside(target, real_root):
+                problems.append(MSG_SYMLINK_OUT.format(file=relative, target=target))
+                continue
+            if os.path.isdir(target):
+                if target not in seen_dirs:  # a loop back into the tree is walked once
+                    seen_dirs.add(target)
+                    stack.append((path, relative + "/"))
+                continue
+        elif entry.is_dir(follow_symlinks=False):
+            stack.append((path, relative + "/"))
+            continue
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            problems.append(MSG_UNREADABLE.format(file=relative, reason=exc.strerror))
+            continue
+        if not stat_module.S_ISREG(st.st_mode):
+            problems.append(MSG_NOT_REGULAR.format(file=relative))
+            continue
+        files[relative] = st
+        states.append(pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
 
 
 # --- Verdicts --------------------------------------------------------------------------------
