@@ -145,6 +145,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=WORK, help=f"data folder (default {WORK})")
     parser.add_argument("--clean", action="store_true", help="delete the data afterwards")
+    parser.add_argument("--rounds", type=int, default=3, help="cold rounds, best kept (3)")
     args = parser.parse_args()
     work: Path = args.work
     cores = os.cpu_count() or 1
@@ -182,8 +183,12 @@ def main() -> int:
 
         return run
 
-    ours_big = best(cold("big"), 3)
-    ours_small = best(cold("small"), 3)
+    ours_big = best(cold("big"), args.rounds)
+    ours_small = best(cold("small"), args.rounds)
+    again, _ = openssl_one_core()  # the limit again: on a shared machine it moves
+    if again > one_core:
+        one_core, all_cores = again, again * cores
+        print(f"limit, measured again after: {one_core / GiB:.2f} GiB/s (used below)")
     big_rate = BIG_SIZE / ours_big
     small_rate = small_bytes / ours_small
     print(f"ours, cold: big file {ours_big:.2f} s = {big_rate / GiB:.2f} GiB/s = "

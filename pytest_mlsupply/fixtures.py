@@ -143,7 +143,8 @@ def _is_worker(config: pytest.Config) -> bool:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     state = config.stash[_state_key]
-    state.cache_dir = _cache_dir(config)
+    # --mlsupply-rehash distrusts every cache, the data verdicts included.
+    state.cache_dir = None if config.getoption("mlsupply_rehash") else _cache_dir(config)
     if not state.update or _is_worker(config):
         return
     from pytest_mlsupply.datasets import load_manifest, refresh_entry, write_manifest

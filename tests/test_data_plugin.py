@@ -258,6 +258,13 @@ def test_warm_rerun_uses_the_cache_and_sees_changes(data_suite: pytest.Pytester)
     changed.stdout.fnmatch_lines(["*shards (mismatch, hashed 1 file)*"])
 
 
+def test_rehash_ignores_the_verdict_cache(data_suite: pytest.Pytester) -> None:
+    data_suite.runpytest().assert_outcomes(passed=4)
+    result = data_suite.runpytest("--mlsupply-rehash")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*shards (ok, hashed 3 files)*"])
+
+
 def test_works_without_the_cache_provider(data_suite: pytest.Pytester) -> None:
     for _ in range(2):
         result = data_suite.runpytest("-p", "no:cacheprovider")
