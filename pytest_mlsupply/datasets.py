@@ -29,6 +29,7 @@ from pytest_mlsupply.errors import FileProblemsError, MlsupplyError
 from pytest_mlsupply.hashing import (
     DEFAULT_ALGORITHM,
     FILE_MISSING,
+    FILE_NOT_REGULAR,
     Digest,
     DigestError,
     HashOutcome,
@@ -53,7 +54,7 @@ MSG_LFS_POINTER = (
 MSG_ADDED = "added: {file} (on disk, not in the manifest)"
 MSG_REMOVED = "removed: {file} (in the manifest, missing on disk)"
 MSG_UNREADABLE = "unreadable: {file}: {reason}"
-MSG_NOT_REGULAR = "not a regular file: {file}"
+MSG_NOT_REGULAR = "not a regular file: {file} (the manifest expects a file there)"
 MSG_SYMLINK_OUT = "symlink leads outside the dataset: {file} -> {target}"
 MSG_TREE = "tree digest: expected {expected}, actual {actual}"
 MSG_MISSING = "dataset {name!r}: data not found at {path} (declared in {manifest})"
@@ -303,7 +304,8 @@ def parse_manifest(document: Mapping[str, Any], path: Path, base: Path | None = 
             if tree.algorithm == TREE_ALGORITHM and actual != tree:
                 entry_problems.append(
                     f"{where}.tree: {tree} does not match the files listed ({actual}); "
-                    "the manifest was edited by hand: refresh it with --mlsupply-update-data"
+                    "the files or the tree were edited by hand: fix them, or delete the entry "
+                    "and record it again with `python -m pytest_mlsupply data add`"
                 )
         if entry_problems:
             problems.extend(entry_problems)
@@ -543,6 +545,8 @@ def _compare(
         if outcome.digest is None:
             if outcome.error == FILE_MISSING:
                 problems.append(MSG_REMOVED.format(file=name))
+            elif outcome.error == FILE_NOT_REGULAR:
+                problems.append(MSG_NOT_REGULAR.format(file=name))
             else:
                 problems.append(MSG_UNREADABLE.format(file=name, reason=outcome.error))
         elif outcome.digest != want:
