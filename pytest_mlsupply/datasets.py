@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from pytest_mlsupply import __version__
 from pytest_mlsupply.atomic import write_text_atomic
 from pytest_mlsupply.errors import FileProblemsError, MlsupplyError
 from pytest_mlsupply.hashing import (
@@ -687,6 +688,8 @@ def read_cached_verdict(path: Path, fingerprint: str) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict) or data.get("version") != VERDICT_CACHE_VERSION:
         return None
+    if data.get("plugin") != __version__:  # messages may differ: cached text is not reused
+        return None
     if data.get("fingerprint") != fingerprint or data.get("status") not in ("ok", "mismatch"):
         return None
     return data
@@ -775,7 +778,12 @@ def verify_dataset(
         verdict = verify_against(
             name, root, expected, manifest=shown_manifest, cache=hash_cache, scan=scan
         )
-        record = {"version": VERDICT_CACHE_VERSION, "fingerprint": fingerprint, "dataset": name}
+        record = {
+            "version": VERDICT_CACHE_VERSION,
+            "plugin": __version__,
+            "fingerprint": fingerprint,
+            "dataset": name,
+        }
         record.update(verdict.to_dict())
         try:
             hash_cache.save(hashes_path)
