@@ -37,6 +37,7 @@ MSG_BAD_MISSING_DATA = "{source}: expected one of {choices}, got {value!r}"
 MSG_UPDATED = "mlsupply: refreshed {count} datasets in {path}"
 MSG_SUMMARY = "mlsupply: verified data: {listing}"
 CACHE_SUBDIR = "mlsupply-data"
+WORKEROUTPUT_KEY = "mlsupply_data_verdicts"
 
 
 class WeakDigestWarning(UserWarning):
@@ -57,6 +58,7 @@ class DataState:
     errors: dict[str, str] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
     updated: int | None = None
+    worker_summaries: list[list[Any]] = field(default_factory=list)
 
 
 _state_key = pytest.StashKey[DataState]()
@@ -255,18 +257,47 @@ def verified_data(request: pytest.FixtureRequest) -> VerifiedData:
     return VerifiedData({name: state.verdicts[name] for name in names})
 
 
+def _summaries(state: DataState) -> list[list[Any]]:
+    """``[name, status, source, files_hashed]`` per verdict: plain data, for xdist's channel."""
+    return [
+        [name, verdict.status, verdict.source, verdict.files_hashed]
+        for name, verdict in sorted(state.verdicts.items())
+    ]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(_state_key, None)
+    if state is not None and _is_worker(config):
+        workeroutput: dict[str, Any] = getattr(config, "workeroutput")  # noqa: B009
+        workeroutput[WORKEROUTPUT_KEY] = _summaries(state)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the xdist controller: collect what each worker verified, for the summary line."""
+    output = getattr(node, "workeroutput", None) or {}
+    state = node.config.stash.get(_state_key, None)
+    if state is not None:
+        state.worker_summaries.extend(output.get(WORKEROUTPUT_KEY, []))
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(_state_key, None)
-    if state is None or not state.verdicts or config.get_verbosity() < 0:
+    if state is None or _is_worker(config) or config.get_verbosity() < 0:
         return
-    parts = []
-    for name in sorted(state.verdicts):
-        verdict = state.verdicts[name]
-        count = verdict.files_hashed
+    merged: dict[str, tuple[str, list[str]]] = {}
+    for name, status, source, count in [*_summaries(state), *state.worker_summaries]:
         how = {
             "hashed": f"hashed {count} file" + ("" if count == 1 else "s"),
             "cache": "unchanged since verified",
             "peer": "verified by another worker",
-        }[verdict.source]
-        parts.append(f"{name} ({verdict.status}, {how})")
-    terminalreporter.line(MSG_SUMMARY.format(listing="; ".join(parts)))
+        }.get(source, str(source))
+        worst, hows = merged.setdefault(name, (status, []))
+        merged[name] = (worst if worst != "ok" else status, [*hows, how])
+    if not merged:
+        return
+    parts = [
+        f"{name} ({status}, {'; '.join(hows)})" for name, (status, hows) in sorted(merged.items())
+    ]
+    terminalreporter.line(MSG_SUMMARY.format(listing=", ".join(parts)))

@@ -75,7 +75,9 @@ def flip_byte(path: Path, offset: int = 100) -> None:
 def test_untouched_data_passes_under_strict_markers(data_suite: pytest.Pytester) -> None:
     result = data_suite.runpytest("--strict-markers", "-p", "no:randomly")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*mlsupply: verified data: shards (ok, hashed 3 files)*"])
+    result.stdout.fnmatch_lines(
+        ["*mlsupply: verified data: shards (ok, hashed 3 files), weights (ok, hashed 1 file)"]
+    )
 
 
 def test_one_changed_byte_fails_only_the_tests_of_that_dataset(data_suite: pytest.Pytester) -> None:
@@ -394,6 +396,10 @@ def test_xdist_workers_hash_each_dataset_once(data_suite: pytest.Pytester) -> No
     cache = data_suite.path / ".pytest_cache" / "d" / "mlsupply-data"
     verdicts = [json.loads(p.read_text()) for p in cache.glob("*.json") if ".hashes" not in p.name]
     assert [v["status"] for v in verdicts] == ["ok"]
+    # The controller's summary says the same: one worker hashed, any other reused its verdict.
+    summary = result.stdout.str()
+    assert summary.count("hashed 3 files") == 1, summary
+    result.stdout.fnmatch_lines(["mlsupply: verified data: shards (ok, *hashed 3 files*)"])
 
 
 def test_help_lists_the_data_options_and_ini_keys(pytester: pytest.Pytester) -> None:
