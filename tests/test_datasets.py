@@ -23,6 +23,7 @@ from pytest_mlsupply.datasets import (
     DataIntegrityError,
     DataManifestError,
     DatasetEntry,
+    _cache_key,
     format_manifest,
     load_manifest,
     parse_manifest,
@@ -296,9 +297,9 @@ def test_a_stale_claim_of_a_dead_process_is_not_waited_for(tmp_path: Path) -> No
         check=True,
     ).stdout.strip()
     verify_dataset(load_manifest(manifest), "f", cache_dir=cache)
-    for claimfile in cache.glob("*.json"):
-        claimfile.unlink()
-    key = verify_dataset.__globals__["_cache_key"](manifest, "f")
+    for verdict_file in cache.glob("*.json"):
+        verdict_file.unlink()  # forget the verdict: the next run must hash or wait for one
+    key = _cache_key(manifest, "f")
     (cache / f"{key}.claim").write_text(dead, encoding="ascii")
     verdict = verify_dataset(load_manifest(manifest), "f", cache_dir=cache, wait_seconds=30)
     assert verdict.ok and verdict.source == "hashed"
