@@ -370,6 +370,10 @@ def write_manifest(path: str | Path, datasets: Mapping[str, DatasetEntry]) -> No
 _STAT_RECORD = struct.Struct("<QQQqq")
 
 
+def _state_text(st: os.stat_result) -> bytes:
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n".encode()
+
+
 @dataclass
 class TreeScan:
     """Every regular file under a dataset root with its stat, and what cannot be accepted."""
@@ -444,7 +448,12 @@ def _scan_entries(
             except OSError as exc:
                 problems.append(MSG_UNREADABLE.format(file=relative, reason=exc.strerror))
                 continue
-            states.append(pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+            try:
+                states.append(
+                    pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                )
+            except struct.error:  # a 128-bit inode (ReFS): fall back to text
+                states.append(_state_text(st))
             continue
         path = os.path.join(directory, entry.name)  # entry.path is only the name with a dir fd
         if entry.is_symlink():
@@ -469,7 +478,7 @@ def _scan_entries(
             problems.append(MSG_NOT_REGULAR.format(file=relative))
             continue
         files[relative] = st
-        states.append(pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        states.append(_state_text(st))  # rare path (symlinks): no need to be compact
 
 
 # --- Verdicts --------------------------------------------------------------------------------
@@ -743,8 +752,7 @@ def verify_dataset(
             st = os.stat(root)
         except OSError:
             return base
-        state = _STAT_RECORD.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        stated = TreeScan({".": st}, [], [state])
+        stated = TreeScan({".": st}, [], [_state_text(st)])
         scan = None
     else:
         if not root.is_dir():

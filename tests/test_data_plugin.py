@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -414,3 +415,41 @@ def test_help_lists_the_data_options_and_ini_keys(pytester: pytest.Pytester) -> 
         assert name in text
     markers = pytester.runpytest("--markers").stdout.str()
     assert "@pytest.mark.verified_data(*names)" in markers
+
+
+def test_dvc_and_sha256sum_registries_as_sources(pytester: pytest.Pytester) -> None:
+    """A .dvc file (md5, flagged weak) and sha256sum output name the expected digests."""
+    data = pytester.mkdir("data")
+    (data / "data.xml").write_bytes(b"<posts>" + b"<row/>" * 1000 + b"</posts>")
+    (data / "labels.csv").write_bytes(b"id,label\n1,cat\n")
+    md5 = hashlib.md5((data / "data.xml").read_bytes()).hexdigest()
+    (data / "data.xml.dvc").write_text(
+        f"outs:\n- md5: {md5}\n  size: 6015\n  hash: md5\n  path: data.xml\n", encoding="utf-8"
+    )
+    sha = hashlib.sha256((data / "labels.csv").read_bytes()).hexdigest()
+    (data / "SHA256SUMS").write_text(f"{sha} *labels.csv\n", encoding="utf-8")
+    (pytester.path / "mlsupply-data.toml").write_text(
+        '[datasets.xml]\npath = "data"\nregistry = "data/data.xml.dvc"\nformat = "dvc"\n\n'
+        '[datasets.labels]\npath = "data"\nregistry = "data/SHA256SUMS"\nformat = "sha256sum"\n',
+        encoding="utf-8",
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.verified_data("xml")
+        def test_xml(verified_data):
+            assert (verified_data["xml"] / "data.xml").is_file()
+
+        @pytest.mark.verified_data("labels")
+        def test_labels():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(["*WeakDigestWarning: dataset 'xml' is verified with md5*"])
+    (data / "labels.csv").write_bytes(b"id,label\n1,dog\n")
+    changed = pytester.runpytest()
+    changed.assert_outcomes(passed=1, errors=1, warnings=1)
+    changed.stdout.fnmatch_lines([f"  changed: labels.csv: expected sha256:{sha}, actual sha256:*"])
