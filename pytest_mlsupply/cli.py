@@ -24,7 +24,8 @@ EXIT_UNUSABLE = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_mlsupply",
-        description="Lock the installed Python environment and check it against the lock.",
+        description="Lock the installed Python environment and check it against the lock; "
+        "record and hash datasets.",
     )
     parser.add_argument("--version", action="version", version=f"pytest-mlsupply {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -98,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not apply the built-in list of known-bad ML releases",
     )
+    from pytest_mlsupply.datacli import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -113,6 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
         return int(exc.code or 0)
+    from pytest_mlsupply.datacli import DATA_COMMANDS
+
+    if args.command in DATA_COMMANDS:
+        from pytest_mlsupply.datacli import run
+
+        return run(args)
 
     from pytest_mlsupply.errors import MlsupplyError
     from pytest_mlsupply.gate import run_gate

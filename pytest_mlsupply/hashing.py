@@ -429,7 +429,61 @@ class _ThreadBuffer(threading.local):
 
 
 def _hash_in_thread(buffers: _ThreadBuffer, path: str, algorithm: str) -> list[_Result]:
+    try:
+        if os.stat(path).st_size >= _PIPELINE_MIN_SIZE:
+            return [(_pipelined_digest(path, algorithm), None)]
+    except OSError as exc:
+        return [(None, _describe(exc))]
     return [_hash_one(path, algorithm, buffers.view)]
+
+
+# A big file is one hash stream, so one core's hashing speed is its limit; copying each chunk
+# out of the page cache costs a tenth more on top (measured: 2 GiB, sha256, 1.75 s read-then-
+# hash against 1.58 s from a mapping). Reading the next chunk on a second thread while this one
+# hashes hides that copy. (A memory map would too, but a file truncated while mapped kills the
+# process with SIGBUS; reading cannot.) Memory: three chunks, whatever the file size.
+_PIPELINE_MIN_SIZE = 64 << 20
+_PIPELINE_CHUNK = 4 << 20
+_PIPELINE_BUFFERS = 3
+
+
+def _pipelined_digest(path: str, algorithm: str) -> bytes:
+    import queue
+
+    hasher = hashlib.new(algorithm)
+    free: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+    full: queue.SimpleQueue[tuple[memoryview, int] | OSError] = queue.SimpleQueue()
+    for _ in range(_PIPELINE_BUFFERS):
+        free.put(memoryview(bytearray(_PIPELINE_CHUNK)))
+    fd = os.open(path, _OPEN_FLAGS)
+
+    def read_ahead() -> None:
+        try:
+            while (buffer := free.get()) is not None:
+                count = _read_into(fd, buffer)
+                full.put((buffer, count))
+                if not count:
+                    return
+        except OSError as exc:
+            full.put(exc)
+
+    reader = threading.Thread(target=read_ahead, name="mlsupply-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = full.get()
+            if isinstance(item, OSError):
+                raise item
+            buffer, count = item
+            if not count:
+                break
+            hasher.update(buffer[:count])
+            free.put(buffer)
+    finally:
+        free.put(None)  # a reader waiting for a buffer stops; one mid-read stops after it
+        reader.join()
+        os.close(fd)
+    return hasher.digest()
 
 
 def _hash_batch(batch: list[_Request]) -> list[_Result]:

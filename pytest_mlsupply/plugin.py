@@ -140,6 +140,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "mlsupply_report", "report path (.sarif for SARIF), relative to the ini file.", default=""
     )
     parser.addini("mlsupply_waivers", "waivers file, relative to the ini file.", default="")
+    # Verified data (fixtures.py): always available, whether or not the gate is on.
+    group.addoption(
+        "--mlsupply-data",
+        metavar="PATH",
+        default=None,
+        help="data manifest for @pytest.mark.verified_data (default: mlsupply-data.toml in "
+        "the rootdir; ini: mlsupply_data).",
+    )
+    group.addoption(
+        "--mlsupply-update-data",
+        action="store_true",
+        default=None,
+        help="re-record the digests of every dataset in the data manifest, then run the tests.",
+    )
+    group.addoption(
+        "--mlsupply-missing-data",
+        choices=("fail", "skip"),
+        default=None,
+        help="when a dataset's data is absent: fail its tests (default) or skip them "
+        "(ini: mlsupply_missing_data).",
+    )
+    parser.addini("mlsupply_data", "data manifest path, relative to the ini file.", default="")
+    parser.addini(
+        "mlsupply_missing_data", "absent data fails (fail) or skips (skip) its tests.", default=""
+    )
 
 
 def _resolve_settings(config: pytest.Config) -> Settings:
@@ -162,6 +187,10 @@ def _resolve_settings(config: pytest.Config) -> Settings:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from pytest_mlsupply import fixtures
+
+    config.addinivalue_line("markers", fixtures.MARKER_LINE)
+    fixtures.configure(config)
     settings = _resolve_settings(config)
     if not settings.enabled:
         return

@@ -14,6 +14,7 @@ from typing import Any
 from pytest_mlsupply.errors import SettingsError
 
 DEFAULT_LOCK_NAME = "mlsupply.lock"
+DEFAULT_DATA_MANIFEST_NAME = "mlsupply-data.toml"  # verified data (fixtures.py, datasets.py)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -235,7 +235,7 @@ def test_entry_point_imports_only_stdlib_and_pytest(pytester: pytest.Pytester) -
             loaded = {m for m in sys.modules if m.startswith("pytest_mlsupply")}
             # Only what decides whether the gate is on: stdlib-only modules.
             light = {"pytest_mlsupply", "pytest_mlsupply.plugin", "pytest_mlsupply.settings",
-                     "pytest_mlsupply.errors"}
+                     "pytest_mlsupply.errors", "pytest_mlsupply.fixtures"}
             assert loaded <= light, loaded - light
             for heavy in ("tomli_w", "tomllib", "packaging"):
                 assert heavy not in sys.modules, heavy

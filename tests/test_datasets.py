@@ -1,0 +1,333 @@
+"""The data manifest, tree digests and verify_file/verify_tree, without pytest in the loop."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pytest_mlsupply
+from pytest_mlsupply.datasets import (
+    MSG_ADDED,
+    MSG_CHANGED,
+    MSG_LFS_POINTER,
+    MSG_REMOVED,
+    MSG_SYMLINK_OUT,
+    DataIntegrityError,
+    DataManifestError,
+    DatasetEntry,
+    _cache_key,
+    format_manifest,
+    load_manifest,
+    parse_manifest,
+    record_entry,
+    tree_digest,
+    verified_digests,
+    verify_dataset,
+)
+from pytest_mlsupply.errors import MlsupplyError
+from pytest_mlsupply.hashing import Digest, hash_bytes, hash_file
+from pytest_mlsupply.tomlfile import parse_toml
+
+# --- strategies -------------------------------------------------------------------------------
+
+_segment = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\\0"),
+    min_size=1,
+    max_size=12,
+).filter(lambda s: s not in (".", ".."))
+relative_paths = st.lists(_segment, min_size=1, max_size=3).map("/".join)
+algorithms = st.sampled_from(["sha256", "sha512", "blake2b", "sha1", "md5", "sha3_256"])
+
+
+@st.composite
+def digests(draw: st.DrawFn) -> Digest:
+    algorithm = draw(algorithms)
+    size = hashlib.new(algorithm).digest_size
+    return Digest(algorithm, draw(st.binary(min_size=size, max_size=size)))
+
+
+file_maps = st.dictionaries(relative_paths, digests(), min_size=1, max_size=8)
+names = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20)
+
+
+@st.composite
+def entries(draw: st.DrawFn, name: str) -> DatasetEntry:
+    path = draw(relative_paths)
+    if draw(st.booleans()):
+        return DatasetEntry(name, path, digest=draw(digests()))
+    files = draw(file_maps)
+    return DatasetEntry(name, path, files=files, tree=tree_digest(files))
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> dict[str, DatasetEntry]:
+    keys = draw(st.lists(names, min_size=0, max_size=4, unique=True))
+    return {key: draw(entries(key)) for key in keys}
+
+
+# --- properties -------------------------------------------------------------------------------
+
+
+@given(manifests())
+@settings(max_examples=60, deadline=None)
+def test_manifest_round_trip(datasets: dict[str, DatasetEntry]) -> None:
+    text = format_manifest(datasets)
+    document, problem = parse_toml(text)
+    assert problem is None and document is not None
+    parsed = parse_manifest(document, Path("/project/mlsupply-data.toml"))
+    assert dict(parsed.datasets) == datasets
+    assert format_manifest(parsed.datasets) == text
+
+
+@given(file_maps, st.randoms(use_true_random=False))
+def test_tree_digest_ignores_order(files: dict[str, Digest], rng: object) -> None:
+    pairs = list(files.items())
+    shuffled = pairs[:]
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert tree_digest(dict(shuffled)) == tree_digest(files) == tree_digest(pairs)
+
+
+@given(file_maps, st.data())
+def test_tree_digest_sees_any_rename_or_byte_change(
+    files: dict[str, Digest], data: st.DataObject
+) -> None:
+    name = data.draw(st.sampled_from(sorted(files)))
+    renamed_to = data.draw(relative_paths.filter(lambda p: p not in files))
+    renamed = dict(files)
+    renamed[renamed_to] = renamed.pop(name)
+    assert tree_digest(renamed) != tree_digest(files)
+    original = files[name]
+    byte = data.draw(st.integers(0, len(original.value) - 1))
+    value = bytearray(original.value)
+    value[byte] ^= data.draw(st.integers(1, 255))
+    changed = dict(files)
+    changed[name] = Digest(original.algorithm, bytes(value))
+    assert tree_digest(changed) != tree_digest(files)
+    assert tree_digest({k: v for k, v in files.items() if k != name}) != tree_digest(files)
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=200)
+def test_any_toml_parses_or_raises_our_error(text: str) -> None:
+    document, _ = parse_toml(text)
+    if document is None:
+        return
+    with contextlib.suppress(DataManifestError):
+        parse_manifest(document, Path("/p/mlsupply-data.toml"))
+
+
+def test_tree_digest_on_disk_is_independent_of_creation_order(tmp_path: Path) -> None:
+    contents = {f"d{i % 3}/f{i}.bin": os.urandom(64) for i in range(12)}
+    roots = [tmp_path / "forward", tmp_path / "backward"]
+    for root, order in zip(roots, (sorted(contents), sorted(contents, reverse=True)), strict=True):
+        for name in order:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(contents[name])
+    trees = [record_entry("d", root, tmp_path).tree for root in roots]
+    assert trees[0] == trees[1] is not None
+
+
+# --- manifest problems ------------------------------------------------------------------------
+
+
+def test_manifest_problems_are_reported_together_with_dotted_keys(tmp_path: Path) -> None:
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(
+        "[datasets.a]\n"
+        'path = "a.bin"\n'
+        'digest = "sha256:zz"\n'
+        "[datasets.b]\n"
+        'path = "b"\n'
+        '[datasets.b.files]\n"../x" = "sha256:00"\n'
+        "[datasets.c]\n"
+        'path = "c"\n'
+        'digest = "sha256:' + "00" * 32 + '"\n'
+        "files = {}\n"
+        "[datasets.d]\n"
+        'path = "d"\n'
+        'registry = "r.txt"\n'
+        'format = "yaml"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DataManifestError) as excinfo:
+        load_manifest(manifest)
+    text = str(excinfo.value)
+    assert "datasets.a.digest: 'sha256:zz' is not hexadecimal" in text
+    assert "datasets.b.files.\"../x\": '../x' is not a plain relative path" in text
+    assert "datasets.c: needs exactly one of 'digest'" in text
+    assert "datasets.d.format: expected one of pooch, sha256sum" in text
+    assert text.startswith(f"{manifest}: ")
+
+
+def test_malformed_toml_names_line_and_column(tmp_path: Path) -> None:
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text('[datasets.a]\npath = "x\n', encoding="utf-8")
+    with pytest.raises(DataManifestError, match=r"line 2, column \d+: not valid TOML"):
+        load_manifest(manifest)
+
+
+def test_hand_edited_files_table_must_match_its_tree(tmp_path: Path) -> None:
+    files = {"a.bin": hash_bytes(b"a")}
+    text = format_manifest({"d": DatasetEntry("d", "d", files=files, tree=tree_digest(files))})
+    text = text.replace('"a.bin"', '"b.bin"')
+    document, _ = parse_toml(text)
+    assert document is not None
+    with pytest.raises(DataManifestError, match=r"datasets\.d\.tree: .* does not match"):
+        parse_manifest(document, tmp_path / "m.toml")
+
+
+# --- verification -----------------------------------------------------------------------------
+
+
+def test_verify_file_reports_expected_and_actual(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"weights")
+    good = hash_file(path)
+    assert pytest_mlsupply.verify_file(path, str(good)) == path
+    bad = hash_bytes(b"other")
+    with pytest.raises(pytest_mlsupply.DataIntegrityError) as excinfo:
+        pytest_mlsupply.verify_file(path, str(bad))
+    assert MSG_CHANGED.format(file="model.bin", expected=bad, actual=good) in str(excinfo.value)
+    assert isinstance(excinfo.value, MlsupplyError)
+    with pytest.raises(DataIntegrityError, match="data not found"):
+        pytest_mlsupply.verify_file(tmp_path / "absent.bin", str(good))
+    with pytest.raises(DataIntegrityError, match="not hexadecimal"):
+        pytest_mlsupply.verify_file(path, "sha256:xyz")
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512", "blake2b", "sha1", "md5", "sha3_512"])
+def test_verify_file_accepts_hashlib_algorithms(tmp_path: Path, algorithm: str) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"data" * 1000)
+    expected = f"{algorithm}:{hashlib.new(algorithm, path.read_bytes()).hexdigest()}"
+    assert pytest_mlsupply.verify_file(path, expected) == path
+
+
+def test_verify_tree_gives_an_exact_diff(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.bin").write_bytes(b"a")
+    (root / "sub" / "b.bin").write_bytes(b"b")
+    expected = {"a.bin": str(hash_bytes(b"a")), "sub/b.bin": str(hash_bytes(b"b"))}
+    assert pytest_mlsupply.verify_tree(root, expected) == root
+    assert (
+        pytest_mlsupply.verify_tree(
+            root, tree_digest({k: Digest.parse(v) for k, v in expected.items()})
+        )
+        == root
+    )
+    (root / "a.bin").write_bytes(b"A")
+    (root / "sub" / "b.bin").unlink()
+    (root / "c.bin").write_bytes(b"c")
+    (root / "out").symlink_to(tmp_path)
+    with pytest.raises(DataIntegrityError) as excinfo:
+        pytest_mlsupply.verify_tree(root, expected)
+    text = str(excinfo.value)
+    changed = MSG_CHANGED.format(file="a.bin", expected=hash_bytes(b"a"), actual=hash_bytes(b"A"))
+    assert changed in text
+    assert MSG_REMOVED.format(file="sub/b.bin") in text
+    assert MSG_ADDED.format(file="c.bin") in text
+    assert MSG_SYMLINK_OUT.format(file="out", target=os.path.realpath(tmp_path)) in text
+
+
+def test_git_lfs_pointer_is_named_as_such(tmp_path: Path, realdata: Path) -> None:
+    pointer = next((realdata / "data-registries" / "git-lfs").rglob("frame_0.safetensors"))
+    data = tmp_path / "frame_0.safetensors"
+    data.write_bytes(pointer.read_bytes())
+    oid = pointer.read_text(encoding="ascii").split("oid sha256:")[1].split()[0]
+    with pytest.raises(DataIntegrityError) as excinfo:
+        pytest_mlsupply.verify_file(data, f"sha256:{oid}")
+    message = MSG_LFS_POINTER.format(
+        file=data.name, expected=f"sha256:{oid}", actual=hash_file(data)
+    )
+    assert message in str(excinfo.value)
+    assert "this is a Git LFS pointer, not the data" in str(excinfo.value)
+
+
+def test_verified_digests_is_the_seam_for_known_bad_lists(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "x.bin").write_bytes(b"x")
+    manifest = tmp_path / "mlsupply-data.toml"
+    pytest_mlsupply_manifest = {"ds": record_entry("ds", root, tmp_path)}
+    manifest.write_text(format_manifest(pytest_mlsupply_manifest), encoding="utf-8")
+    verdict = verify_dataset(load_manifest(manifest), "ds")
+    assert verdict.ok
+    assert verified_digests(verdict) == ((root / "x.bin", hash_bytes(b"x")),)
+
+
+def test_verdict_cache_skips_hashing_until_a_file_changes(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    for i in range(5):
+        (root / f"{i}.bin").write_bytes(bytes([i]) * 100)
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(format_manifest({"ds": record_entry("ds", root, tmp_path)}), "utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    loaded = load_manifest(manifest)
+    first = verify_dataset(loaded, "ds", cache_dir=cache)
+    assert (first.source, first.files_hashed) == ("hashed", 5)
+    assert verify_dataset(loaded, "ds", cache_dir=cache).source == "cache"
+    (root / "3.bin").write_bytes(b"\xff" * 100)
+    third = verify_dataset(loaded, "ds", cache_dir=cache)
+    assert (third.status, third.source, third.files_hashed) == ("mismatch", "hashed", 1)
+    assert "changed: 3.bin" in third.message()
+
+
+def test_a_stale_claim_of_a_dead_process_is_not_waited_for(tmp_path: Path) -> None:
+    root = tmp_path / "f.bin"
+    root.write_bytes(b"f")
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(format_manifest({"f": record_entry("f", root, tmp_path)}), "utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    verify_dataset(load_manifest(manifest), "f", cache_dir=cache)
+    for verdict_file in cache.glob("*.json"):
+        verdict_file.unlink()  # forget the verdict: the next run must hash or wait for one
+    key = _cache_key(manifest, "f")
+    (cache / f"{key}.claim").write_text(dead, encoding="ascii")
+    verdict = verify_dataset(load_manifest(manifest), "f", cache_dir=cache, wait_seconds=30)
+    assert verdict.ok and verdict.source == "hashed"
+
+
+def test_public_api_is_lazy() -> None:
+    code = (
+        "import sys, pytest_mlsupply, pytest_mlsupply.plugin\n"
+        "assert 'pytest_mlsupply.datasets' not in sys.modules\n"
+        "assert callable(pytest_mlsupply.verify_file)\n"
+        "assert 'pytest_mlsupply.datasets' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("size", [0, 1, (4 << 20) - 1, 4 << 20, (9 << 20) + 123])
+def test_read_ahead_hashing_matches_hashlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Big files are read on a second thread while hashed; chunk edges must not matter."""
+    from pytest_mlsupply import hashing
+
+    monkeypatch.setattr(hashing, "_PIPELINE_MIN_SIZE", 0)
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(size))
+    expected = hashlib.sha256(path.read_bytes()).digest()
+    assert hashing._pipelined_digest(str(path), "sha256") == expected
+    run = hashing.hash_many([(str(path), "sha256")], _small_file_limit=0)
+    assert run.outcomes[str(path)].digest == Digest("sha256", expected)
+    with pytest.raises(IsADirectoryError):
+        hashing._pipelined_digest(str(tmp_path), "sha256")
