@@ -22,6 +22,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_mlsupply.datasets import DatasetVerdict, Manifest
+    from pytest_mlsupply.knownbad import KnownBadIndex
 
 MARKER_LINE = (
     "verified_data(*names): run the test only on the datasets NAMES of the data manifest "
@@ -37,11 +38,20 @@ MSG_BAD_MISSING_DATA = "{source}: expected one of {choices}, got {value!r}"
 MSG_UPDATED = "mlsupply: refreshed {count} datasets in {path}"
 MSG_SUMMARY = "mlsupply: verified data: {listing}"
 CACHE_SUBDIR = "mlsupply-data"
+#: Where the compiled known-bad index lives: the gate's cache folder, so both share it.
+KNOWN_BAD_CACHE_SUBDIR = "mlsupply"
+MSG_KNOWN_BAD = "dataset {name!r} ({path}) matches {manifest}, but holds files known to be bad:"
+MSG_KNOWN_BAD_FILE = "known bad: {file}: digest {digest} ({ids}): {summary}"
+MSG_FEED_PROBLEM = "mlsupply: known-bad feed for verified data: {problem}"
 WORKEROUTPUT_KEY = "mlsupply_data_verdicts"
 
 
 class WeakDigestWarning(UserWarning):
     """A dataset is verified with md5 or sha1, whose collisions can be manufactured."""
+
+
+class KnownBadFeedWarning(UserWarning):
+    """A known-bad feed could not be used for verified data; the other feeds still apply."""
 
 
 @dataclass
@@ -59,6 +69,12 @@ class DataState:
     warned: set[str] = field(default_factory=set)
     updated: int | None = None
     worker_summaries: list[list[Any]] = field(default_factory=list)
+    #: The known-bad feeds that apply to verified files too (issue: "Known-bad packages and
+    #: hashes"); None when there are none.
+    known_bad_paths: tuple[Path, ...] = ()
+    builtin_known_bad: bool = False
+    known_bad_index: KnownBadIndex | None = None
+    feed_problems: list[str] = field(default_factory=list)
 
 
 _state_key = pytest.StashKey[DataState]()
@@ -123,13 +139,20 @@ def _cache_dir(config: pytest.Config) -> Path | None:
         return None
 
 
-def configure(config: pytest.Config) -> None:
+def configure(
+    config: pytest.Config,
+    *,
+    known_bad_paths: tuple[Path, ...] = (),
+    builtin_known_bad: bool = False,
+) -> None:
     """Called from ``plugin.pytest_configure``: validate options, register this module."""
     state = DataState(
         manifest_path=_manifest_path(config),
         missing=_missing_choice(config),
         update=bool(config.getoption("mlsupply_update_data")),
         cache_dir=None,
+        known_bad_paths=known_bad_paths,
+        builtin_known_bad=builtin_known_bad,
     )
     config.stash[_state_key] = state
     import sys
@@ -204,11 +227,62 @@ def _verdict(config: pytest.Config, state: DataState, name: str) -> DatasetVerdi
                 state.manifest_error = str(exc)
                 raise
         verdict = verify_dataset(state.manifest, name, cache_dir=state.cache_dir)
+        if verdict.ok:
+            _refuse_known_bad(config, state, verdict)
     except MlsupplyError as exc:
         state.errors.setdefault(name, str(exc))
         raise
     state.verdicts[name] = verdict
     return verdict
+
+
+def _known_bad_index(config: pytest.Config, state: DataState) -> KnownBadIndex | None:
+    """The known-bad index, loaded once per session (from the gate's compiled cache if fresh)."""
+    if not state.known_bad_paths and not state.builtin_known_bad:
+        return None
+    if state.known_bad_index is None:
+        from pytest_mlsupply.knownbad import load_feeds
+
+        cache = getattr(config, "cache", None)
+        cache_dir = None
+        if cache is not None and not config.getoption("mlsupply_rehash"):
+            try:
+                cache_dir = Path(cache.mkdir(KNOWN_BAD_CACHE_SUBDIR))
+            except OSError:
+                cache_dir = None
+        loaded = load_feeds(
+            state.known_bad_paths,
+            builtin=state.builtin_known_bad,
+            base=config.rootpath,
+            cache_dir=cache_dir,
+        )
+        state.known_bad_index = loaded.index
+        state.feed_problems = [
+            MSG_FEED_PROBLEM.format(problem=p.describe()) for p in loaded.problems
+        ]
+    return state.known_bad_index
+
+
+def _refuse_known_bad(config: pytest.Config, state: DataState, verdict: DatasetVerdict) -> None:
+    """Verified bytes can still be bad bytes: a file a known-bad feed lists fails the dataset."""
+    index = _known_bad_index(config, state)
+    if index is None or not index.digest_keys():
+        return
+    from pytest_mlsupply.datasets import verified_digests
+    from pytest_mlsupply.errors import MlsupplyError
+    from pytest_mlsupply.knownbad.match import describe_advisories
+
+    listed = []
+    for path, digest in verified_digests(verdict):
+        advisories = index.match_digest(digest)
+        if advisories:
+            ids, summary = describe_advisories(advisories)
+            listed.append(
+                MSG_KNOWN_BAD_FILE.format(file=path, digest=digest, ids=ids, summary=summary)
+            )
+    if listed:
+        head = MSG_KNOWN_BAD.format(name=verdict.name, path=verdict.path, manifest=verdict.manifest)
+        raise MlsupplyError("\n".join([head, *(f"  {line}" for line in listed)]))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -237,6 +311,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             state.warned.add(name)
             algorithms = " and ".join(verdict.weak)
             item.warn(WeakDigestWarning(MSG_WEAK.format(name=name, algorithms=algorithms)))
+    for problem in state.feed_problems:
+        item.warn(KnownBadFeedWarning(problem))
+    state.feed_problems.clear()
     if missing and state.missing == "fail":
         failures.extend(missing)
     if failures:

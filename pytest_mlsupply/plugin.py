@@ -190,8 +190,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_mlsupply import fixtures
 
     config.addinivalue_line("markers", fixtures.MARKER_LINE)
-    fixtures.configure(config)
     settings = _resolve_settings(config)
+    fixtures.configure(
+        config, known_bad_paths=settings.known_bad, builtin_known_bad=settings.builtin_known_bad
+    )
     if not settings.enabled:
         return
     plugin = GatePlugin(config, settings)

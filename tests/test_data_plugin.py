@@ -453,3 +453,33 @@ def test_dvc_and_sha256sum_registries_as_sources(pytester: pytest.Pytester) -> N
     changed = pytester.runpytest()
     changed.assert_outcomes(passed=1, errors=1, warnings=1)
     changed.stdout.fnmatch_lines([f"  changed: labels.csv: expected sha256:{sha}, actual sha256:*"])
+
+
+def test_a_verified_file_a_known_bad_list_names_fails_its_dataset(
+    data_suite: pytest.Pytester,
+) -> None:
+    """Bytes that match the manifest can still be bad bytes: known-bad lists apply to data."""
+    shard = data_suite.path / "data" / "shards" / "nested" / "shard-002.bin"
+    digest = hashlib.sha256(shard.read_bytes()).hexdigest()
+    (data_suite.path / "bad-hashes.txt").write_text(
+        f"# model files seen in an incident\nsha256:{digest} poisoned shard\n"
+    )
+    result = data_suite.runpytest("--mlsupply-known-bad", "bad-hashes.txt", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*dataset 'shards' (*) matches *mlsupply-data.toml, but holds files known to be bad:",
+            f"*known bad: *shard-002.bin: digest sha256:{digest} (bad-hashes.txt:2): *poisoned shard*",
+        ]
+    )
+    # The same run without the list: all clean.
+    data_suite.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+
+
+def test_a_broken_known_bad_feed_is_a_warning_for_data_not_a_crash(
+    data_suite: pytest.Pytester,
+) -> None:
+    (data_suite.path / "broken.json").write_text("{not json")
+    result = data_suite.runpytest("--mlsupply-known-bad", "broken.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=4, warnings=1)
+    result.stdout.fnmatch_lines(["*KnownBadFeedWarning: mlsupply: known-bad feed*broken.json*"])
