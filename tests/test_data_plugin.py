@@ -469,7 +469,8 @@ def test_a_verified_file_a_known_bad_list_names_fails_its_dataset(
     result.stdout.fnmatch_lines(
         [
             "*dataset 'shards' (*) matches *mlsupply-data.toml, but holds files known to be bad:",
-            f"*known bad: *shard-002.bin: digest sha256:{digest} (bad-hashes.txt:2): *poisoned shard*",
+            f"*known bad: *shard-002.bin: digest sha256:{digest} (bad-hashes.txt:2): "
+            "*poisoned shard*",
         ]
     )
     # The same run without the list: all clean.

@@ -271,6 +271,7 @@ def test_installed_and_off_imports_nothing_beyond_pytest_itself(pytester: pytest
     assert added <= {
         "pytest_mlsupply",
         "pytest_mlsupply.plugin",
+        "pytest_mlsupply.fixtures",
         "pytest_mlsupply.settings",
         "pytest_mlsupply.errors",
     }
