@@ -311,6 +311,10 @@ def pytest_configure(config):
         "workerid": "gw7",
         WORKERINPUT_KEY: report,
         WORKERINPUT_ORIGIN_KEY: interpreter_identity() if SAME else "elsewhere:/opt/py:3.99",
+        # What xdist's controller hands every worker, and pytest-randomly reads on workers.
+        "workercount": 2,
+        "testrunuid": "fake",
+        "randomly_seed": 1,
     }
     config.workeroutput = {}
 """
