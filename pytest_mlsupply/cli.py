@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_mlsupply import __version__
-from pytest_mlsupply.locks.foreign import LOCK_FORMATS
+from pytest_mlsupply.locks import LOCK_FORMATS
 from pytest_mlsupply.settings import DEFAULT_LOCK_NAME
 
 EXIT_OK = 0

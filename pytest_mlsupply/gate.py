@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pytest_mlsupply.checks import check_environment
 from pytest_mlsupply.findings import Report
-from pytest_mlsupply.locks.foreign import FORMAT_MLSUPPLY, detect_format
+from pytest_mlsupply.locks import FORMAT_MLSUPPLY, detect_format
 from pytest_mlsupply.locks.mlsupply_lock import Lock, load_lock, refresh_lock, write_lock
 from pytest_mlsupply.snapshot import Snapshot, take_snapshot
 

@@ -139,7 +139,7 @@ def _lock_format(sources: SettingSources) -> str | None:
         where = f"ini option 'mlsupply_lock_format' in {sources.ini_file or 'the ini file'}"
     if not value:
         return None
-    from pytest_mlsupply.locks.foreign import LOCK_FORMATS  # packaging: only when asked for
+    from pytest_mlsupply.locks import LOCK_FORMATS
 
     if value not in LOCK_FORMATS:
         raise SettingsError(

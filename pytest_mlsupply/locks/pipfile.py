@@ -15,8 +15,8 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
+from pytest_mlsupply.locks import FORMAT_PIPFILE
 from pytest_mlsupply.locks.foreign import (
-    FORMAT_PIPFILE,
     ForeignLock,
     LockedArtifact,
     LockedPackage,

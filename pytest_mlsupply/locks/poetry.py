@@ -22,8 +22,8 @@ from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
+from pytest_mlsupply.locks import FORMAT_POETRY
 from pytest_mlsupply.locks.foreign import (
-    FORMAT_POETRY,
     Dependency,
     ForeignLock,
     LockedArtifact,

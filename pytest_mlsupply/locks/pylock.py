@@ -12,8 +12,8 @@ from typing import Any
 
 from pytest_mlsupply.errors import LockfileError
 from pytest_mlsupply.hashing import Digest
+from pytest_mlsupply.locks import FORMAT_PYLOCK
 from pytest_mlsupply.locks.foreign import (
-    FORMAT_PYLOCK,
     MARKER_CONTEXT_LOCK_FILE,
     ForeignLock,
     LockedArtifact,

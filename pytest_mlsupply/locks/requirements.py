@@ -24,8 +24,8 @@ from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
 from pytest_mlsupply.hashing import Digest
+from pytest_mlsupply.locks import FORMAT_REQUIREMENTS
 from pytest_mlsupply.locks.foreign import (
-    FORMAT_REQUIREMENTS,
     ForeignLock,
     LockedArtifact,
     LockedPackage,

@@ -20,8 +20,8 @@ from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
 from pytest_mlsupply.hashing import Digest
+from pytest_mlsupply.locks import FORMAT_UV
 from pytest_mlsupply.locks.foreign import (
-    FORMAT_UV,
     Dependency,
     ForeignLock,
     LockedArtifact,
