@@ -185,13 +185,22 @@ def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+#: Set by ``--dont-write-bytecode``: keep PYTHONDONTWRITEBYTECODE from the caller's environment.
+KEEP_DONT_WRITE_BYTECODE = False
+
+
 def clean_env() -> dict[str, str]:
-    """The caller's environment without what would change pytest's or pip's behaviour."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "VIRTUAL_ENV"}
-    }
+    """The caller's environment without what would change pytest's or pip's behaviour.
+
+    PYTHONDONTWRITEBYTECODE goes too (unless ``--dont-write-bytecode``): pytest
+    rewrites the modules of every plugin it loads and caches the result as
+    bytecode; with that variable set (some container images set it) every run
+    recompiles them, which is a cost of the machine, not of the plugin.
+    """
+    dropped = {"PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "VIRTUAL_ENV"}
+    if not KEEP_DONT_WRITE_BYTECODE:
+        dropped.add("PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["PIP_NO_INPUT"] = "1"
     return env
@@ -497,6 +506,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="keep the venv for the next run (default); --no-keep deletes it afterwards",
     )
     parser.add_argument("--rebuild", action="store_true", help="recreate the venv from scratch")
+    parser.add_argument(
+        "--dont-write-bytecode",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE if set (every run then recompiles rewritten plugins)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON to PATH")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -505,7 +519,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global KEEP_DONT_WRITE_BYTECODE
     args = parse_args(argv)
+    KEEP_DONT_WRITE_BYTECODE = args.dont_write_bytecode
+    bytecode = "kept" if "PYTHONDONTWRITEBYTECODE" in clean_env() else "not set"
+    print(f"PYTHONDONTWRITEBYTECODE for the timed runs: {bytecode}")
     try:
         python = ensure_env(VENV_DIR, rebuild=args.rebuild)
         with tempfile.TemporaryDirectory(prefix="mlsupply-bench-") as tmp:
