@@ -12,7 +12,7 @@ pytest-xdist to it, and times, as subprocesses interleaved within every round:
 
 This is a report, not a test: it exits 0 whatever the numbers are.
 
-    python benchmarks/bench_xdist_startup.py [--rounds 15] [--json out.json]
+    python benchmarks/bench_xdist_startup.py [--rounds 25] [--json out.json]
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def variants(trivial: Path, many: Path, lock: Path) -> list[Variant]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     try:
