@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from flower_model import FEATURE_NAMES, Dataset, DatasetError, load_dataset
 
+# These tests read the committed CSV, so they run only on bytes whose digest matches
+# mlsupply-data.toml (pytest-mlsupply's verified data).
+pytestmark = pytest.mark.verified_data("flowers")
+
 
 def test_csv_has_the_expected_columns(data_path: Path) -> None:
     header = data_path.read_text(encoding="utf-8").splitlines()[0]

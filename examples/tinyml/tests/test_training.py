@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from flower_model import Dataset, FlowerClassifier, TrainingConfig
+
+# Training reads the committed CSV, so these tests run only on bytes whose digest matches
+# mlsupply-data.toml (pytest-mlsupply's verified data).
+pytestmark = pytest.mark.verified_data("flowers")
 
 MIN_TEST_ACCURACY = 0.9
 
