@@ -16,6 +16,7 @@ from pytest_mlsupply.locks.mlsupply_lock import Lock, load_lock, refresh_lock, w
 from pytest_mlsupply.snapshot import Snapshot, take_snapshot
 
 if TYPE_CHECKING:
+    from pytest_mlsupply.hashcache import RecordCache
     from pytest_mlsupply.knownbad import KnownBadConfig
     from pytest_mlsupply.locks.foreign import ForeignLock
 
@@ -63,7 +64,8 @@ def run_gate(
     accepted: tuple[Waiver, ...] = ()
     if waivers is not None:
         accepted = load_waivers(waivers, shown=display_path(waivers, base) if base else None)
-    snapshot = take_snapshot(search_path, keep_rows=verify_files)
+    record_cache = _record_cache(cache_dir, rehash) if verify_files else None
+    snapshot = take_snapshot(search_path, keep_rows=verify_files, record_cache=record_cache)
     shown = display_path(lock_path, base) if base else str(lock_path)
     fmt = detect_format(lock_path, lock_format)
     written: str | None = None
@@ -83,7 +85,9 @@ def run_gate(
         if min_age_days is not None:
             report = _add_notes(report, [NOTE_MIN_AGE_MLSUPPLY])
     if verify_files:
-        report = _with_file_verification(report, snapshot, cache_dir, rehash, progress)
+        report = _with_file_verification(
+            report, snapshot, cache_dir, rehash, progress, record_cache
+        )
     if known_bad is not None:
         report = _with_known_bad(report, snapshot, known_bad, base, cache_dir, rehash, foreign)
     if accepted:
@@ -212,18 +216,42 @@ def _with_known_bad(
     )
 
 
+def _record_cache(cache_dir: Path | None, rehash: bool) -> RecordCache | None:
+    """What earlier runs read from each RECORD (empty with *rehash*); None without a cache."""
+    if cache_dir is None:
+        return None
+    from pytest_mlsupply.hashcache import RecordCache
+    from pytest_mlsupply.verify import RECORD_CACHE_FILE
+
+    return RecordCache() if rehash else RecordCache.load(cache_dir / RECORD_CACHE_FILE)
+
+
 def _with_file_verification(
     report: Report,
     snapshot: Snapshot,
     cache_dir: Path | None,
     rehash: bool,
     progress: Callable[[int, int], None] | None,
+    record_cache: RecordCache | None = None,
 ) -> Report:
-    from pytest_mlsupply.verify import find_unowned_code, verify_installed_files
+    from pytest_mlsupply.verify import (
+        RECORD_CACHE_FILE,
+        find_unowned_code,
+        verify_installed_files,
+    )
 
     findings, stats, ownership = verify_installed_files(
-        snapshot, cache_dir=cache_dir, rehash=rehash, progress=progress
+        snapshot,
+        cache_dir=cache_dir,
+        rehash=rehash,
+        progress=progress,
+        record_cache=record_cache,
     )
+    if cache_dir is not None and record_cache is not None:
+        try:
+            record_cache.save(cache_dir / RECORD_CACHE_FILE)
+        except OSError as exc:
+            stats.notes.append(f"the record cache in {cache_dir} could not be written: {exc}")
     findings.extend(find_unowned_code(snapshot, ownership))
     return Report.build(
         [*report.findings, *findings],

@@ -212,3 +212,124 @@ class VerdictCache:
         self._verdicts = kept
         self._changed = False
         return True
+
+
+RECORDS_VERSION = 1
+
+
+def record_stat_key(metadata_path: str) -> tuple[int, ...] | None:
+    """The stat of a distribution's RECORD, or None when it cannot be stat-ed."""
+    try:
+        st = os.stat(os.path.join(metadata_path, "RECORD"))
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class RecordCache:
+    """Distribution -> what its RECORD says, keyed on RECORD's stat, so warm runs skip parsing.
+
+    Two parts per distribution: the snapshot's (content digest, row counts) and
+    the verification's (the paths to check, the top-level names it owns, what
+    it counts as not verifiable). A RECORD rewritten in any way changes its
+    stat (ctime at least), and then it is parsed again. Same threat model as
+    the hash cache; ``--mlsupply-rehash`` ignores it.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._used: set[str] = set()
+        self._changed = False
+
+    @classmethod
+    def load(cls, path: str | Path) -> RecordCache:
+        """The cache at *path*; an empty one when it is missing or unusable (it is only a cache)."""
+        cache = cls()
+        try:
+            document = json.loads(Path(path).read_bytes())
+            if document.get("version") != RECORDS_VERSION:
+                raise ValueError("another format version")
+            entries = document["entries"]
+            if not isinstance(entries, dict):
+                raise ValueError("entries must be a table")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            cache._changed = True
+            return cache
+        cache._entries = entries
+        return cache
+
+    def _entry(self, metadata_path: str, stat_key: tuple[int, ...] | None) -> dict[str, Any] | None:
+        entry = self._entries.get(metadata_path)
+        if stat_key is None or not isinstance(entry, dict) or entry.get("stat") != list(stat_key):
+            return None
+        self._used.add(metadata_path)
+        return entry
+
+    def summary(
+        self, metadata_path: str, stat_key: tuple[int, ...] | None
+    ) -> tuple[str, int, int] | None:
+        """(content digest, rows, rows without a hash) when RECORD is unchanged."""
+        entry = self._entry(metadata_path, stat_key)
+        try:
+            if entry is not None:
+                return str(entry["content"]), int(entry["rows"]), int(entry["unhashed"])
+        except (KeyError, TypeError, ValueError):
+            pass
+        return None
+
+    def put_summary(
+        self, metadata_path: str, stat_key: tuple[int, ...], content: str, rows: int, unhashed: int
+    ) -> None:
+        self._used.add(metadata_path)
+        entry = self._entries.get(metadata_path)
+        same = isinstance(entry, dict) and entry.get("stat") == list(stat_key)
+        if same and isinstance(entry, dict) and entry.get("content") == content:
+            return
+        self._entries[metadata_path] = {
+            "stat": list(stat_key),
+            "content": content,
+            "rows": rows,
+            "unhashed": unhashed,
+        }
+        self._changed = True
+
+    def ownership(
+        self, metadata_path: str, stat_key: tuple[int, ...] | None
+    ) -> tuple[list[str], list[str], dict[str, int]] | None:
+        """(checked paths relative to the location, top-level names, not-verifiable counts)."""
+        entry = self._entry(metadata_path, stat_key)
+        if entry is None or "paths" not in entry:
+            return None
+        paths, tops, skipped = entry["paths"], entry.get("tops"), entry.get("skipped")
+        if not (isinstance(paths, list) and isinstance(tops, list) and isinstance(skipped, dict)):
+            return None
+        return paths, tops, skipped
+
+    def put_ownership(
+        self,
+        metadata_path: str,
+        stat_key: tuple[int, ...],
+        paths: list[str],
+        tops: list[str],
+        skipped: dict[str, int],
+    ) -> None:
+        entry = self._entries.get(metadata_path)
+        if not isinstance(entry, dict) or entry.get("stat") != list(stat_key):
+            return  # only alongside a summary of the same RECORD
+        self._used.add(metadata_path)
+        if entry.get("paths") == paths and entry.get("tops") == tops:
+            return
+        entry.update(paths=paths, tops=tops, skipped=skipped)
+        self._changed = True
+
+    def save(self, path: str | Path) -> bool:
+        """Write atomically when anything changed; entries not used this run are dropped."""
+        if not self._changed and set(self._entries) <= self._used:
+            return False
+        kept = {key: self._entries[key] for key in sorted(self._used) if key in self._entries}
+        write_text_atomic(
+            path, json.dumps({"version": RECORDS_VERSION, "entries": kept}, separators=(",", ":"))
+        )
+        self._entries = kept
+        self._changed = False
+        return True

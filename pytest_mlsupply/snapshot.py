@@ -21,6 +21,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import RecordError
+from pytest_mlsupply.hashcache import RecordCache, record_stat_key
 from pytest_mlsupply.record import summarize_record
 from pytest_mlsupply.sources import Source
 
@@ -71,10 +72,13 @@ class InstalledDistribution:
     unhashed_files: int = 0
     record_state: str = RECORD_OK
     problem: str | None = None
-    #: RECORD's (path, hash, size) rows, when the snapshot was asked to keep them.
+    #: RECORD's (path, hash, size) rows, when the snapshot was asked to keep them
+    #: (None also when a record cache made reading RECORD unnecessary).
     record_rows: tuple[tuple[str, str, str], ...] | None = field(
         default=None, repr=False, compare=False
     )
+    #: RECORD's stat when it was read (the key of the record cache), else None.
+    record_stat: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
 
     @property
     def legacy(self) -> bool:
@@ -117,11 +121,18 @@ def default_search_path() -> list[str]:
     return [entry for entry in sys.path if entry and os.path.abspath(entry) != cwd]
 
 
-def take_snapshot(search_path: Sequence[str] | None = None, *, keep_rows: bool = False) -> Snapshot:
+def take_snapshot(
+    search_path: Sequence[str] | None = None,
+    *,
+    keep_rows: bool = False,
+    record_cache: RecordCache | None = None,
+) -> Snapshot:
     """Read every distribution on *search_path* (default: see ``default_search_path``).
 
     *keep_rows* keeps each RECORD's rows on its distribution, for the file
     verification that follows (parsing 35,000 rows twice costs a run 50 ms).
+    With a *record_cache*, a RECORD whose stat is unchanged is not read at all:
+    its content digest and counts come from the cache (and its rows are not kept).
     """
     entries = list(default_search_path() if search_path is None else search_path)
     active: dict[str, InstalledDistribution] = {}
@@ -129,7 +140,7 @@ def take_snapshot(search_path: Sequence[str] | None = None, *, keep_rows: bool =
     broken: list[BrokenDistribution] = []
     for entry in entries:
         for dist in _distributions_in(entry):
-            found = _read_distribution(dist, keep_rows)
+            found = _read_distribution(dist, keep_rows, record_cache)
             if isinstance(found, BrokenDistribution):
                 broken.append(found)
             elif found.name in active:
@@ -184,7 +195,9 @@ def _name_and_version(dist: metadata.Distribution) -> tuple[str | None, str | No
 
 
 def _read_distribution(
-    dist: metadata.Distribution, keep_rows: bool = False
+    dist: metadata.Distribution,
+    keep_rows: bool = False,
+    record_cache: RecordCache | None = None,
 ) -> InstalledDistribution | BrokenDistribution:
     metadata_path = _metadata_path(dist) or "<unknown location>"
     try:
@@ -197,13 +210,19 @@ def _read_distribution(
     metadata_dir = Path(metadata_path).name
     legacy = metadata_dir.endswith(".egg-info")
     installer = _read_text(dist, "INSTALLER")
-    record_text = _read_text(dist, "RECORD")
     content: str | None = None
     files = unhashed = 0
     problem: str | None = None
     state = RECORD_OK
     summary_rows: tuple[tuple[str, str, str], ...] | None = None
-    if record_text is None:
+    # Stat before reading: a RECORD changed in between is keyed on its old stat,
+    # so the next run reads it again.
+    stat_key = record_stat_key(metadata_path) if record_cache is not None else None
+    cached = record_cache.summary(metadata_path, stat_key) if record_cache is not None else None
+    record_text = None if cached is not None else _read_text(dist, "RECORD")
+    if cached is not None:
+        content, files, unhashed = cached
+    elif record_text is None:
         state = RECORD_LEGACY if legacy else RECORD_MISSING
         problem = "has no RECORD file, so its files cannot be checked"
     else:
@@ -218,6 +237,8 @@ def _read_distribution(
             content = str(summary.content)
             files, unhashed = summary.rows, summary.unhashed_rows
             summary_rows = summary.kept_rows
+            if record_cache is not None and stat_key is not None:
+                record_cache.put_summary(metadata_path, stat_key, content, files, unhashed)
     return InstalledDistribution(
         name=canonicalize_name(raw_name),
         display_name=raw_name,
@@ -232,4 +253,5 @@ def _read_distribution(
         record_state=state,
         problem=problem,
         record_rows=summary_rows,
+        record_stat=stat_key if state == RECORD_OK else None,
     )

@@ -15,13 +15,13 @@ import site
 import time
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from pytest_mlsupply.findings import Finding, Kind, Severity
-from pytest_mlsupply.hashcache import HashCache, VerdictCache
+from pytest_mlsupply.hashcache import HashCache, RecordCache, VerdictCache
 from pytest_mlsupply.hashing import Digest, DigestError, HashRun, hash_many
 from pytest_mlsupply.record import is_outside_site_dir, iter_record_rows
 from pytest_mlsupply.snapshot import RECORD_OK, InstalledDistribution, Snapshot
@@ -36,6 +36,7 @@ _RECORD_FILES = frozenset({"RECORD", "RECORD.jws", "RECORD.p7s"})
 
 #: Cache files kept in the cache directory the caller names (pytest's cache).
 HASH_CACHE_FILE = "installed-file-hashes.json"
+RECORD_CACHE_FILE = "installed-records.json"
 VERDICT_CACHE_FILE = "installed-file-verdicts.json"
 
 #: Top-level entries of a site directory that are never a package's code.
@@ -101,13 +102,16 @@ class Ownership:
     claims: dict[str, list[Owner]] = field(default_factory=dict)
     top_level: dict[str, dict[str, str]] = field(default_factory=dict)
     not_verifiable: dict[str, int] = field(default_factory=dict)
+    #: Per distribution (metadata path): the top-level names its RECORD claims and
+    #: what it counts as not verifiable, for the record cache.
+    dist_tops: dict[str, list[str]] = field(default_factory=dict)
+    dist_skipped: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership:
     """Read every RECORD once (it runs on every gated run: keep the loop lean)."""
     ownership = Ownership()
     claims = ownership.claims
-    skipped = ownership.not_verifiable
     for dist in distributions:
         location = os.path.normpath(dist.location)
         tops = ownership.top_level.setdefault(location, {})
@@ -127,18 +131,20 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
             rows = tuple(iter_record_rows(text))
         base = location + os.sep
         metadata_dir = os.path.basename(dist.metadata_path)
+        own_tops: dict[str, None] = {}
+        own_skipped: dict[str, int] = {}
         for relative, hash_text, size in rows:
             if relative.endswith((".pyc", ".pyo")):
-                skipped["compiled .pyc files"] = skipped.get("compiled .pyc files", 0) + 1
+                own_skipped["compiled .pyc files"] = own_skipped.get("compiled .pyc files", 0) + 1
                 continue
             if not is_outside_site_dir(relative):
-                tops.setdefault(relative.partition("/")[0], dist.name)
+                own_tops[relative.partition("/")[0]] = None
             folder, _, filename = relative.rpartition("/")
             if filename in _RECORD_FILES and folder == metadata_dir:
-                skipped["RECORD files"] = skipped.get("RECORD files", 0) + 1
+                own_skipped["RECORD files"] = own_skipped.get("RECORD files", 0) + 1
                 continue
             if not hash_text:
-                skipped["rows without a hash"] = skipped.get("rows without a hash", 0) + 1
+                own_skipped["rows without a hash"] = own_skipped.get("rows without a hash", 0) + 1
                 continue
             if ".." in relative or "./" in relative or "//" in relative or os.sep != "/":
                 absolute = os.path.normpath(os.path.join(base, relative))
@@ -150,7 +156,25 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
                 claims[absolute] = [owner]
             else:
                 listed.append(owner)
+        _add_owned(ownership, location, dist, list(own_tops), own_skipped)
     return ownership
+
+
+def _add_owned(
+    ownership: Ownership,
+    location: str,
+    dist: InstalledDistribution,
+    names: list[str],
+    skipped: dict[str, int],
+) -> None:
+    """Merge one distribution's top-level names and not-verifiable counts into the index."""
+    tops = ownership.top_level.setdefault(location, {})
+    for name in names:
+        tops.setdefault(name, dist.name)
+    for reason, count in skipped.items():
+        ownership.not_verifiable[reason] = ownership.not_verifiable.get(reason, 0) + count
+    ownership.dist_tops[dist.metadata_path] = names
+    ownership.dist_skipped[dist.metadata_path] = skipped
 
 
 def _expected_digest(hash_text: str) -> tuple[Digest | None, bool]:
@@ -191,18 +215,25 @@ def verify_installed_files(
     rehash: bool = False,
     quirks: Sequence[RecordQuirk] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    record_cache: RecordCache | None = None,
 ) -> tuple[list[Finding], VerificationStats, Ownership]:
     """Hash every file RECORD lists and compare; return findings, stats and the ownership.
 
     With *cache_dir*, two caches make re-runs cheap: per distribution, the stat
     fingerprint under which all its files last matched (then its files are only
     stat-ed), and per file, its digest keyed by its stat (then only changed
-    files are read). *rehash* ignores both and writes them afresh.
+    files are read). *rehash* ignores both and writes them afresh. With a
+    *record_cache* too, a warm run where nothing changed reads no RECORD.
     """
     started = time.perf_counter()
     known_quirks = _Quirks(quirks)
     # Hidden (shadowed) copies are installed bytes too, and they own their files.
     everything = [*snapshot.distributions, *(pair.hidden for pair in snapshot.shadowed)]
+    if cache_dir is not None and record_cache is not None and not rehash:
+        warm = _unchanged_since_last_run(everything, cache_dir, record_cache)
+        if warm is not None:
+            warm[1].seconds = time.perf_counter() - started
+            return warm
     ownership = ownership_index(everything)
     checkable = ownership.claims
     stats = VerificationStats(not_verifiable=dict(ownership.not_verifiable))
@@ -251,6 +282,8 @@ def verify_installed_files(
             verdicts.record(key, print_)
         else:
             verdicts.forget(key)
+    if record_cache is not None:
+        _remember_ownership(record_cache, everything, ownership, by_dist)
     if cache_dir is not None:
         try:
             verdicts.save(cache_dir / VERDICT_CACHE_FILE)
@@ -264,6 +297,61 @@ def verify_installed_files(
     stats.bytes_hashed = run.bytes_hashed
     stats.seconds = time.perf_counter() - started
     return findings, stats, ownership
+
+
+def _remember_ownership(
+    record_cache: RecordCache,
+    everything: Sequence[InstalledDistribution],
+    ownership: Ownership,
+    by_dist: Mapping[str, list[str]],
+) -> None:
+    """Keep what each RECORD claims, so the next warm run need not parse it."""
+    for dist in everything:
+        key = dist.metadata_path
+        if dist.record_stat is None or key not in ownership.dist_tops:
+            continue
+        base = os.path.normpath(dist.location) + os.sep
+        paths = [p[len(base) :] if p.startswith(base) else p for p in by_dist.get(key, [])]
+        record_cache.put_ownership(
+            key, dist.record_stat, paths, ownership.dist_tops[key], ownership.dist_skipped[key]
+        )
+
+
+def _unchanged_since_last_run(
+    everything: Sequence[InstalledDistribution], cache_dir: Path, record_cache: RecordCache
+) -> tuple[list[Finding], VerificationStats, Ownership] | None:
+    """The warm path: every RECORD and every file as when last verified clean, or None.
+
+    Uses what the record cache kept of each RECORD (its files, its top-level
+    names) and the per-distribution verdicts: if every distribution's
+    fingerprint (the stat of every file it lists) is unchanged, nothing needs
+    reading. Anything else (a new or changed distribution, one changed file)
+    returns None and the full verification runs.
+    """
+    verdicts, note = VerdictCache.load(cache_dir / VERDICT_CACHE_FILE)
+    if note:
+        return None
+    ownership = Ownership()
+    checked: set[str] = set()
+    for dist in everything:
+        location = os.path.normpath(dist.location)
+        if dist.record_state != RECORD_OK:
+            _add_owned(ownership, location, dist, sorted(_top_level_names(dist)), {})
+            continue
+        cached = record_cache.ownership(dist.metadata_path, dist.record_stat)
+        if cached is None:
+            return None
+        relative_paths, names, skipped = cached
+        base = location + os.sep
+        paths = [p if os.path.isabs(p) else base + p for p in relative_paths]
+        fingerprint = _fingerprint(dist, paths)
+        if fingerprint is None or not verdicts.matches(dist.metadata_path, fingerprint):
+            return None
+        checked.update(paths)
+        _add_owned(ownership, location, dist, names, skipped)
+    stats = VerificationStats(not_verifiable=dict(ownership.not_verifiable))
+    stats.files_verified = stats.from_cache = len(checked)
+    return [], stats, ownership
 
 
 def _algorithm_of(hash_text: str) -> str:

@@ -248,3 +248,82 @@ def test_a_reviewed_record_quirk_is_a_note_not_tampering(tmp_path: Path) -> None
     (tmp_path / "later" / "numba" / "__init__.py").write_text("# edited\n")
     later, _, _ = verify_installed_files(take_snapshot([str(tmp_path / "later")]))
     assert [f.kind for f in later] == [Kind.FILE_MODIFIED]
+
+
+def check_with_records(site: Path, cache_dir: Path):
+    """One gated-run's worth of work with the record cache, as the gate does it."""
+    from pytest_mlsupply.hashcache import RecordCache
+    from pytest_mlsupply.verify import RECORD_CACHE_FILE
+
+    records = RecordCache.load(cache_dir / RECORD_CACHE_FILE)
+    snapshot = take_snapshot([str(site)], keep_rows=True, record_cache=records)
+    findings, stats, ownership = verify_installed_files(
+        snapshot, cache_dir=cache_dir, quirks=(), record_cache=records
+    )
+    records.save(cache_dir / RECORD_CACHE_FILE)
+    findings.extend(find_unowned_code(snapshot, ownership))
+    return snapshot, findings, stats, ownership
+
+
+def test_a_warm_run_with_the_record_cache_reads_no_record(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    _, _, cold, first = check_with_records(site, cache_dir)
+    contents = [d.content for d in take_snapshot([str(site)]).distributions]
+    # Reading any RECORD now would fail the test: the warm run must not need one.
+    import pytest_mlsupply.snapshot as snapshot_module
+    import pytest_mlsupply.verify as verify_module
+
+    def no_record(*args: object, **kwargs: object) -> None:
+        raise AssertionError("RECORD was parsed on a warm run")
+
+    monkeypatch.setattr(snapshot_module, "summarize_record", no_record)
+    monkeypatch.setattr(verify_module, "iter_record_rows", no_record)
+    snapshot, findings, warm, second = check_with_records(site, cache_dir)
+    assert problems(findings) == []
+    assert warm.files_verified == warm.from_cache == cold.files_verified
+    assert warm.not_verifiable == cold.not_verifiable
+    assert second.top_level == first.top_level
+    assert [d.content for d in snapshot.distributions] == contents
+
+
+def test_the_record_cache_never_hides_a_change(site: Path, tmp_path: Path) -> None:
+    """A changed file, a rewritten RECORD, a new module: each is seen on the next warm run."""
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    check_with_records(site, cache_dir)
+    check_with_records(site, cache_dir)
+    (site / "helper.py").write_text("tampered = 1\n")
+    _, findings, _, _ = check_with_records(site, cache_dir)
+    assert problems(findings) == [("file-modified", "error", "helper")]
+    # Reinstall helper at another version: its RECORD is new, the cached entry must not apply.
+    import shutil
+
+    for dist_info in site.glob("helper-*.dist-info"):
+        shutil.rmtree(dist_info)
+    (site / "helper.py").unlink()
+    install_fake(site, "helper", "2.1", {"helper.py": "VERSION = '2.1'\n"})
+    snapshot, findings, _, _ = check_with_records(site, cache_dir)
+    assert problems(findings) == []
+    helper = next(d for d in snapshot.distributions if d.name == "helper")
+    assert helper.version == "2.1"
+    assert helper.content == next(
+        d.content for d in take_snapshot([str(site)]).distributions if d.name == "helper"
+    )
+    (site / "stray.py").write_text("import os\n")
+    _, findings, _, _ = check_with_records(site, cache_dir)
+    assert problems(findings) == [("unowned-module", "warning", "stray.py")]
+
+
+def test_a_corrupt_record_cache_is_ignored(site: Path, tmp_path: Path) -> None:
+    from pytest_mlsupply.verify import RECORD_CACHE_FILE
+
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    check_with_records(site, cache_dir)
+    (cache_dir / RECORD_CACHE_FILE).write_text('{"version": 1, "entries": {"x": [')
+    _, findings, stats, _ = check_with_records(site, cache_dir)
+    assert problems(findings) == []
+    assert stats.files_verified == 9

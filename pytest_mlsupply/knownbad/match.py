@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_mlsupply.findings import Finding, Kind
@@ -92,6 +93,8 @@ def file_findings(
                 dist.metadata_path,
             )
         rows = dist.record_rows
+        if rows is None and dist.record_stat is not None:
+            rows = _read_rows(dist)  # the snapshot took RECORD's summary from its cache
         if not rows:
             continue
         for relative, hash_text, _size in rows:
@@ -103,6 +106,16 @@ def file_findings(
                 continue  # a modified file's bytes are not its RECORD hash: judged above
             seen.add(absolute)
             yield _file_finding(index, dist.name, absolute, found)
+
+
+def _read_rows(dist: InstalledDistribution) -> tuple[tuple[str, str, str], ...]:
+    from pytest_mlsupply.record import iter_record_rows
+
+    try:
+        text = Path(dist.metadata_path, "RECORD").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ()
+    return tuple(iter_record_rows(text))
 
 
 def _file_finding(
