@@ -37,6 +37,9 @@ from bench_lock_check import (
 #: Issue targets: the plugin installed and off within 5 % of not loaded at all; under -n 2 the
 #: gate adds no more than without xdist (a tolerance for timer noise is printed, not hidden).
 OFF_TARGET_PCT = 5.0
+#: The same work happens once either way, so equal costs are expected; two figures
+#: from a noisy machine within this tolerance count as equal (printed with the verdict).
+XDIST_TOLERANCE = 1.05
 SUITE_SIZE = 40
 
 
@@ -132,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  --mlsupply adds under -n 2:    {n2_added:+.1f} ms "
         f"(ratio {n2_added / serial_added:.2f} of the serial cost); target: no more than "
-        f"without xdist: {'MET' if n2_added <= serial_added else 'NOT MET'}"
+        f"without xdist, within {XDIST_TOLERANCE - 1:.0%} timer noise: "
+        f"{'MET' if n2_added <= serial_added * XDIST_TOLERANCE else 'NOT MET'}"
     )
     figures = {
         "rounds": args.rounds,
