@@ -452,6 +452,28 @@ def test_warm_run_uses_the_cache_and_a_change_invalidates_it(osv_dir: Path, tmp_
     assert changed.index.match_distribution("3web-py", "1.0.0")
 
 
+def test_a_record_added_deep_in_a_folder_feed_invalidates_the_cache(
+    osv_dir: Path, tmp_path: Path
+) -> None:
+    """One folder per package, as ossf/malicious-packages lays them out: leaves count too."""
+    feeds = tmp_path / "osv" / "malicious" / "pypi"
+    for name in ("0-8", "3web-py"):
+        (feeds / name).mkdir(parents=True)
+    (feeds / "0-8" / "MAL-2025-2925.json").write_text(
+        (osv_dir / "ossf/malicious/0-8/MAL-2025-2925.json").read_text()
+    )
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    load_feeds([tmp_path / "osv"], cache_dir=cache)
+    assert load_feeds([tmp_path / "osv"], cache_dir=cache).from_cache
+    (feeds / "3web-py" / "MAL-2024-9934.json").write_text(
+        (osv_dir / "ossf/malicious/3web-py/MAL-2024-9934.json").read_text()
+    )
+    changed = load_feeds([tmp_path / "osv"], cache_dir=cache)
+    assert not changed.from_cache
+    assert changed.index.match_distribution("3web-py", "1.0.0")
+
+
 def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()

@@ -10,6 +10,7 @@ instead of parsing.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import marshal
 import mmap
@@ -18,6 +19,7 @@ import struct
 import time
 import zipfile
 import zlib
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -373,6 +375,7 @@ def _fingerprint(sources: Sequence[Path]) -> str | None:
     (``check --rehash``) recompiles the index whatever the cache holds.
     """
     parts: list[Any] = [CACHE_VERSION]
+    hasher = hashlib.sha256()
     for source in sources:
         try:
             st = source.stat()
@@ -380,35 +383,63 @@ def _fingerprint(sources: Sequence[Path]) -> str | None:
             return None  # a missing feed: load afresh so the problem is reported
         parts.append((str(source), st.st_size, st.st_mtime_ns, st.st_ino))
         if source.is_dir():
-            folders: list[os.stat_result] = []
-            for _ in _walk_folders(str(source), folders):
-                pass
-            parts.extend((f.st_mtime_ns, f.st_ino) for f in folders)
+            numbers = array("q")
+            _folder_stats(str(source), numbers)
+            hasher.update(numbers.tobytes())
+    parts.append(hasher.hexdigest())
     return json.dumps(parts)
 
 
-def _walk_folders(root: str, folders: list[os.stat_result]) -> Iterator[str]:
-    """Every non-hidden folder below *root* (its stat appended to *folders*).
+def _folder_stats(root: str, numbers: array[int]) -> None:
+    """(mtime_ns, inode) of *root* and of every non-hidden folder below it, into *numbers*.
 
     A folder whose link count is 2 has no subfolders on POSIX filesystems (its
     own entry and ``.``), so it is not listed: in a feed laid out one folder per
-    package, that skips listing tens of thousands of leaf folders.
+    package, that skips listing tens of thousands of leaf folders. Subfolders
+    are stat-ed through their parent's descriptor where the platform allows,
+    which spares resolving each full path again (a warm run does this for every
+    folder of the feed).
     """
     try:
         st = os.stat(root)
-        folders.append(st)
-        if st.st_nlink == 2:
-            yield root
-            return
-        with os.scandir(root) as listing:
-            subfolders = sorted(
-                e.path for e in listing if e.is_dir() and not e.name.startswith(".")
-            )
     except OSError:
         return
-    yield root
-    for folder in subfolders:
-        yield from _walk_folders(folder, folders)
+    numbers.extend((st.st_mtime_ns, st.st_ino))
+    pending = [root] if st.st_nlink != 2 else []
+    relative_stat = os.stat in os.supports_dir_fd and os.scandir in os.supports_fd
+    while pending:
+        folder = pending.pop()
+        try:
+            if relative_stat:
+                _list_with_fd(folder, numbers, pending)
+            else:
+                _list_with_paths(folder, numbers, pending)
+        except OSError:
+            continue
+
+
+def _list_with_fd(folder: str, numbers: array[int], pending: list[str]) -> None:
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        with os.scandir(fd) as listing:
+            names = sorted(e.name for e in listing if e.is_dir() and not e.name.startswith("."))
+        for name in names:
+            st = os.stat(name, dir_fd=fd)
+            numbers.extend((st.st_mtime_ns, st.st_ino))
+            if st.st_nlink != 2:
+                pending.append(os.path.join(folder, name))
+    finally:
+        os.close(fd)
+
+
+def _list_with_paths(folder: str, numbers: array[int], pending: list[str]) -> None:
+    with os.scandir(folder) as listing:
+        paths = sorted(e.path for e in listing if e.is_dir() and not e.name.startswith("."))
+    for path in paths:
+        st = os.stat(path)
+        numbers.extend((st.st_mtime_ns, st.st_ino))
+        if st.st_nlink != 2:
+            pending.append(path)
 
 
 def _save_cache(path: Path, fingerprint: str, loaded: LoadedFeeds) -> None:
