@@ -17,7 +17,12 @@ _DEFAULT_MODE = 0o644
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write *text* (UTF-8, ``\\n`` newlines) to *path* atomically."""
+    """Write *text* (UTF-8, newlines as given, never translated) to *path* atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write *data* to *path* atomically, keeping the permissions of the file it replaces."""
     target = Path(path)
     try:
         mode = target.stat().st_mode & 0o777
@@ -25,28 +30,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         mode = _DEFAULT_MODE
     fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write *data* to *path* atomically (same temp-file-and-rename as the text form)."""
-    target = Path(path)
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temp_name, _DEFAULT_MODE)
+        os.chmod(temp_name, mode)
         os.replace(temp_name, target)
     except BaseException:
         with contextlib.suppress(OSError):
