@@ -178,13 +178,18 @@ def tree_digest(files: Mapping[str, Digest] | Iterable[tuple[str, Digest]]) -> D
     return Digest(TREE_ALGORITHM, hasher.digest())
 
 
+def _has_drive(value: str) -> bool:
+    """``C:...``: absolute (or drive-relative) on Windows, so never portable in a manifest."""
+    return value[1:2] == ":" and value[:1].isascii() and value[:1].isalpha()
+
+
 def check_relative(value: str, key: str, manifest_dir: Path, base: Path) -> str | None:
     """Why *value* (relative to *manifest_dir*) is not an acceptable path, or None.
 
     Absolute paths are refused (a manifest must work from any checkout), and so is any path
     whose ``..`` leads outside *base* (the rootdir): the data must be part of the project.
     """
-    if PurePosixPath(value).is_absolute() or os.path.isabs(value) or value[1:2] == ":":
+    if PurePosixPath(value).is_absolute() or os.path.isabs(value) or _has_drive(value):
         return MSG_ABSOLUTE_PATH.format(key=key, value=value)
     joined = os.path.normpath(os.path.join(os.path.abspath(manifest_dir), value))
     if not _inside(joined, os.path.normpath(os.path.abspath(base))):

@@ -43,7 +43,12 @@ _segment = st.text(
     min_size=1,
     max_size=12,
 ).filter(lambda s: s not in (".", ".."))
-relative_paths = st.lists(_segment, min_size=1, max_size=3).map("/".join)
+relative_paths = (
+    st.lists(_segment, min_size=1, max_size=3)
+    .map("/".join)
+    # "C:..." is a Windows drive path, refused as absolute; "0:" is a plain name.
+    .filter(lambda p: not (p[1:2] == ":" and p[:1].isascii() and p[:1].isalpha()))
+)
 algorithms = st.sampled_from(["sha256", "sha512", "blake2b", "sha1", "md5", "sha3_256"])
 
 
@@ -331,3 +336,13 @@ def test_read_ahead_hashing_matches_hashlib(
     assert run.outcomes[str(path)].digest == Digest("sha256", expected)
     with pytest.raises(IsADirectoryError):
         hashing._pipelined_digest(str(tmp_path), "sha256")
+
+
+@pytest.mark.parametrize(("value", "refused"), [("C:/data", True), ("c:data", True), ("0:", False)])
+def test_only_a_drive_letter_makes_a_path_absolute(
+    tmp_path: Path, value: str, refused: bool
+) -> None:
+    from pytest_mlsupply.datasets import check_relative
+
+    problem = check_relative(value, "datasets.x.path", tmp_path, tmp_path)
+    assert (problem is not None and "absolute path" in problem) is refused
