@@ -287,6 +287,16 @@ def read_lock_text(path: Path, title: str) -> str:
         raise LockfileError(str(path), [f"cannot be read: {exc.strerror or exc}"]) from exc
 
 
+def toml_document(text: str, source: str) -> dict[str, Any]:
+    """A TOML lock's document, or a LockfileError naming the line and column of the problem."""
+    from pytest_mlsupply.tomlfile import parse_toml
+
+    document, problem = parse_toml(text)
+    if document is None:
+        raise LockfileError(source, [str(problem)])
+    return document
+
+
 def parse_marker(text: Any, where: str, problems: Problems) -> Marker | None:
     if text is None:
         return None

@@ -34,9 +34,9 @@ from pytest_mlsupply.locks.foreign import (
     parse_marker,
     parse_specifier,
     read_lock_text,
+    toml_document,
 )
 from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
-from pytest_mlsupply.tomlfile import parse_toml
 
 _CARET = re.compile(r"^\^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
 _TILDE = re.compile(r"^~\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
@@ -47,9 +47,7 @@ def load_poetry_lock(path: Path) -> ForeignLock:
 
 
 def parse_poetry_lock(text: str, source: str) -> ForeignLock:
-    document, problem = parse_toml(text)
-    if document is None:
-        raise LockfileError(source, [str(problem)])
+    document = toml_document(text, source)
     problems = Problems(source)
     metadata = document.get("metadata")
     if not isinstance(metadata, Mapping):

@@ -24,9 +24,9 @@ from pytest_mlsupply.locks.foreign import (
     parse_digest,
     parse_upload_time,
     read_lock_text,
+    toml_document,
 )
 from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
-from pytest_mlsupply.tomlfile import parse_toml
 
 PYLOCK_NEEDS_PACKAGING = (
     "reading pylock.toml needs a packaging release with packaging.pylock; "
@@ -45,9 +45,7 @@ def parse_pylock(text: str, source: str) -> ForeignLock:
         from packaging.pylock import Pylock, PylockValidationError
     except ImportError:  # pragma: no cover - depends on the installed packaging
         raise LockfileError(source, [PYLOCK_NEEDS_PACKAGING]) from None
-    document, problem = parse_toml(text)
-    if document is None:
-        raise LockfileError(source, [str(problem)])
+    document = toml_document(text, source)
     try:
         pylock = Pylock.from_dict(document)
     except PylockValidationError as exc:

@@ -34,9 +34,9 @@ from pytest_mlsupply.locks.foreign import (
     parse_specifier,
     parse_upload_time,
     read_lock_text,
+    toml_document,
 )
 from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
-from pytest_mlsupply.tomlfile import parse_toml
 
 SUPPORTED_VERSION = 1
 NEWEST_REVISION = 3
@@ -49,9 +49,7 @@ def load_uv_lock(path: Path) -> ForeignLock:
 
 
 def parse_uv_lock(text: str, source: str) -> ForeignLock:
-    document, problem = parse_toml(text)
-    if document is None:
-        raise LockfileError(source, [str(problem)])
+    document = toml_document(text, source)
     problems = Problems(source)
     notes: list[str] = []
     version = document.get("version")
