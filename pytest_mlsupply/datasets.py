@@ -610,6 +610,18 @@ def expected_digests(entry: DatasetEntry, manifest_dir: Path) -> Expected:
     return Expected(None, files, exact=False)
 
 
+def file_paths(root: Path, names: Iterable[str]) -> dict[str, str]:
+    """Each manifest file name (checked: relative, ``/``-separated) as a path under *root*.
+
+    The same string ``str(root / name)`` gives, built by concatenation: for 20,000 files,
+    pathlib's parsing cost a tenth of the time it takes to hash them.
+    """
+    prefix = os.path.join(str(root), "")
+    if os.sep == "/":
+        return {name: prefix + name for name in names}
+    return {name: prefix + name.replace("/", os.sep) for name in names}
+
+
 def verify_against(
     name: str,
     root: Path,
@@ -643,9 +655,12 @@ def verify_against(
     present = set(scan.files)
     wanted = set(expected.files)
     added = sorted(present - wanted) if expected.exact else []
-    paths = {file_name: str(root / file_name) for file_name in expected.files}
+    paths = file_paths(root, expected.files)
+    scanned = {paths[n]: st for n, st in scan.files.items() if n in paths}
     run = hash_many(
-        ((paths[n], expected.files[n].algorithm) for n in sorted(expected.files)), cache=cache
+        ((paths[n], expected.files[n].algorithm) for n in sorted(expected.files)),
+        cache=cache,
+        stats=scanned,
     )
     compared, matched = _compare(expected.files, run.outcomes, paths)
     problems.extend(compared)
@@ -653,9 +668,10 @@ def verify_against(
     if problems and expected.tree is not None:
         actual = {n: o.digest for n, o in ((n, run.outcomes[paths[n]]) for n in wanted) if o.digest}
         if expected.exact:
-            extra = hash_many(((str(root / n), TREE_ALGORITHM) for n in added), cache=cache)
+            added_paths = file_paths(root, added)
+            extra = hash_many(((added_paths[n], TREE_ALGORITHM) for n in added), cache=cache)
             actual.update(
-                {n: o.digest for n in added if (o := extra.outcomes[str(root / n)]).digest}
+                {n: o.digest for n in added if (o := extra.outcomes[added_paths[n]]).digest}
             )
         problems.append(MSG_TREE.format(expected=expected.tree, actual=tree_digest(actual)))
     return DatasetVerdict(
@@ -904,12 +920,12 @@ def _check_algorithm(algorithm: str) -> None:
 
 def hash_tree(root: Path, names: Iterable[str], algorithm: str) -> dict[str, Digest]:
     """Digests of *names* under *root*; ``FileProblemsError`` if any cannot be read."""
-    names = list(names)
-    run = hash_many((str(root / n), algorithm) for n in names)
+    paths = file_paths(root, names)
+    run = hash_many((path, algorithm) for path in paths.values())
     files: dict[str, Digest] = {}
     problems = []
-    for file_name in names:
-        outcome = run.outcomes[str(root / file_name)]
+    for file_name, path in paths.items():
+        outcome = run.outcomes[path]
         if outcome.digest is None:
             problems.append(MSG_UNREADABLE.format(file=file_name, reason=outcome.error))
         else:

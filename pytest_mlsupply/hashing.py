@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
@@ -195,6 +195,7 @@ def hash_many(
     cache: HashCache | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stats: Mapping[str, os.stat_result] | None = None,
     _small_file_limit: int = _SMALL_FILE_LIMIT,
     _process_min_files: int = _PROCESS_MIN_FILES,
     _process_min_bytes: int = _PROCESS_MIN_BYTES,
@@ -207,8 +208,10 @@ def hash_many(
     smaller ones in *workers* forked processes once there are ``_process_min_files`` of them
     or ``_process_min_bytes`` (on Linux, from a single-threaded caller), else in this thread;
     ``workers=1`` does it all in this thread. *progress* gets ``(done, total)`` at most every
-    0.1 s and ``(total, total)`` last. Raises ``DigestError`` for an unknown or variable-length
-    algorithm, ``ValueError`` for a path requested with two (outcomes hold one digest a path).
+    0.1 s and ``(total, total)`` last. *stats* holds stat results the caller has just taken
+    (a directory scan), used instead of stat-ing those paths again. Raises ``DigestError``
+    for an unknown or variable-length algorithm, ``ValueError`` for a path requested with
+    two (outcomes hold one digest a path).
     """
     started = time.perf_counter()
     wanted = _checked_requests(requests)
@@ -217,12 +220,13 @@ def hash_many(
     pending: dict[str, tuple[int, str, tuple[str, FileState] | None]] = {}
     count = max(1, workers if workers is not None else os.cpu_count() or 1)
     limits = (_small_file_limit, _process_min_files, _process_min_bytes)
+    known = stats or {}
     with _Dispatcher(count, *limits) as dispatcher:
         for path, algorithm in wanted.items():
             # Stat before reading: an edit made while the file is read changes its ctime, so a
             # digest cached under this state can never hide it.
             try:
-                st = os.stat(path)
+                st = known.get(path) or os.stat(path)
             except OSError as exc:
                 outcomes[path] = HashOutcome(path, None, None, _describe(exc), False)
                 tracker.advance()
