@@ -130,7 +130,7 @@ def environment(root: Path) -> Snapshot:
         name = _name(_MATCHED[number // 40]) if number % 40 == 0 else f"clean-dist-{number}"
         module = name.replace("-", "_")
         dist_info = site / f"{module}-1.0.0.dist-info"
-        dist_info.mkdir(parents=True)
+        dist_info.mkdir(parents=True, exist_ok=True)  # --keep DIR may be reused
         rows = []
         for index in range(10):
             data = f"X = {number * 10 + index}\n".encode()

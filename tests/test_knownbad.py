@@ -34,6 +34,7 @@ from pytest_mlsupply.knownbad.model import (
     LAST_AFFECTED,
     LIMIT,
     AffectedPackage,
+    PackedBlobs,
     in_range,
 )
 from pytest_mlsupply.snapshot import take_snapshot
@@ -481,6 +482,52 @@ def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     loaded = load_feeds([], cache_dir=cache)
     assert not loaded.from_cache
     assert loaded.index.match_distribution("litellm", "1.82.7")
+
+
+def test_the_cached_index_answers_like_the_compiled_one(osv_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cold = load_feeds([osv_dir], cache_dir=cache)
+    warm = load_feeds([osv_dir], cache_dir=cache)
+    assert warm.from_cache and not cold.from_cache
+    names = {e.name for entries in cold.index.packages.values() for e in entries}
+    assert len(names) > 10
+    for name in [*sorted(names), "not-listed"]:
+        for version in ("0", "0.0.1", "1.0.0", "2.1.0", "99"):
+            assert warm.index.match_distribution(name, version) == (
+                cold.index.match_distribution(name, version)
+            ), (name, version)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(min_size=0, max_size=12).filter(lambda k: "\0" not in k),
+        st.binary(max_size=40),
+        max_size=30,
+    )
+)
+def test_packed_blobs_round_trip(blobs: dict[str, bytes]) -> None:
+    packed = PackedBlobs.pack(blobs)
+    assert packed is not None
+    lazy = PackedBlobs(*packed)
+    assert len(lazy) == len(blobs)
+    assert lazy.pop("\0absent") is None
+    for taken, (key, value) in enumerate(blobs.items(), start=1):
+        assert lazy.pop(key) == value
+        assert lazy.pop(key) is None  # taken once, like dict.pop
+        assert len(lazy) == len(blobs) - taken
+
+
+def test_packed_blobs_refuse_what_pack_did_not_make() -> None:
+    assert PackedBlobs.pack({"a\0b": b"x"}) is None  # stored as a plain dict instead
+    keys, ends, blob = PackedBlobs.pack({"a": b"xy", "b": b"z"}) or ("", b"", b"")
+    with pytest.raises(ValueError):
+        PackedBlobs(keys, ends, blob + b"!")
+    with pytest.raises(ValueError):
+        PackedBlobs(keys + "\0c", ends, blob)
+    with pytest.raises(TypeError):
+        PackedBlobs(keys, ends, "not bytes")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ the built-in list

@@ -27,7 +27,7 @@ from typing import Any
 
 from pytest_mlsupply.atomic import write_bytes_atomic
 from pytest_mlsupply.knownbad.hashlist import parse_hash_list
-from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex
+from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex, PackedBlobs
 from pytest_mlsupply.knownbad.osv import RecordProblem, add_record
 
 #: The curated list shipped with the plugin, and the date it was last reviewed.
@@ -37,7 +37,7 @@ BUILTIN_SOURCE = "built-in list"
 
 OSV_SUFFIXES = (".json", ".yaml", ".yml")
 CACHE_FILE = "known-bad-index.marshal"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 YAML_MISSING = (
     "an OSV YAML record, and reading YAML needs PyYAML, which is not installed: "
@@ -419,13 +419,16 @@ def _folder_stats(root: str, numbers: array[int]) -> None:
 
 
 def _list_with_fd(folder: str, numbers: array[int], pending: list[str]) -> None:
+    """Subfolders in listing order, unsorted: an unchanged folder lists in the same order, and
+    a new order only costs one recompile (sorting 40,000 names cost a tenth of a warm run)."""
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         with os.scandir(fd) as listing:
-            names = sorted(e.name for e in listing if e.is_dir() and not e.name.startswith("."))
+            names = [e.name for e in listing if e.name[0] != "." and e.is_dir()]
+        stat, extend = os.stat, numbers.extend
         for name in names:
-            st = os.stat(name, dir_fd=fd)
-            numbers.extend((st.st_mtime_ns, st.st_ino))
+            st = stat(name, dir_fd=fd)
+            extend((st.st_mtime_ns, st.st_ino))
             if st.st_nlink != 2:
                 pending.append(os.path.join(folder, name))
     finally:
@@ -434,7 +437,7 @@ def _list_with_fd(folder: str, numbers: array[int], pending: list[str]) -> None:
 
 def _list_with_paths(folder: str, numbers: array[int], pending: list[str]) -> None:
     with os.scandir(folder) as listing:
-        paths = sorted(e.path for e in listing if e.is_dir() and not e.name.startswith("."))
+        paths = [e.path for e in listing if e.name[0] != "." and e.is_dir()]
     for path in paths:
         st = os.stat(path)
         numbers.extend((st.st_mtime_ns, st.st_ino))
@@ -452,7 +455,7 @@ def _save_cache(path: Path, fingerprint: str, loaded: LoadedFeeds) -> None:
     data = {
         "version": CACHE_VERSION,
         "fingerprint": fingerprint,
-        "packages": packages,
+        "packages": PackedBlobs.pack(packages) or packages,
         "digests": digests,
         "spellings": loaded.index.record_spellings(),
         "stats": [(s.shown, s.records, s.withdrawn, s.hashes, s.newest) for s in loaded.stats],
@@ -469,7 +472,11 @@ def _load_cache(path: Path, fingerprint: str) -> LoadedFeeds | None:
         if data["version"] != CACHE_VERSION or data["fingerprint"] != fingerprint:
             return None
         packages, digests = data["packages"], data["digests"]
-        if not isinstance(packages, dict) or not isinstance(digests, dict):
+        if isinstance(packages, tuple):
+            packages = PackedBlobs(*packages)
+        elif not isinstance(packages, dict):
+            return None
+        if not isinstance(digests, dict):
             return None
         index = KnownBadIndex(lazy_packages=packages, lazy_digests=digests)
         index.spellings = dict(data["spellings"])
