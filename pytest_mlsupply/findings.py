@@ -90,7 +90,8 @@ class Finding:
     ``subject`` is what the finding is about (a canonical distribution name, or
     ``"interpreter"``); ``expected`` and ``actual`` are short display strings.
     ``waived`` holds the reason and expiry of the waiver that accepted it: a
-    waived finding is still reported but never fails the run.
+    waived finding is still reported but never fails the run. ``advisories`` are the
+    advisory ids a known-bad finding rests on, which waivers match exactly.
     """
 
     kind: Kind
@@ -102,6 +103,7 @@ class Finding:
     hint: str | None = None
     location: str | None = None
     waived: str | None = None
+    advisories: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -114,9 +116,14 @@ class Finding:
         actual: str | None = None,
         hint: str | None = None,
         location: str | None = None,
+        advisories: Iterable[str] = (),
     ) -> Finding:
         """A finding with the default severity of its kind."""
-        return cls(kind, DEFAULT_SEVERITY[kind], subject, message, expected, actual, hint, location)
+        severity = DEFAULT_SEVERITY[kind]
+        return cls(
+            kind, severity, subject, message, expected, actual, hint, location,
+            advisories=tuple(advisories),
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -129,6 +136,8 @@ class Finding:
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
+        if self.advisories:
+            data["advisories"] = list(self.advisories)
         return data
 
     @classmethod
@@ -144,6 +153,7 @@ class Finding:
                 hint=_optional_str(data.get("hint")),
                 location=_optional_str(data.get("location")),
                 waived=_optional_str(data.get("waived")),
+                advisories=tuple(str(i) for i in data.get("advisories") or ()),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise MlsupplyError(f"not a pytest-mlsupply finding: {data!r} ({exc})") from exc

@@ -88,11 +88,13 @@ def _result(finding: Finding, rule_index: int, anchor: dict[str, Any]) -> dict[s
     from pytest_mlsupply.render import finding_line
 
     text = finding_line(finding)
-    properties = {
+    properties: dict[str, Any] = {
         key: value
         for key in ("subject", "expected", "actual", "location", "hint")
         if (value := getattr(finding, key)) is not None
     }
+    if finding.advisories:
+        properties["advisories"] = list(finding.advisories)
     result: dict[str, Any] = {
         "ruleId": _rule_id(finding.kind),
         "ruleIndex": rule_index,

@@ -78,8 +78,10 @@ class Waiver:
             return False
         if self.matches_advisory:
             wanted = self.match.upper()
-            return any(ident.upper() == wanted for ident in advisory_ids(finding))
-        if self.matches_path:
+            if any(ident.upper() == wanted for ident in advisory_ids(finding)):
+                return True
+            # "AB-test" is also a valid distribution name: fall through to the name match.
+        elif self.matches_path:
             return _path_matches(self.match, finding.location) or _path_matches(
                 self.match, finding.subject
             )
@@ -87,15 +89,8 @@ class Waiver:
 
 
 def advisory_ids(finding: Finding) -> tuple[str, ...]:
-    """The advisory identifiers a finding names (in its subject, message or values)."""
-    text = " ".join(
-        part
-        for part in (finding.subject, finding.message, finding.expected, finding.actual)
-        if part
-    )
-    return tuple(
-        word.strip("(),;[]") for word in text.split() if _ADVISORY_ID.match(word.strip("(),;[]"))
-    )
+    """The advisory ids a finding rests on (known-bad findings carry them as data)."""
+    return finding.advisories
 
 
 def _path_matches(pattern: str, value: str | None) -> bool:

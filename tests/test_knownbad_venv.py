@@ -54,6 +54,17 @@ def test_litellm_1_82_8_is_gated_by_the_builtin_list_alone(venv, project, tmp_pa
     assert "2 tests were not run because the mlsupply gate failed" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
+    # The advisory ids travel as data, and a waiver naming one accepts the finding.
+    assert problem["advisories"] == ["MAL-2026-2144", "PYSEC-2026-2", "GHSA-92x9-889m-jgmw"]
+    waivers = project / "waivers.toml"
+    waivers.write_text(
+        '[[waiver]]\nmatch = "GHSA-92x9-889m-jgmw"\nreason = "quarantined, no credentials"\n'
+        "expires = 2099-01-01\n"
+    )
+    waived = gate(venv, project, "--mlsupply-waivers", str(waivers))
+    assert waived.returncode == 0, waived.stdout
+    assert "WAIVED ERROR [known-bad-package] litellm 1.82.8" in waived.stdout
+
 
 def test_range_record_matches_inside_its_range_not_at_fixed(venv, project, tmp_path):
     feed = project / "feed"  # feeds inside the rootdir: pytest guesses rootdir from path args

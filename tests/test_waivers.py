@@ -29,9 +29,10 @@ MODIFIED = Finding.of(
 )
 DRIFT = Finding.of(Kind.VERSION_CHANGED, "iniconfig", "iniconfig: locked 2.0.0, installed 2.1.0")
 ADVISORY = Finding.of(
-    Kind.VERSION_CHANGED,
+    Kind.KNOWN_BAD_PACKAGE,
     "litellm",
-    "litellm 1.82.8 is known bad: MAL-2026-2144, PYSEC-2026-2 (Malicious code in litellm)",
+    "litellm 1.82.8 is a known-bad release (MAL-2026-2144, PYSEC-2026-2): like MAL-2024-7",
+    advisories=("MAL-2026-2144", "PYSEC-2026-2"),
 )
 
 
@@ -75,10 +76,22 @@ def test_a_glob_for_other_paths_does_not_match(pattern: str) -> None:
 
 
 def test_an_advisory_id_matches_findings_that_name_it() -> None:
-    assert "MAL-2026-2144" in advisory_ids(ADVISORY)
+    assert advisory_ids(ADVISORY) == ("MAL-2026-2144", "PYSEC-2026-2")
     result = apply_waivers(report(ADVISORY, DRIFT), [waiver("pysec-2026-2".upper())], today=TODAY)
     assert [f.subject for f in result.waived()] == ["litellm"]
     assert result.count(Severity.ERROR) == 1
+
+
+def test_an_id_only_quoted_in_a_summary_waives_nothing() -> None:
+    """Record summaries mention other advisories; only the ids a finding rests on count."""
+    unused = apply_waivers(report(ADVISORY), [waiver("MAL-2024-7")], today=TODAY)
+    assert not unused.waived()
+    assert [f.kind for f in unused.findings if f.kind is Kind.WAIVER_UNUSED]
+
+
+def test_advisory_ids_survive_the_json_round_trip() -> None:
+    assert Finding.from_dict(ADVISORY.to_dict()) == ADVISORY
+    assert "advisories" not in DRIFT.to_dict()
 
 
 def test_kind_narrows_the_match() -> None:

@@ -33,11 +33,16 @@ HINT_LOCKED = "re-lock to a release and files no advisory names before anyone in
 HINT_FEED = "fix or remove the feed file; the other feeds were still applied"
 
 
-def describe_advisories(advisories: Sequence[Advisory]) -> tuple[str, str]:
-    """All ids (deduplicated, real ids before file-name fallbacks) and the best summary."""
+def advisory_ids(advisories: Sequence[Advisory]) -> tuple[str, ...]:
+    """All ids, deduplicated, real ids before file-name fallbacks."""
     ordered = sorted(advisories, key=lambda a: a.display_id.startswith("MAL-0000-"))
-    ids = list(dict.fromkeys(i for a in ordered for i in a.ids))
-    return ", ".join(ids), ordered[0].summary
+    return tuple(dict.fromkeys(i for a in ordered for i in a.ids))
+
+
+def describe_advisories(advisories: Sequence[Advisory]) -> tuple[str, str]:
+    """All ids as text (see ``advisory_ids``) and the best summary."""
+    ordered = sorted(advisories, key=lambda a: a.display_id.startswith("MAL-0000-"))
+    return ", ".join(advisory_ids(advisories)), ordered[0].summary
 
 
 def package_findings(
@@ -56,6 +61,7 @@ def package_findings(
             actual=f"{dist.name} {dist.version}",
             hint=HINT_PACKAGE,
             location=dist.metadata_path,
+            advisories=advisory_ids(advisories),
         )
 
 
@@ -131,6 +137,7 @@ def _file_finding(
         actual=key,
         hint=HINT_FILE,
         location=location or what,
+        advisories=advisory_ids(advisories),
     )
 
 
@@ -166,7 +173,8 @@ def locked_findings(
         if (ref.filename, key) in seen_files or not index.has_digest(key):
             continue
         seen_files.add((ref.filename, key))
-        ids, summary = describe_advisories(index.match_digest(ref.digest))
+        advisories = index.match_digest(ref.digest)
+        ids, summary = describe_advisories(advisories)
         release = f"{ref.name} {ref.version or '(unpinned)'}"
         # Hashed requirement lines name no file: say "an archive of" instead.
         what = (
@@ -183,6 +191,7 @@ def locked_findings(
             actual=key,
             hint=HINT_LOCKED,
             location=lock_shown,
+            advisories=advisory_ids(advisories),
         )
     here = {(dist.name, dist.version) for dist in installed}
     seen_releases: set[tuple[str, str]] = set()
@@ -203,6 +212,7 @@ def locked_findings(
                 actual=f"{package.name} {package.version}",
                 hint=HINT_LOCKED,
                 location=lock_shown,
+                advisories=advisory_ids(advisories),
             )
 
 
