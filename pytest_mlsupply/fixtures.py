@@ -335,9 +335,10 @@ def verified_data(request: pytest.FixtureRequest) -> VerifiedData:
 
 
 def _summaries(state: DataState) -> list[list[Any]]:
-    """``[name, status, source, files_hashed]`` per verdict: plain data, for xdist's channel."""
+    """``[name, status, source, files_hashed, weak algorithms]`` per verdict: plain data, for
+    xdist's channel."""
     return [
-        [name, verdict.status, verdict.source, verdict.files_hashed]
+        [name, verdict.status, verdict.source, verdict.files_hashed, list(verdict.weak)]
         for name, verdict in sorted(state.verdicts.items())
     ]
 
@@ -364,7 +365,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state is None or _is_worker(config) or config.get_verbosity() < 0:
         return
     merged: dict[str, tuple[str, list[str]]] = {}
-    for name, status, source, count in [*_summaries(state), *state.worker_summaries]:
+    weak: dict[str, set[str]] = {}
+    for name, status, source, count, *rest in [*_summaries(state), *state.worker_summaries]:
         how = {
             "hashed": f"hashed {count} file" + ("" if count == 1 else "s"),
             "cache": "unchanged since verified",
@@ -372,9 +374,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         }.get(source, str(source))
         worst, hows = merged.setdefault(name, (status, []))
         merged[name] = (worst if worst != "ok" else status, [*hows, how])
+        weak.setdefault(name, set()).update(rest[0] if rest else ())
     if not merged:
         return
-    parts = [
-        f"{name} ({status}, {'; '.join(hows)})" for name, (status, hows) in sorted(merged.items())
-    ]
+    parts = []
+    for name, (status, hows) in sorted(merged.items()):
+        if weak[name]:
+            hows = [*hows, " and ".join(sorted(weak[name])) + ": weak hash"]
+        parts.append(f"{name} ({status}, {'; '.join(hows)})")
     terminalreporter.line(MSG_SUMMARY.format(listing=", ".join(parts)))

@@ -309,6 +309,8 @@ def test_weak_algorithm_is_flagged(data_suite: pytest.Pytester) -> None:
     result = data_suite.runpytest()
     result.assert_outcomes(passed=4, warnings=1)
     result.stdout.fnmatch_lines(["*WeakDigestWarning: dataset 'weights' is verified with md5*"])
+    result.stdout.fnmatch_lines(["*verified data: *weights (ok, hashed 1 file; md5: weak hash)"])
+    assert "shards (ok, hashed 3 files)," in result.stdout.str()  # sha256: nothing added
 
 
 def test_registry_dataset_and_git_lfs_pointer(pytester: pytest.Pytester, realdata: Path) -> None:
