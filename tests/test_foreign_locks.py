@@ -44,7 +44,7 @@ from pytest_mlsupply.locks.requirements import (
     logical_lines,
     parse_requirements,
 )
-from pytest_mlsupply.locks.uvlock import parse_uv_lock
+from pytest_mlsupply.locks.uvlock import load_uv_lock, parse_uv_lock, project_default_groups
 from pytest_mlsupply.snapshot import take_snapshot
 
 from wheelfactory import install_fake
@@ -399,6 +399,55 @@ def test_uv_lock_graph_walk_per_platform() -> None:
     assert _names(select(lock, MACOS).required) == ["pytest", "torch"]
     assert _names(select(lock, WINDOWS).required) == ["colorama", "pytest", "torch"]
     assert "proj" not in _names(linux.required + linux.allowed)  # the virtual root
+
+
+UV_LOCK_DOCS = UV_LOCK.replace(
+    'dev = [{ name = "pytest" }]', 'dev = [{ name = "pytest" }]\ndocs = [{ name = "colorama" }]'
+)
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "required"),
+    [
+        (None, ["nvidia-nccl-cu12", "pytest", "torch"]),  # uv installs "dev" by default
+        ("[project]\nname = 'proj'\n", ["nvidia-nccl-cu12", "pytest", "torch"]),
+        ("[tool.uv]\ndefault-groups = ['Docs']\n", ["colorama", "nvidia-nccl-cu12", "torch"]),
+        ("[tool.uv]\ndefault-groups = []\n", ["nvidia-nccl-cu12", "torch"]),
+        (
+            "[tool.uv]\ndefault-groups = 'all'\n",
+            ["colorama", "nvidia-nccl-cu12", "pytest", "torch"],
+        ),
+    ],
+)
+def test_uv_default_groups_come_from_the_pyproject_beside_the_lock(
+    tmp_path: Path, pyproject: str | None, required: list[str]
+) -> None:
+    assert "docs = [" in UV_LOCK_DOCS
+    (tmp_path / "uv.lock").write_text(UV_LOCK_DOCS, encoding="utf-8")
+    if pyproject is not None:
+        (tmp_path / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    lock = load_uv_lock(tmp_path / "uv.lock")
+    assert _names(select(lock, LINUX).required) == required
+    assert not [n for n in lock.notes if "pyproject" in n]
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("[tool.uv]\ndefault-groups = 'dev'\n", "tool.uv.default-groups: expected a list"),
+        ("[tool.uv]\ndefault-groups = [1]\n", "tool.uv.default-groups: expected a list"),
+        ("[tool.uv\n", "line 1"),
+    ],
+)
+def test_a_bad_uv_default_groups_setting_keeps_uvs_default_with_a_note(
+    tmp_path: Path, text: str, note: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(text, encoding="utf-8")
+    groups, message = project_default_groups(tmp_path / "pyproject.toml")
+    assert groups == ("dev",)
+    assert message is not None and note in message and "pyproject.toml" in message
+    (tmp_path / "uv.lock").write_text(UV_LOCK, encoding="utf-8")
+    assert message in load_uv_lock(tmp_path / "uv.lock").notes
 
 
 POETRY_1 = f"""\

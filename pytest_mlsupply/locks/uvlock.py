@@ -12,6 +12,7 @@ the package's ``resolution-markers``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,48 @@ UV_DEFAULT_GROUPS = ("dev",)
 
 
 def load_uv_lock(path: Path) -> ForeignLock:
-    return parse_uv_lock(read_lock_text(path, "uv.lock"), str(path))
+    """uv.lock, with the default groups of the ``pyproject.toml`` beside it (uv's own rule)."""
+    groups, note = project_default_groups(path.parent / "pyproject.toml")
+    lock = parse_uv_lock(read_lock_text(path, "uv.lock"), str(path), default_groups=groups)
+    return replace(lock, notes=(*lock.notes, note)) if note else lock
 
 
-def parse_uv_lock(text: str, source: str) -> ForeignLock:
+def project_default_groups(pyproject: Path) -> tuple[tuple[str, ...] | None, str | None]:
+    """``[tool.uv] default-groups`` of *pyproject*: names, None for ``"all"``, and a note.
+
+    Without the file or the key, uv installs the ``dev`` group. A file that cannot be read
+    or a value of the wrong type leaves that default, with a note saying so.
+    """
+    from pytest_mlsupply.tomlfile import parse_toml
+
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return UV_DEFAULT_GROUPS, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return UV_DEFAULT_GROUPS, f"{pyproject} cannot be read ({exc}); assumed uv's default groups"
+    document, problem = parse_toml(text)
+    if document is None:
+        return UV_DEFAULT_GROUPS, f"{pyproject}: {problem}; assumed uv's default groups"
+    tool = document.get("tool")
+    uv = tool.get("uv") if isinstance(tool, Mapping) else None
+    value = uv.get("default-groups", UV_DEFAULT_GROUPS) if isinstance(uv, Mapping) else None
+    if value is None:
+        return UV_DEFAULT_GROUPS, None
+    if value == "all":
+        return None, None
+    if isinstance(value, (list, tuple)) and all(isinstance(group, str) for group in value):
+        return tuple(canonicalize_name(group) for group in value), None
+    return UV_DEFAULT_GROUPS, (
+        f'{pyproject}: tool.uv.default-groups: expected a list of group names or "all", '
+        f"got {value!r}; assumed uv's default groups"
+    )
+
+
+def parse_uv_lock(
+    text: str, source: str, *, default_groups: tuple[str, ...] | None = UV_DEFAULT_GROUPS
+) -> ForeignLock:
+    """*default_groups*: the groups ``uv sync`` installs; None for every group of the lock."""
     document = toml_document(text, source)
     problems = Problems(source)
     notes: list[str] = []
@@ -103,10 +142,14 @@ def parse_uv_lock(text: str, source: str) -> ForeignLock:
         format=FORMAT_UV,
         packages=tuple(packages),
         requires_python=requires_python,
-        default_groups=UV_DEFAULT_GROUPS,
+        default_groups=_every_group(packages) if default_groups is None else default_groups,
         roots=tuple(roots),
         notes=tuple(notes),
     )
+
+
+def _every_group(packages: Sequence[LockedPackage]) -> tuple[str, ...]:
+    return tuple(sorted({group for p in packages for group in p.group_dependencies}))
 
 
 def _package(
