@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -17,8 +18,11 @@ import pytest_mlsupply
 from pytest_mlsupply.datasets import (
     MSG_ADDED,
     MSG_CHANGED,
+    MSG_DANGLING,
     MSG_LFS_POINTER,
+    MSG_NOT_UTF8,
     MSG_REMOVED,
+    MSG_SPECIAL_FILE,
     MSG_SYMLINK_OUT,
     DataIntegrityError,
     DataManifestError,
@@ -27,12 +31,15 @@ from pytest_mlsupply.datasets import (
     format_manifest,
     load_manifest,
     parse_manifest,
+    read_cached_verdict,
     record_entry,
+    scan_tree,
+    stat_fingerprint,
     tree_digest,
     verified_digests,
     verify_dataset,
 )
-from pytest_mlsupply.errors import MlsupplyError
+from pytest_mlsupply.errors import FileProblemsError, MlsupplyError
 from pytest_mlsupply.hashing import Digest, hash_bytes, hash_file
 from pytest_mlsupply.tomlfile import parse_toml
 
@@ -346,3 +353,154 @@ def test_only_a_drive_letter_makes_a_path_absolute(
 
     problem = check_relative(value, "datasets.x.path", tmp_path, tmp_path)
     assert (problem is not None and "absolute path" in problem) is refused
+
+
+# --- fail closed: a cached pass never outlives a failure (issue item 8) ------------------------
+
+
+def _cached_dataset(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A recorded directory dataset, verified once with a cache: (root, manifest, cache)."""
+    root = tmp_path / "ds"
+    root.mkdir()
+    for name in ("a.bin", "b.bin"):
+        (root / name).write_bytes(name.encode() * 50)
+    (tmp_path / "project.py").write_bytes(b"a.bin" * 50)  # a project file outside the dataset
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(format_manifest({"ds": record_entry("ds", root, tmp_path)}), "utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).ok
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).source == "cache"
+    return root, manifest, cache
+
+
+def _add_hostile_entry(kind: str, root: Path, project: Path) -> str:
+    """Put one thing the manifest cannot vouch for into *root*; the problem it must give."""
+    if kind == "link to a project file":
+        (root / "link.bin").symlink_to(project / "project.py")
+        return MSG_SYMLINK_OUT.format(file="link.bin", target=project / "project.py")
+    if kind == "listed file swapped for a link out":
+        (root / "a.bin").unlink()
+        (root / "a.bin").symlink_to(project / "project.py")  # the same bytes as a.bin had
+        return MSG_SYMLINK_OUT.format(file="a.bin", target=project / "project.py")
+    if kind == "dangling link":
+        (root / "gone.bin").symlink_to(root / "never-there.bin")
+        return MSG_DANGLING.format(file="gone.bin", target=root / "never-there.bin")
+    if kind == "fifo":
+        os.mkfifo(root / "pipe")
+        return MSG_SPECIAL_FILE.format(file="pipe", kind="FIFO")
+    if kind == "socket":
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(root / "s"))
+        return MSG_SPECIAL_FILE.format(file="s", kind="socket")
+    assert kind == "name not UTF-8"
+    (root / os.fsdecode(b"\xff.bin")).write_bytes(b"x")
+    return MSG_NOT_UTF8.format(file="\\xff.bin")
+
+
+HOSTILE = [
+    "link to a project file",
+    "listed file swapped for a link out",
+    "dangling link",
+    "fifo",
+    "socket",
+    "name not UTF-8",
+]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs, sockets and byte file names are POSIX")
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_a_cached_pass_never_answers_for_a_tree_with_a_problem(tmp_path: Path, kind: str) -> None:
+    root, manifest, cache = _cached_dataset(tmp_path)
+    problem = _add_hostile_entry(kind, root, tmp_path)
+    # warm, then as --mlsupply-rehash does (no cache), then warm again (a cached failure)
+    for run, cache_dir in enumerate((cache, None, cache)):
+        verdict = verify_dataset(load_manifest(manifest), "ds", cache_dir=cache_dir)
+        assert verdict.status == "mismatch", verdict
+        assert verdict.source == ("cache" if run == 2 else "hashed")
+        assert problem in verdict.problems
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and sockets are POSIX")
+def test_a_forged_cached_pass_is_refused_while_the_scan_has_problems(tmp_path: Path) -> None:
+    """Even a pass stored under today's exact fingerprint (by a peer, or by hand) is not taken
+    while the tree holds something that can only fail, on the cache path and the peer path."""
+    root, manifest, cache = _cached_dataset(tmp_path)
+    os.mkfifo(root / "pipe")
+    loaded = load_manifest(manifest)
+    fingerprint = stat_fingerprint(loaded.datasets["ds"].fingerprint_text, root, scan_tree(root))
+    verdict_file = cache / f"{_cache_key(manifest, 'ds')}.json"
+    forged = json.loads(verdict_file.read_text("utf-8"))
+    forged.update(fingerprint=fingerprint, status="ok", problems=[])
+    verdict_file.write_text(json.dumps(forged), "utf-8")
+    assert read_cached_verdict(verdict_file, fingerprint) is not None  # the forgery is readable
+    claim = cache / f"{_cache_key(manifest, 'ds')}.claim"
+    for claimed_by_peer in (False, True):
+        if claimed_by_peer:  # an xdist worker (alive: this process) holds the claim
+            claim.write_text(str(os.getpid()), encoding="ascii")
+            verdict_file.write_text(json.dumps(forged), "utf-8")
+        verdict = verify_dataset(loaded, "ds", cache_dir=cache, wait_seconds=5)
+        assert verdict.status == "mismatch" and verdict.source == "hashed"
+        assert MSG_SPECIAL_FILE.format(file="pipe", kind="FIFO") in verdict.problems
+
+
+def test_retargeting_a_symlink_inside_the_dataset_misses_the_cache(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    (root / "v1").mkdir(parents=True)
+    (root / "v2").mkdir()
+    (root / "v1" / "w.bin").write_bytes(b"same bytes")
+    (root / "v2" / "w.bin").write_bytes(b"same bytes")
+    (root / "current").symlink_to("v1")
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(format_manifest({"ds": record_entry("ds", root, tmp_path)}), "utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).source == "hashed"
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).source == "cache"
+    (root / "current").unlink()
+    (root / "current").symlink_to("v2")
+    retargeted = verify_dataset(load_manifest(manifest), "ds", cache_dir=cache)
+    assert retargeted.ok and retargeted.source == "hashed"  # judged again, where it leads now
+    (root / "current").unlink()
+    (root / "current").symlink_to(tmp_path)
+    out = verify_dataset(load_manifest(manifest), "ds", cache_dir=cache)
+    assert out.status == "mismatch"
+    assert MSG_SYMLINK_OUT.format(file="current", target=tmp_path) in out.problems
+
+
+def test_a_single_file_dataset_that_is_a_symlink_is_judged_by_its_target(tmp_path: Path) -> None:
+    (tmp_path / "v1.bin").write_bytes(b"weights v1")
+    (tmp_path / "v2.bin").write_bytes(b"weights v2")
+    link = tmp_path / "model.bin"
+    link.symlink_to("v1.bin")
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(format_manifest({"m": record_entry("m", link, tmp_path)}), "utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert verify_dataset(load_manifest(manifest), "m", cache_dir=cache).ok
+    link.unlink()
+    link.symlink_to("v2.bin")
+    verdict = verify_dataset(load_manifest(manifest), "m", cache_dir=cache)
+    assert verdict.status == "mismatch" and verdict.source == "hashed"
+    link.unlink()
+    link.symlink_to("absent.bin")
+    assert verify_dataset(load_manifest(manifest), "m", cache_dir=cache).status != "ok"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="byte file names are POSIX")
+def test_a_name_that_is_not_utf8_is_refused_when_recording(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "ok.bin").write_bytes(b"ok")
+    (root / os.fsdecode(b"sub\xfe")).mkdir()
+    (root / os.fsdecode(b"sub\xfe") / "x.bin").write_bytes(b"x")
+    with pytest.raises(FileProblemsError) as excinfo:
+        record_entry("ds", root, tmp_path)
+    assert MSG_NOT_UTF8.format(file="sub\\xfe") in str(excinfo.value)
+    str(excinfo.value).encode("utf-8")  # printable as it is: no surrogates left in it
+    weird_root = tmp_path / os.fsdecode(b"d\xff")
+    weird_root.mkdir()
+    with pytest.raises(MlsupplyError, match=r"datasets\.w\.path: file name is not UTF-8: d\\xff"):
+        record_entry("w", weird_root, tmp_path)
