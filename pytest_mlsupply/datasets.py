@@ -340,17 +340,12 @@ def parse_manifest(document: Mapping[str, Any], path: Path, base: Path | None = 
 
 def load_manifest(path: str | Path, base: Path | None = None) -> Manifest:
     """Read and validate the manifest at *path*; ``DataManifestError`` when it cannot be used."""
+    from pytest_mlsupply.registries import read_text_file
     from pytest_mlsupply.tomlfile import parse_toml
 
     manifest_path = Path(path)
-    try:
-        text = manifest_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataManifestError(
-            str(manifest_path), [MSG_NO_MANIFEST.format(path=manifest_path)]
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataManifestError(str(manifest_path), [f"cannot be read: {exc}"]) from None
+    missing = MSG_NO_MANIFEST.format(path=manifest_path)
+    text = read_text_file(manifest_path, DataManifestError, missing)
     document, problem = parse_toml(text)
     if document is None:
         raise DataManifestError(str(manifest_path), [problem or "not valid TOML"])

@@ -504,3 +504,117 @@ def test_a_name_that_is_not_utf8_is_refused_when_recording(tmp_path: Path) -> No
     weird_root.mkdir()
     with pytest.raises(MlsupplyError, match=r"datasets\.w\.path: file name is not UTF-8: d\\xff"):
         record_entry("w", weird_root, tmp_path)
+
+
+# --- hostile manifests: only our error, always located (issue item 9) --------------------------
+
+_KEYS = ["path", "digest", "files", "tree", "registry", "format", "a.bin", "../x", "", "version"]
+_VALUES = st.sampled_from(
+    [
+        "sha256:" + "00" * 32,
+        "md5:" + "0" * 32,
+        "shake_128:00",
+        "sha256:",
+        ":00",
+        "nope:00",
+        "data",
+        "../x",
+        "/abs",
+        "C:x",
+        "a\0b",
+        "a/./b",
+        "r.txt",
+        "pooch",
+        "dvc",
+    ]
+)
+_scalars = st.one_of(
+    st.booleans(), st.integers(), st.floats(), st.text(max_size=20), _VALUES, st.datetimes()
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=6), inner, max_size=5),
+    ),
+    max_leaves=20,
+)
+_documents = st.dictionaries(
+    st.sampled_from(["version", "datasets", "extra"]),
+    st.one_of(_values, st.dictionaries(st.text(max_size=8), _values, max_size=3)),
+    max_size=3,
+)
+_LOCATED = ("version: ", "unknown top-level keys: ", "datasets: ", "datasets.")
+
+
+@given(st.one_of(_documents, manifests().map(lambda d: {"datasets": d})), st.data())
+@settings(max_examples=400, deadline=None)
+def test_any_manifest_document_loads_or_raises_located_problems(
+    document: dict[str, object], data: st.DataObject
+) -> None:
+    """Structurally valid and invalid documents, as TOML on disk: ``DataManifestError`` or a
+    manifest, nothing else, and every problem starts with the key it is about."""
+    import tempfile
+
+    import tomli_w
+
+    if "datasets" in document and isinstance(document["datasets"], dict):
+        tables = {k: {**v} if isinstance(v, dict) else v for k, v in document["datasets"].items()}
+        for table in tables.values():  # mutate one key of a valid entry, sometimes
+            if isinstance(table, dict) and table and data.draw(st.booleans()):
+                key = data.draw(st.sampled_from(sorted(table)))
+                table[key] = data.draw(_values)
+        document = {**document, "datasets": tables}
+    try:
+        text = tomli_w.dumps(document)
+    except (TypeError, ValueError):  # not representable as TOML: check the parsed form only
+        text = None
+    with tempfile.TemporaryDirectory() as folder:
+        manifest = Path(folder) / "mlsupply-data.toml"
+        try:
+            if text is None:
+                parse_manifest(document, manifest)
+            else:
+                manifest.write_text(text, encoding="utf-8")
+                load_manifest(manifest)
+        except DataManifestError as exc:
+            assert exc.path == str(manifest)
+            assert exc.problems
+            for problem in exc.problems:
+                assert problem.startswith(_LOCATED), problem
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_any_manifest_bytes_load_or_raise_our_error(raw: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        manifest = Path(folder) / "mlsupply-data.toml"
+        manifest.write_bytes(raw)
+        with contextlib.suppress(DataManifestError):
+            load_manifest(manifest)
+
+
+def test_manifest_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_bytes(b'[datasets.a]\npath = "a\xff.bin"\n')
+    with pytest.raises(DataManifestError, match=r"not UTF-8 text: line 2: byte 0xff"):
+        load_manifest(manifest)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_manifest_that_is_a_fifo_or_too_big_is_refused_without_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_mlsupply import registries
+
+    manifest = tmp_path / "mlsupply-data.toml"
+    os.mkfifo(manifest)
+    with pytest.raises(DataManifestError, match=r"not a regular file \(prw"):
+        load_manifest(manifest)
+    manifest.unlink()
+    manifest.write_text("version = 1\n" + "# padding\n" * 200, encoding="utf-8")
+    monkeypatch.setattr(registries, "MAX_FILE_BYTES", 1024)
+    with pytest.raises(DataManifestError, match="over the 1024-byte limit"):
+        load_manifest(manifest)
