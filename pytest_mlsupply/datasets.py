@@ -800,14 +800,17 @@ def _verdict_from_cache(
     A pass is taken only when it lists no problem and today's scan found none: a scan with
     problems can only fail, whatever a cache (or a peer) says.
     """
+    raw_problems = data.get("problems")
+    if not isinstance(raw_problems, list) or not all(isinstance(p, str) for p in raw_problems):
+        return None  # a damaged cache file costs a re-hash, never a crash
+    problems = tuple(raw_problems)
+    if data["status"] == "ok" and (problems or scan.problems):
+        return None
     try:
-        problems = tuple(str(p) for p in data["problems"])
-        if data["status"] == "ok" and (problems or scan.problems):
-            return None
         if data["status"] == "ok":
             checked = _all_expected(expected)
         else:
-            checked = tuple((str(n), Digest.parse(d)) for n, d in data["checked"])
+            checked = tuple((str(n), Digest.parse(str(d))) for n, d in data["checked"])
     except (KeyError, TypeError, ValueError, MlsupplyError):
         return None
     weak = expected.weak if expected.weak is not None else _weak(d for _, d in checked)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import pytest_mlsupply
@@ -618,3 +618,54 @@ def test_manifest_that_is_a_fifo_or_too_big_is_refused_without_hanging(
     monkeypatch.setattr(registries, "MAX_FILE_BYTES", 1024)
     with pytest.raises(DataManifestError, match="over the 1024-byte limit"):
         load_manifest(manifest)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "status": st.sampled_from(["ok", "mismatch", "missing"]) | _json,
+            "problems": _json,
+            "checked": _json | st.just([["a.bin", "sha256:" + "00" * 32]]),
+        },
+    )
+)
+@example({"status": "mismatch", "problems": [], "checked": [["a.bin", 0]]})
+@example({"status": "mismatch", "problems": 7, "checked": []})
+@settings(max_examples=150, deadline=None)
+def test_a_damaged_verdict_cache_costs_a_rehash_never_a_crash_or_a_pass(
+    fields: dict[str, object],
+) -> None:
+    """Any record stored under today's fingerprint: the verdict stays a mismatch (the tree has
+    a FIFO) and nothing but a verdict comes out."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp_path = Path(folder)
+        root = tmp_path / "ds"
+        root.mkdir()
+        (root / "a.bin").write_bytes(b"a")
+        manifest = tmp_path / "mlsupply-data.toml"
+        manifest.write_text(format_manifest({"ds": record_entry("ds", root, tmp_path)}), "utf-8")
+        os.mkfifo(root / "pipe")
+        loaded = load_manifest(manifest)
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        fingerprint = stat_fingerprint(
+            loaded.datasets["ds"].fingerprint_text, root, scan_tree(root)
+        )
+        record = {"version": 1, "plugin": pytest_mlsupply.__version__, "fingerprint": fingerprint}
+        (cache / f"{_cache_key(manifest, 'ds')}.json").write_text(
+            json.dumps({**record, **fields}), "utf-8"
+        )
+        verdict = verify_dataset(loaded, "ds", cache_dir=cache)
+        assert verdict.status == "mismatch"
