@@ -669,3 +669,24 @@ def test_a_damaged_verdict_cache_costs_a_rehash_never_a_crash_or_a_pass(
         )
         verdict = verify_dataset(loaded, "ds", cache_dir=cache)
         assert verdict.status == "mismatch"
+
+
+def test_editing_a_registry_misses_the_cached_pass(tmp_path: Path) -> None:
+    """A registry keeps the expected digests outside the manifest entry: the cached pass must
+    hold for the registry's digests, not only for the entry that names the registry."""
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"a")
+    registry = tmp_path / "registry.txt"
+    registry.write_text(f"a.bin {hash_bytes(b'a')}\n", encoding="utf-8")
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(
+        '[datasets.ds]\npath = "data"\nregistry = "registry.txt"\nformat = "pooch"\n', "utf-8"
+    )
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).ok
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).source == "cache"
+    registry.write_text(f"a.bin {hash_bytes(b'a, version 2')}\n", encoding="utf-8")
+    verdict = verify_dataset(load_manifest(manifest), "ds", cache_dir=cache)
+    assert verdict.status == "mismatch" and verdict.source == "hashed"
