@@ -596,6 +596,13 @@ def test_any_manifest_bytes_load_or_raise_our_error(raw: bytes) -> None:
             load_manifest(manifest)
 
 
+def test_manifest_nested_too_deeply_is_our_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text("a = " + "[" * 50_000, encoding="utf-8")
+    with pytest.raises(DataManifestError, match="nested too deeply"):
+        load_manifest(manifest)
+
+
 def test_manifest_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     manifest = tmp_path / "mlsupply-data.toml"
     manifest.write_bytes(b'[datasets.a]\npath = "a\xff.bin"\n')
