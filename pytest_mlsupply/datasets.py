@@ -57,6 +57,14 @@ MSG_REMOVED = "removed: {file} (in the manifest, missing on disk)"
 MSG_UNREADABLE = "unreadable: {file}: {reason}"
 MSG_NOT_REGULAR = "not a regular file: {file} (the manifest expects a file there)"
 MSG_SYMLINK_OUT = "symlink leads outside the dataset: {file} -> {target}"
+MSG_DANGLING = "dangling symlink: {file} -> {target} (its target does not exist, or it loops)"
+MSG_SPECIAL_FILE = (
+    "not a regular file: {file} is a {kind}; a dataset holds only regular files and "
+    "directories (and symlinks to them inside the dataset)"
+)
+MSG_NOT_UTF8 = (
+    "file name is not UTF-8: {file}; the manifest (TOML, UTF-8) cannot name it: rename it"
+)
 MSG_TREE = "tree digest: expected {expected}, actual {actual}"
 MSG_MISSING = "dataset {name!r}: data not found at {path} (declared in {manifest})"
 MSG_WEAK = (
@@ -332,17 +340,12 @@ def parse_manifest(document: Mapping[str, Any], path: Path, base: Path | None = 
 
 def load_manifest(path: str | Path, base: Path | None = None) -> Manifest:
     """Read and validate the manifest at *path*; ``DataManifestError`` when it cannot be used."""
+    from pytest_mlsupply.registries import read_text_file
     from pytest_mlsupply.tomlfile import parse_toml
 
     manifest_path = Path(path)
-    try:
-        text = manifest_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataManifestError(
-            str(manifest_path), [MSG_NO_MANIFEST.format(path=manifest_path)]
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataManifestError(str(manifest_path), [f"cannot be read: {exc}"]) from None
+    missing = MSG_NO_MANIFEST.format(path=manifest_path)
+    text = read_text_file(manifest_path, DataManifestError, missing)
     document, problem = parse_toml(text)
     if document is None:
         raise DataManifestError(str(manifest_path), [problem or "not valid TOML"])
@@ -387,6 +390,9 @@ class TreeScan:
     problems: list[str] = field(default_factory=list)
     # (dev, ino, size, mtime_ns, ctime_ns) of each file in ``files`` order, packed as read
     states: list[bytes] = field(default_factory=list)
+    # each symlink met: its name, the link's own lstat and where it resolves, so retargeting a
+    # link changes the fingerprint even when the new target has the same stat
+    links: list[bytes] = field(default_factory=list)
 
 
 def _inside(target: str, root: str) -> bool:
@@ -412,14 +418,56 @@ def _listed(directory: str) -> Iterator[list[os.DirEntry[str]]]:
         os.close(fd)
 
 
+def shown_name(name: str) -> str:
+    """*name* printable: bytes that are not UTF-8 (``os.fsdecode`` surrogates) as ``\\xff``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _kind_of(mode: int) -> str:
+    for test, kind in (
+        (stat_module.S_ISFIFO, "FIFO"),
+        (stat_module.S_ISSOCK, "socket"),
+        (stat_module.S_ISCHR, "character device"),
+        (stat_module.S_ISBLK, "block device"),
+        (stat_module.S_ISDIR, "directory"),
+    ):
+        if test(mode):
+            return kind
+    return f"special file (mode {stat_module.filemode(mode)})"
+
+
+def link_state(path: str) -> bytes:
+    """A symlink's own lstat and where it resolves now: what a cached verdict keys it on."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"{path}\0lstat failed: {exc.errno}\n".encode("utf-8", "surrogateescape")
+    if not stat_module.S_ISLNK(st.st_mode):
+        return b""
+    target = os.path.realpath(path)
+    return _state_text(st) + os.fsencode(target) + b"\0"
+
+
 def scan_tree(root: Path) -> TreeScan:
     """Stat every file under *root* once (``os.scandir``), keyed by relative posix path.
 
-    Symlinks are followed only when they stay inside the dataset; one that leads outside is a
-    problem, since bytes outside are not what the manifest describes.
+    Fail closed on anything the manifest cannot describe: a symlink is followed only when it
+    resolves inside the dataset (judged on every scan, never cached), and one leading outside,
+    a dangling one, a FIFO, socket or device, and a name that is not UTF-8 (a TOML manifest
+    cannot list it) are problems.
     """
     scan = TreeScan()
     real_root = os.path.realpath(root)
+    if state := link_state(str(root)):
+        scan.links.append(b".\0" + state)
     seen_dirs = {real_root}
     stack: list[tuple[str, str]] = [(str(root), "")]
     while stack:
@@ -428,7 +476,8 @@ def scan_tree(root: Path) -> TreeScan:
             with _listed(directory) as entries:
                 _scan_entries(scan, directory, prefix, entries, stack, real_root, seen_dirs)
         except OSError as exc:  # only listing raises: _scan_entries records per-file errors
-            scan.problems.append(MSG_UNREADABLE.format(file=prefix or ".", reason=exc.strerror))
+            shown = shown_name(prefix.rstrip("/") or ".")
+            scan.problems.append(MSG_UNREADABLE.format(file=shown, reason=exc.strerror))
     return scan
 
 
@@ -447,6 +496,9 @@ def _scan_entries(
     problems = scan.problems
     for entry in entries:
         relative = prefix + entry.name
+        if not _utf8(entry.name):
+            problems.append(MSG_NOT_UTF8.format(file=shown_name(relative)))
+            continue
         if entry.is_file(follow_symlinks=False):  # the common case: one lstat, no more
             try:
                 st = files[relative] = entry.stat(follow_symlinks=False)
@@ -463,8 +515,13 @@ def _scan_entries(
         path = os.path.join(directory, entry.name)  # entry.path is only the name with a dir fd
         if entry.is_symlink():
             target = os.path.realpath(path)
+            shown_target = shown_name(target)
+            scan.links.append(relative.encode("utf-8") + b"\0" + link_state(path))
             if not _inside(target, real_root):
-                problems.append(MSG_SYMLINK_OUT.format(file=relative, target=target))
+                problems.append(MSG_SYMLINK_OUT.format(file=relative, target=shown_target))
+                continue
+            if not os.path.lexists(target) or os.path.islink(target):
+                problems.append(MSG_DANGLING.format(file=relative, target=shown_target))
                 continue
             if os.path.isdir(target):
                 if target not in seen_dirs:  # a loop back into the tree is walked once
@@ -480,7 +537,7 @@ def _scan_entries(
             problems.append(MSG_UNREADABLE.format(file=relative, reason=exc.strerror))
             continue
         if not stat_module.S_ISREG(st.st_mode):
-            problems.append(MSG_NOT_REGULAR.format(file=relative))
+            problems.append(MSG_SPECIAL_FILE.format(file=relative, kind=_kind_of(st.st_mode)))
             continue
         files[relative] = st
         states.append(_state_text(st))  # rare path (symlinks): no need to be compact
@@ -673,7 +730,8 @@ def verify_against(
             actual.update(
                 {n: o.digest for n in added if (o := extra.outcomes[added_paths[n]]).digest}
             )
-        problems.append(MSG_TREE.format(expected=expected.tree, actual=tree_digest(actual)))
+        if (actual_tree := tree_digest(actual)) != expected.tree:  # equal says nothing new
+            problems.append(MSG_TREE.format(expected=expected.tree, actual=actual_tree))
     return DatasetVerdict(
         name, root, manifest, "mismatch" if problems else "ok", tuple(problems),
         tuple(matched), _weak(expected.files.values()), files_hashed=run.hashed,
@@ -688,7 +746,8 @@ def dataset_root(entry: DatasetEntry, manifest_dir: Path) -> Path:
 
 
 def stat_fingerprint(entry_text: str, root: Path, scan: TreeScan) -> str:
-    """A digest of the entry and of every file's name and (dev, ino, size, mtime_ns, ctime_ns).
+    """A digest of the entry, every file's name and (dev, ino, size, mtime_ns, ctime_ns), every
+    symlink's own stat and resolved target, and every problem the scan found.
 
     Unchanged means no file was written, renamed, added or removed since the cached verdict;
     ctime changes on any write, even one that restores mtime. Files are taken in the order
@@ -699,6 +758,10 @@ def stat_fingerprint(entry_text: str, root: Path, scan: TreeScan) -> str:
     hasher.update(b"\0" + os.fsencode(os.path.abspath(root)) + b"\0")
     hasher.update("\0".join(scan.files).encode("utf-8", "surrogateescape") + b"\0\0")
     hasher.update(b"".join(scan.states))
+    # What is not a plain file counts too: a symlink retargeted, or a FIFO, a link leading out
+    # of the dataset or an undecodable name appearing, must miss a cached pass.
+    for record in (*scan.links, *(p.encode("utf-8", "surrogateescape") for p in scan.problems)):
+        hasher.update(b"\0" + len(record).to_bytes(8, "little") + record)
     return hasher.hexdigest()
 
 
@@ -726,14 +789,28 @@ def read_cached_verdict(path: Path, fingerprint: str) -> dict[str, Any] | None:
 
 
 def _verdict_from_cache(
-    data: Mapping[str, Any], base: DatasetVerdict, source: Source, expected: Expected
+    data: Mapping[str, Any],
+    base: DatasetVerdict,
+    source: Source,
+    expected: Expected,
+    scan: TreeScan,
 ) -> DatasetVerdict | None:
+    """The cached verdict as a ``DatasetVerdict``; None when it cannot be trusted here.
+
+    A pass is taken only when it lists no problem and today's scan found none: a scan with
+    problems can only fail, whatever a cache (or a peer) says.
+    """
+    raw_problems = data.get("problems")
+    if not isinstance(raw_problems, list) or not all(isinstance(p, str) for p in raw_problems):
+        return None  # a damaged cache file costs a re-hash, never a crash
+    problems = tuple(raw_problems)
+    if data["status"] == "ok" and (problems or scan.problems):
+        return None
     try:
-        problems = tuple(str(p) for p in data["problems"])
         if data["status"] == "ok":
             checked = _all_expected(expected)
         else:
-            checked = tuple((str(n), Digest.parse(d)) for n, d in data["checked"])
+            checked = tuple((str(n), Digest.parse(str(d))) for n, d in data["checked"])
     except (KeyError, TypeError, ValueError, MlsupplyError):
         return None
     weak = expected.weak if expected.weak is not None else _weak(d for _, d in checked)
@@ -773,7 +850,8 @@ def verify_dataset(
             st = os.stat(root)
         except OSError:
             return base
-        stated = TreeScan({".": st}, [], [_state_text(st)])
+        link = link_state(str(root))
+        stated = TreeScan({".": st}, [], [_state_text(st)], [link] if link else [])
         scan = None
     else:
         if not root.is_dir():
@@ -784,22 +862,31 @@ def verify_dataset(
 
     from pytest_mlsupply.hashcache import HashCache
 
-    fingerprint = stat_fingerprint(entry.fingerprint_text, root, stated)
+    entry_text = entry.fingerprint_text
+    if entry.kind == "registry":  # its digests live in another file: a pass holds for them only
+        entry_text += "\0" + str(tree_digest(expected.files))
+    fingerprint = stat_fingerprint(entry_text, root, stated)
     key = _cache_key(manifest.path, name)
     verdict_path = cache_dir / f"{key}.json"
     cached = read_cached_verdict(verdict_path, fingerprint)
-    if cached is not None and (verdict := _verdict_from_cache(cached, base, "cache", expected)):
+    if cached is not None and (
+        verdict := _verdict_from_cache(cached, base, "cache", expected, stated)
+    ):
         return verdict
     claim = cache_dir / f"{key}.claim"
     claimed = _claim(claim)
     if claimed:  # the previous owner may have finished between our read and our claim
         cached = read_cached_verdict(verdict_path, fingerprint)
-        if cached is not None and (verdict := _verdict_from_cache(cached, base, "peer", expected)):
+        if cached is not None and (
+            verdict := _verdict_from_cache(cached, base, "peer", expected, stated)
+        ):
             claim.unlink(missing_ok=True)
             return verdict
     else:
         waited = _wait_for_verdict(verdict_path, claim, fingerprint, wait_seconds)
-        if waited is not None and (verdict := _verdict_from_cache(waited, base, "peer", expected)):
+        if waited is not None and (
+            verdict := _verdict_from_cache(waited, base, "peer", expected, stated)
+        ):
             return verdict
     try:
         hashes_path = cache_dir / f"{key}.hashes.json"
@@ -892,6 +979,8 @@ def record_entry(
     relative = os.path.relpath(os.path.abspath(data_path), os.path.abspath(manifest_dir))
     relative = relative.replace(os.sep, "/")
     key = f"datasets.{_quoted(name)}.path"
+    if not _utf8(relative):
+        raise MlsupplyError(f"{key}: " + MSG_NOT_UTF8.format(file=shown_name(relative)))
     if problem := check_relative(relative, key, manifest_dir, base or manifest_dir):
         raise MlsupplyError(problem)
     _check_algorithm(algorithm)

@@ -16,7 +16,9 @@ Every malformed line is reported with the file and line number, all at once.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +34,23 @@ CHECKSUM_FORMATS = {
 }
 REGISTRY_FORMATS = ("pooch", *CHECKSUM_FORMATS, "dvc")
 
-MSG_POOCH_LINE = "expected 'name [alg:]hash [url]', got {line!r}"
-MSG_CHECKSUM_LINE = "expected '<hex>  <name>' as {tool} writes it, got {line!r}"
-MSG_HEX_LENGTH = "{name}: {algorithm} digest has {count} hex digits, expected {expected}: {value!r}"
-MSG_NOT_HEX = "{name}: {value!r} is not a hexadecimal {algorithm} digest"
+#: Limits on what a data manifest or registry may be: a registry of a million files is ~100 MB;
+#: anything larger, or a line longer than any path and URL, is not one of these files.
+MAX_FILE_BYTES = 256 << 20
+MAX_LINE_CHARS = 64 << 10
+_SHOWN_LINE = 200  # characters of an offending line quoted in a message
+
+MSG_TOO_BIG = "over the {limit}-byte limit ({size} bytes read); not a data manifest or registry"
+MSG_NOT_A_FILE = "not a regular file ({kind}); expected a text file"
+MSG_NOT_UTF8_TEXT = "not UTF-8 text: {reason}"
+MSG_LONG_LINE = "line {line}: longer than {limit} characters ({count})"
+MSG_POOCH_LINE = "expected 'name [alg:]hash [url]', got {line}"
+MSG_CHECKSUM_LINE = "expected '<hex>  <name>' as {tool} writes it, got {line}"
+MSG_HEX_LENGTH = (
+    "{name}: {algorithm} digest has {count} hex digits, expected {expected}: {value!r:.80}"
+)
+MSG_NOT_HEX = "{name}: {value!r:.80} is not a hexadecimal {algorithm} digest"
+MSG_VARIABLE = "{name}: {algorithm} has no fixed digest length; use sha256"
 MSG_DUPLICATE = "{name}: listed twice (first on line {first})"
 MSG_DVC_DIRECTORY = (
     "{name}: a DVC directory output ({value}); only single-file .dvc files are supported, "
@@ -58,6 +73,63 @@ class RegistryRecord:
     url: str | None = None
 
 
+def read_text_file(path: Path, error: type[FileProblemsError], missing: str) -> str:
+    """The UTF-8 text of the regular file at *path*, within ``MAX_FILE_BYTES``.
+
+    Anything else raises *error* naming the file: absent (*missing*), a FIFO or device (opened
+    non-blocking, so it cannot hang the run), too big, unreadable, or not UTF-8.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise error(str(path), [missing]) from None
+    except OSError as exc:
+        raise error(str(path), [f"cannot be read: {exc.strerror or exc}"]) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else stat.filemode(st.st_mode)
+            raise error(str(path), [MSG_NOT_A_FILE.format(kind=kind)])
+        chunks = []
+        total = 0
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > MAX_FILE_BYTES:  # the file may grow after fstat: count what is read
+                message = MSG_TOO_BIG.format(limit=MAX_FILE_BYTES, size=total)
+                raise error(str(path), [message])
+            chunks.append(chunk)
+    except OSError as exc:
+        raise error(str(path), [f"cannot be read: {exc.strerror or exc}"]) from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = b"".join(chunks)[: exc.start].count(b"\n") + 1
+        reason = f"line {line}: byte {exc.object[exc.start]:#04x} at offset {exc.start}"
+        raise error(str(path), [MSG_NOT_UTF8_TEXT.format(reason=reason)]) from None
+
+
+def _shown(line: str) -> str:
+    """*line* quoted for a message, cut to a readable length."""
+    if len(line) <= _SHOWN_LINE:
+        return repr(line)
+    return f"{line[:_SHOWN_LINE]!r}... ({len(line)} characters)"
+
+
+def _lines(text: str, problems: list[str]) -> list[tuple[int, str]]:
+    """Numbered lines of *text*; one longer than ``MAX_LINE_CHARS`` is a problem, skipped."""
+    numbered = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if len(line) > MAX_LINE_CHARS:
+            problems.append(
+                MSG_LONG_LINE.format(line=number, limit=MAX_LINE_CHARS, count=len(line))
+            )
+            continue
+        numbered.append((number, line))
+    return numbered
+
+
 def _digest(algorithm: str, value: str, name: str, line: int, problems: list[str]) -> Digest | None:
     """A checked digest, or None with a problem saying exactly what is wrong with *value*."""
     from pytest_mlsupply.hashing import _digest_size
@@ -67,12 +139,15 @@ def _digest(algorithm: str, value: str, name: str, line: int, problems: list[str
     except DigestError as exc:
         problems.append(f"line {line}: {name}: {exc}")
         return None
+    if size is None:  # shake_*: any length would do, so the value pins nothing down
+        problems.append(f"line {line}: " + MSG_VARIABLE.format(name=name, algorithm=algorithm))
+        return None
     if not re.fullmatch(r"[0-9a-fA-F]+", value):
         problems.append(
             f"line {line}: " + MSG_NOT_HEX.format(name=name, value=value, algorithm=algorithm)
         )
         return None
-    if size is not None and len(value) != 2 * size:
+    if len(value) != 2 * size:
         problems.append(
             f"line {line}: "
             + MSG_HEX_LENGTH.format(
@@ -100,14 +175,14 @@ def parse_pooch(text: str) -> tuple[list[RegistryRecord], list[str]]:
     """Records and problems of a pooch registry (``pooch.Pooch.load_registry``'s format)."""
     records: dict[str, RegistryRecord] = {}
     problems: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in _lines(text, problems):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         quoted = line.startswith('"')
         match = (_POOCH_QUOTED if quoted else _POOCH_UNQUOTED).match(line)
         if match is None:
-            problems.append(f"line {number}: " + MSG_POOCH_LINE.format(line=line))
+            problems.append(f"line {number}: " + MSG_POOCH_LINE.format(line=_shown(line)))
             continue
         name = match["name"] if quoted else re.sub(r"\\(.)", r"\1", match["name"])
         algorithm, sep, value = match["hash"].rpartition(":")
@@ -128,7 +203,7 @@ def parse_checksums(text: str, tool: str) -> tuple[list[RegistryRecord], list[st
     algorithm = CHECKSUM_FORMATS[tool]
     records: dict[str, RegistryRecord] = {}
     problems: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in _lines(text, problems):
         line = raw.rstrip("\r")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -144,7 +219,9 @@ def parse_checksums(text: str, tool: str) -> tuple[list[RegistryRecord], list[st
         else:
             gnu = _GNU_LINE.match(body)
             if gnu is None:
-                problems.append(f"line {number}: " + MSG_CHECKSUM_LINE.format(tool=tool, line=line))
+                problems.append(
+                    f"line {number}: " + MSG_CHECKSUM_LINE.format(tool=tool, line=_shown(line))
+                )
                 continue
             line_algorithm, name, value = algorithm, gnu["name"], gnu["hash"]
         if escaped:
@@ -162,7 +239,7 @@ def _yaml_scalar(value: str) -> str:
     return value.split(" #", 1)[0].strip()
 
 
-def _dvc_outs(text: str) -> list[tuple[int, dict[str, str]]]:
+def _dvc_outs(text: str, problems: list[str]) -> list[tuple[int, dict[str, str]]]:
     """The items of the top-level ``outs:`` list, each a flat map of its own keys.
 
     DVC writes list items at column 0 or indented (``- md5: ...`` then ``  size: ...``);
@@ -171,7 +248,7 @@ def _dvc_outs(text: str) -> list[tuple[int, dict[str, str]]]:
     outs: list[tuple[int, dict[str, str]]] = []
     in_outs = False
     key_indent = -1
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in _lines(text, problems):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         if not raw.startswith((" ", "-")):
@@ -197,7 +274,7 @@ def parse_dvc(text: str) -> tuple[list[RegistryRecord], list[str]]:
     """The ``outs`` of a ``.dvc`` file: ``path`` and ``md5`` of each single-file output."""
     records: dict[str, RegistryRecord] = {}
     problems: list[str] = []
-    for number, fields in _dvc_outs(text):
+    for number, fields in _dvc_outs(text, problems):
         name, value = fields.get("path"), fields.get("md5")
         if not name or not value:
             continue
@@ -226,12 +303,7 @@ def parse_registry(text: str, registry_format: str) -> tuple[list[RegistryRecord
 
 def read_registry(path: Path, registry_format: str) -> list[RegistryRecord]:
     """Every record of the registry at *path*; ``RegistryError`` listing every malformed line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RegistryError(str(path), [f"no such {registry_format} registry file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryError(str(path), [f"cannot be read: {exc}"]) from None
+    text = read_text_file(path, RegistryError, f"no such {registry_format} registry file")
     records, problems = parse_registry(text, registry_format)
     if problems:
         raise RegistryError(str(path), problems)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_mlsupply.cli import EXIT_OK, EXIT_UNUSABLE, main
-from pytest_mlsupply.datasets import MSG_ESCAPES, load_manifest, tree_digest
+from pytest_mlsupply.datasets import MSG_ESCAPES, MSG_NOT_UTF8, load_manifest, tree_digest
 from pytest_mlsupply.hashing import hash_file
 
 
@@ -115,3 +115,26 @@ def test_module_entry_point_runs(project: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("sha256:")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="byte file names are POSIX")
+@pytest.mark.parametrize("where", ["inside", "root"])
+def test_data_add_refuses_a_name_that_is_not_utf8(project: Path, where: str) -> None:
+    """Found in the issue: ``data add`` died with UnicodeEncodeError writing the TOML."""
+    if where == "inside":
+        (project / "data" / "images" / os.fsdecode(b"\xff.png")).write_bytes(b"x")
+        target, shown = b"data/images", "\\xff.png"
+    else:
+        (project / os.fsdecode(b"data/\xfeset")).mkdir()
+        (project / os.fsdecode(b"data/\xfeset/a.bin")).write_bytes(b"a")
+        target, shown = b"data/\xfeset", "data/\\xfeset"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_mlsupply", "data", "add", "x", os.fsdecode(target)],
+        capture_output=True,
+        check=False,
+    )
+    err = result.stderr.decode("utf-8")
+    assert result.returncode == EXIT_UNUSABLE, err
+    assert MSG_NOT_UTF8.format(file=shown) in err
+    assert "Traceback" not in err
+    assert not (project / "mlsupply-data.toml").exists()

@@ -16,7 +16,9 @@ from pytest_mlsupply.datasets import (
     MSG_ESCAPES,
     MSG_LFS_POINTER,
     MSG_MISSING,
+    MSG_NOT_UTF8,
     MSG_REMOVED,
+    MSG_SPECIAL_FILE,
     MSG_SYMLINK_OUT,
     MSG_UNKNOWN_DATASET,
     add_to_manifest,
@@ -488,3 +490,69 @@ def test_a_broken_known_bad_feed_is_a_warning_for_data_not_a_crash(
     result = data_suite.runpytest("--mlsupply-known-bad", "broken.json", "-p", "no:randomly")
     result.assert_outcomes(passed=4, warnings=1)
     result.stdout.fnmatch_lines(["*KnownBadFeedWarning: mlsupply: known-bad feed*broken.json*"])
+
+
+# --- fail closed: no cached pass outlives a failure; hostile names never crash (issue 8, 9) ---
+
+PAYLOAD_SUITE = """
+import pathlib
+import pytest
+
+@pytest.mark.verified_data("shards")
+def test_trains_on_shards(verified_data):
+    pathlib.Path("payload-ran").write_text("the test body ran on unverified data")
+"""
+
+
+@pytest.fixture
+def payload_suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    make_data(pytester.path)
+    add_to_manifest(pytester.path / "mlsupply-data.toml", "shards", pytester.path / "data/shards")
+    pytester.makepyfile(test_payload=PAYLOAD_SUITE)
+    first = pytester.runpytest_subprocess()
+    first.assert_outcomes(passed=1)
+    (pytester.path / "payload-ran").unlink()
+    pytester.runpytest_subprocess().stdout.fnmatch_lines(
+        ["*shards (ok, unchanged since verified)*"]
+    )
+    (pytester.path / "payload-ran").unlink()
+    return pytester
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and byte file names are POSIX")
+@pytest.mark.parametrize("hostile", ["link to a project file", "fifo", "name not UTF-8"])
+def test_a_rehash_failure_is_not_forgotten_by_the_warm_run(
+    payload_suite: pytest.Pytester, hostile: str
+) -> None:
+    """Found in the issue: after a --mlsupply-rehash run reported a symlink leading out of the
+    dataset, the next (warm) run passed; so did a FIFO beside an exact ``files`` table."""
+    shards = payload_suite.path / "data" / "shards"
+    if hostile == "link to a project file":
+        (shards / "extra.py").symlink_to(payload_suite.path / "test_payload.py")
+        target = os.path.realpath(payload_suite.path / "test_payload.py")
+        problem = MSG_SYMLINK_OUT.format(file="extra.py", target=target)
+    elif hostile == "fifo":
+        os.mkfifo(shards / "nested" / "pipe")
+        problem = MSG_SPECIAL_FILE.format(file="nested/pipe", kind="FIFO")
+    else:
+        (shards / os.fsdecode(b"\xff.bin")).write_bytes(b"hidden")
+        problem = MSG_NOT_UTF8.format(file="\\xff.bin")
+    for args in (["--mlsupply-rehash"], [], []):
+        result = payload_suite.runpytest_subprocess(*args)
+        result.assert_outcomes(errors=1)
+        assert problem in result.stdout.str()
+        assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+        assert not (payload_suite.path / "payload-ran").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="byte file names are POSIX")
+def test_update_data_refuses_a_name_that_is_not_utf8(payload_suite: pytest.Pytester) -> None:
+    manifest = payload_suite.path / "mlsupply-data.toml"
+    before = manifest.read_bytes()
+    (payload_suite.path / "data" / "shards" / os.fsdecode(b"x\xfe.bin")).write_bytes(b"x")
+    result = payload_suite.runpytest_subprocess("--mlsupply-update-data")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert MSG_NOT_UTF8.format(file="x\\xfe.bin") in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert manifest.read_bytes() == before
+    assert not (payload_suite.path / "payload-ran").exists()

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import pytest_mlsupply
 from pytest_mlsupply.datasets import (
     MSG_ADDED,
     MSG_CHANGED,
+    MSG_DANGLING,
     MSG_LFS_POINTER,
+    MSG_NOT_UTF8,
     MSG_REMOVED,
+    MSG_SPECIAL_FILE,
     MSG_SYMLINK_OUT,
     DataIntegrityError,
     DataManifestError,
@@ -27,12 +31,15 @@ from pytest_mlsupply.datasets import (
     format_manifest,
     load_manifest,
     parse_manifest,
+    read_cached_verdict,
     record_entry,
+    scan_tree,
+    stat_fingerprint,
     tree_digest,
     verified_digests,
     verify_dataset,
 )
-from pytest_mlsupply.errors import MlsupplyError
+from pytest_mlsupply.errors import FileProblemsError, MlsupplyError
 from pytest_mlsupply.hashing import Digest, hash_bytes, hash_file
 from pytest_mlsupply.tomlfile import parse_toml
 
@@ -346,3 +353,347 @@ def test_only_a_drive_letter_makes_a_path_absolute(
 
     problem = check_relative(value, "datasets.x.path", tmp_path, tmp_path)
     assert (problem is not None and "absolute path" in problem) is refused
+
+
+# --- fail closed: a cached pass never outlives a failure (issue item 8) ------------------------
+
+
+def _cached_dataset(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A recorded directory dataset, verified once with a cache: (root, manifest, cache)."""
+    root = tmp_path / "ds"
+    root.mkdir()
+    for name in ("a.bin", "b.bin"):
+        (root / name).write_bytes(name.encode() * 50)
+    (tmp_path / "project.py").write_bytes(b"a.bin" * 50)  # a project file outside the dataset
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(format_manifest({"ds": record_entry("ds", root, tmp_path)}), "utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).ok
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).source == "cache"
+    return root, manifest, cache
+
+
+def _add_hostile_entry(kind: str, root: Path, project: Path) -> str:
+    """Put one thing the manifest cannot vouch for into *root*; the problem it must give."""
+    if kind == "link to a project file":
+        (root / "link.bin").symlink_to(project / "project.py")
+        return MSG_SYMLINK_OUT.format(file="link.bin", target=project / "project.py")
+    if kind == "listed file swapped for a link out":
+        (root / "a.bin").unlink()
+        (root / "a.bin").symlink_to(project / "project.py")  # the same bytes as a.bin had
+        return MSG_SYMLINK_OUT.format(file="a.bin", target=project / "project.py")
+    if kind == "dangling link":
+        (root / "gone.bin").symlink_to(root / "never-there.bin")
+        return MSG_DANGLING.format(file="gone.bin", target=root / "never-there.bin")
+    if kind == "fifo":
+        os.mkfifo(root / "pipe")
+        return MSG_SPECIAL_FILE.format(file="pipe", kind="FIFO")
+    if kind == "socket":
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(root / "s"))
+        return MSG_SPECIAL_FILE.format(file="s", kind="socket")
+    assert kind == "name not UTF-8"
+    (root / os.fsdecode(b"\xff.bin")).write_bytes(b"x")
+    return MSG_NOT_UTF8.format(file="\\xff.bin")
+
+
+HOSTILE = [
+    "link to a project file",
+    "listed file swapped for a link out",
+    "dangling link",
+    "fifo",
+    "socket",
+    "name not UTF-8",
+]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs, sockets and byte file names are POSIX")
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_a_cached_pass_never_answers_for_a_tree_with_a_problem(tmp_path: Path, kind: str) -> None:
+    root, manifest, cache = _cached_dataset(tmp_path)
+    problem = _add_hostile_entry(kind, root, tmp_path)
+    # warm, then as --mlsupply-rehash does (no cache), then warm again (a cached failure)
+    for run, cache_dir in enumerate((cache, None, cache)):
+        verdict = verify_dataset(load_manifest(manifest), "ds", cache_dir=cache_dir)
+        assert verdict.status == "mismatch", verdict
+        assert verdict.source == ("cache" if run == 2 else "hashed")
+        assert problem in verdict.problems
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and sockets are POSIX")
+def test_a_forged_cached_pass_is_refused_while_the_scan_has_problems(tmp_path: Path) -> None:
+    """Even a pass stored under today's exact fingerprint (by a peer, or by hand) is not taken
+    while the tree holds something that can only fail, on the cache path and the peer path."""
+    root, manifest, cache = _cached_dataset(tmp_path)
+    os.mkfifo(root / "pipe")
+    loaded = load_manifest(manifest)
+    fingerprint = stat_fingerprint(loaded.datasets["ds"].fingerprint_text, root, scan_tree(root))
+    verdict_file = cache / f"{_cache_key(manifest, 'ds')}.json"
+    forged = json.loads(verdict_file.read_text("utf-8"))
+    forged.update(fingerprint=fingerprint, status="ok", problems=[])
+    verdict_file.write_text(json.dumps(forged), "utf-8")
+    assert read_cached_verdict(verdict_file, fingerprint) is not None  # the forgery is readable
+    claim = cache / f"{_cache_key(manifest, 'ds')}.claim"
+    for claimed_by_peer in (False, True):
+        if claimed_by_peer:  # an xdist worker (alive: this process) holds the claim
+            claim.write_text(str(os.getpid()), encoding="ascii")
+            verdict_file.write_text(json.dumps(forged), "utf-8")
+        verdict = verify_dataset(loaded, "ds", cache_dir=cache, wait_seconds=5)
+        assert verdict.status == "mismatch" and verdict.source == "hashed"
+        assert MSG_SPECIAL_FILE.format(file="pipe", kind="FIFO") in verdict.problems
+
+
+def test_retargeting_a_symlink_inside_the_dataset_misses_the_cache(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    (root / "v1").mkdir(parents=True)
+    (root / "v2").mkdir()
+    (root / "v1" / "w.bin").write_bytes(b"same bytes")
+    (root / "v2" / "w.bin").write_bytes(b"same bytes")
+    (root / "current").symlink_to("v1")
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(format_manifest({"ds": record_entry("ds", root, tmp_path)}), "utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).source == "hashed"
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).source == "cache"
+    (root / "current").unlink()
+    (root / "current").symlink_to("v2")
+    retargeted = verify_dataset(load_manifest(manifest), "ds", cache_dir=cache)
+    assert retargeted.ok and retargeted.source == "hashed"  # judged again, where it leads now
+    (root / "current").unlink()
+    (root / "current").symlink_to(tmp_path)
+    out = verify_dataset(load_manifest(manifest), "ds", cache_dir=cache)
+    assert out.status == "mismatch"
+    assert MSG_SYMLINK_OUT.format(file="current", target=tmp_path) in out.problems
+
+
+def test_a_single_file_dataset_that_is_a_symlink_is_judged_by_its_target(tmp_path: Path) -> None:
+    (tmp_path / "v1.bin").write_bytes(b"weights v1")
+    (tmp_path / "v2.bin").write_bytes(b"weights v2")
+    link = tmp_path / "model.bin"
+    link.symlink_to("v1.bin")
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(format_manifest({"m": record_entry("m", link, tmp_path)}), "utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert verify_dataset(load_manifest(manifest), "m", cache_dir=cache).ok
+    link.unlink()
+    link.symlink_to("v2.bin")
+    verdict = verify_dataset(load_manifest(manifest), "m", cache_dir=cache)
+    assert verdict.status == "mismatch" and verdict.source == "hashed"
+    link.unlink()
+    link.symlink_to("absent.bin")
+    assert verify_dataset(load_manifest(manifest), "m", cache_dir=cache).status != "ok"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="byte file names are POSIX")
+def test_a_name_that_is_not_utf8_is_refused_when_recording(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "ok.bin").write_bytes(b"ok")
+    (root / os.fsdecode(b"sub\xfe")).mkdir()
+    (root / os.fsdecode(b"sub\xfe") / "x.bin").write_bytes(b"x")
+    with pytest.raises(FileProblemsError) as excinfo:
+        record_entry("ds", root, tmp_path)
+    assert MSG_NOT_UTF8.format(file="sub\\xfe") in str(excinfo.value)
+    str(excinfo.value).encode("utf-8")  # printable as it is: no surrogates left in it
+    weird_root = tmp_path / os.fsdecode(b"d\xff")
+    weird_root.mkdir()
+    with pytest.raises(MlsupplyError, match=r"datasets\.w\.path: file name is not UTF-8: d\\xff"):
+        record_entry("w", weird_root, tmp_path)
+
+
+# --- hostile manifests: only our error, always located (issue item 9) --------------------------
+
+_KEYS = ["path", "digest", "files", "tree", "registry", "format", "a.bin", "../x", "", "version"]
+_VALUES = st.sampled_from(
+    [
+        "sha256:" + "00" * 32,
+        "md5:" + "0" * 32,
+        "shake_128:00",
+        "sha256:",
+        ":00",
+        "nope:00",
+        "data",
+        "../x",
+        "/abs",
+        "C:x",
+        "a\0b",
+        "a/./b",
+        "r.txt",
+        "pooch",
+        "dvc",
+    ]
+)
+_scalars = st.one_of(
+    st.booleans(), st.integers(), st.floats(), st.text(max_size=20), _VALUES, st.datetimes()
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=6), inner, max_size=5),
+    ),
+    max_leaves=20,
+)
+_documents = st.dictionaries(
+    st.sampled_from(["version", "datasets", "extra"]),
+    st.one_of(_values, st.dictionaries(st.text(max_size=8), _values, max_size=3)),
+    max_size=3,
+)
+_LOCATED = ("version: ", "unknown top-level keys: ", "datasets: ", "datasets.")
+
+
+@given(st.one_of(_documents, manifests().map(lambda d: {"datasets": d})), st.data())
+@settings(max_examples=400, deadline=None)
+def test_any_manifest_document_loads_or_raises_located_problems(
+    document: dict[str, object], data: st.DataObject
+) -> None:
+    """Structurally valid and invalid documents, as TOML on disk: ``DataManifestError`` or a
+    manifest, nothing else, and every problem starts with the key it is about."""
+    import tempfile
+
+    import tomli_w
+
+    if "datasets" in document and isinstance(document["datasets"], dict):
+        tables = {k: {**v} if isinstance(v, dict) else v for k, v in document["datasets"].items()}
+        for table in tables.values():  # mutate one key of a valid entry, sometimes
+            if isinstance(table, dict) and table and data.draw(st.booleans()):
+                key = data.draw(st.sampled_from(sorted(table)))
+                table[key] = data.draw(_values)
+        document = {**document, "datasets": tables}
+    try:
+        text = tomli_w.dumps(document)
+    except (TypeError, ValueError):  # not representable as TOML: check the parsed form only
+        text = None
+    with tempfile.TemporaryDirectory() as folder:
+        manifest = Path(folder) / "mlsupply-data.toml"
+        try:
+            if text is None:
+                parse_manifest(document, manifest)
+            else:
+                manifest.write_text(text, encoding="utf-8")
+                load_manifest(manifest)
+        except DataManifestError as exc:
+            assert exc.path == str(manifest)
+            assert exc.problems
+            for problem in exc.problems:
+                assert problem.startswith(_LOCATED), problem
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200, deadline=None)
+def test_any_manifest_bytes_load_or_raise_our_error(raw: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        manifest = Path(folder) / "mlsupply-data.toml"
+        manifest.write_bytes(raw)
+        with contextlib.suppress(DataManifestError):
+            load_manifest(manifest)
+
+
+def test_manifest_nested_too_deeply_is_our_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text("a = " + "[" * 50_000, encoding="utf-8")
+    with pytest.raises(DataManifestError, match="nested too deeply"):
+        load_manifest(manifest)
+
+
+def test_manifest_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_bytes(b'[datasets.a]\npath = "a\xff.bin"\n')
+    with pytest.raises(DataManifestError, match=r"not UTF-8 text: line 2: byte 0xff"):
+        load_manifest(manifest)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs are POSIX")
+def test_manifest_that_is_a_fifo_or_too_big_is_refused_without_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_mlsupply import registries
+
+    manifest = tmp_path / "mlsupply-data.toml"
+    os.mkfifo(manifest)
+    with pytest.raises(DataManifestError, match=r"not a regular file \(prw"):
+        load_manifest(manifest)
+    manifest.unlink()
+    manifest.write_text("version = 1\n" + "# padding\n" * 200, encoding="utf-8")
+    monkeypatch.setattr(registries, "MAX_FILE_BYTES", 1024)
+    with pytest.raises(DataManifestError, match="over the 1024-byte limit"):
+        load_manifest(manifest)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "status": st.sampled_from(["ok", "mismatch", "missing"]) | _json,
+            "problems": _json,
+            "checked": _json | st.just([["a.bin", "sha256:" + "00" * 32]]),
+        },
+    )
+)
+@example({"status": "mismatch", "problems": [], "checked": [["a.bin", 0]]})
+@example({"status": "mismatch", "problems": 7, "checked": []})
+@settings(max_examples=150, deadline=None)
+def test_a_damaged_verdict_cache_costs_a_rehash_never_a_crash_or_a_pass(
+    fields: dict[str, object],
+) -> None:
+    """Any record stored under today's fingerprint: the verdict stays a mismatch (the tree has
+    a FIFO) and nothing but a verdict comes out."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp_path = Path(folder)
+        root = tmp_path / "ds"
+        root.mkdir()
+        (root / "a.bin").write_bytes(b"a")
+        manifest = tmp_path / "mlsupply-data.toml"
+        manifest.write_text(format_manifest({"ds": record_entry("ds", root, tmp_path)}), "utf-8")
+        os.mkfifo(root / "pipe")
+        loaded = load_manifest(manifest)
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        fingerprint = stat_fingerprint(
+            loaded.datasets["ds"].fingerprint_text, root, scan_tree(root)
+        )
+        record = {"version": 1, "plugin": pytest_mlsupply.__version__, "fingerprint": fingerprint}
+        (cache / f"{_cache_key(manifest, 'ds')}.json").write_text(
+            json.dumps({**record, **fields}), "utf-8"
+        )
+        verdict = verify_dataset(loaded, "ds", cache_dir=cache)
+        assert verdict.status == "mismatch"
+
+
+def test_editing_a_registry_misses_the_cached_pass(tmp_path: Path) -> None:
+    """A registry keeps the expected digests outside the manifest entry: the cached pass must
+    hold for the registry's digests, not only for the entry that names the registry."""
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"a")
+    registry = tmp_path / "registry.txt"
+    registry.write_text(f"a.bin {hash_bytes(b'a')}\n", encoding="utf-8")
+    manifest = tmp_path / "mlsupply-data.toml"
+    manifest.write_text(
+        '[datasets.ds]\npath = "data"\nregistry = "registry.txt"\nformat = "pooch"\n', "utf-8"
+    )
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).ok
+    assert verify_dataset(load_manifest(manifest), "ds", cache_dir=cache).source == "cache"
+    registry.write_text(f"a.bin {hash_bytes(b'a, version 2')}\n", encoding="utf-8")
+    verdict = verify_dataset(load_manifest(manifest), "ds", cache_dir=cache)
+    assert verdict.status == "mismatch" and verdict.source == "hashed"

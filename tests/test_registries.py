@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,14 @@ from pytest_mlsupply.hashing import Digest
 from pytest_mlsupply.registries import (
     CHECKSUM_FORMATS,
     MSG_DVC_DIRECTORY,
+    MSG_LONG_LINE,
+    MSG_VARIABLE,
+    REGISTRY_FORMATS,
     RegistryError,
     parse_checksums,
     parse_dvc,
     parse_pooch,
+    parse_registry,
     read_registry,
 )
 
@@ -187,3 +193,88 @@ def test_any_text_gives_records_or_located_problems(text: str, fmt: str) -> None
         assert problem.startswith("line ") or problem.startswith("no 'outs'")
     for record in records:
         assert isinstance(record.digest, Digest)
+
+
+# --- hostile registries: only RegistryError, every problem on its line (issue item 9) ---------
+
+_alg = st.sampled_from(
+    ["sha256", "md5", "shake_128", "SHA256", "blake2b", "sha3_256", "x", "", "\0", "sha2-256"]
+)
+_hex = st.one_of(st.text("0123456789abcdefABCDEF", max_size=130), st.text(max_size=10))
+_name = st.text(max_size=12)
+_registry_line = st.one_of(
+    st.builds("{} {}:{}".format, _name, _alg, _hex),  # pooch
+    st.builds('"{}" {} {}'.format, _name, _hex, st.text(max_size=8)),
+    st.builds("{} {}{}".format, _hex, st.sampled_from([" ", "*", "^", "x"]), _name),  # GNU
+    st.builds("{}{} ({}) = {}".format, st.sampled_from(["", "\\"]), _alg, _name, _hex),  # BSD
+    st.builds(  # DVC
+        "{}{}{}: {}".format,
+        st.sampled_from(["", "  ", "    "]),
+        st.sampled_from(["", "- "]),
+        st.sampled_from(["md5", "path", "hash", "size", "outs", "wdir"]),
+        st.one_of(_hex, _name),
+    ),
+    st.text(max_size=20),
+)
+
+
+@given(st.lists(_registry_line, max_size=10).map("\n".join), st.sampled_from(REGISTRY_FORMATS))
+@settings(max_examples=600, deadline=None)
+def test_structured_lines_give_records_or_problems_on_their_line(text: str, fmt: str) -> None:
+    """Lines shaped like each format, valid and broken (found: ``name shake_128:0`` raised
+    ValueError from ``bytes.fromhex``)."""
+    records, problems = parse_registry(text, fmt)
+    count = len(text.splitlines())
+    for problem in problems:
+        if problem == "no 'outs' entry with 'path' and 'md5'":
+            continue
+        assert problem.startswith("line "), problem
+        assert 1 <= int(problem.split(":")[0].removeprefix("line ")) <= count
+    for record in records:
+        assert 1 <= record.line <= count
+        assert len(record.digest.value) == hashlib.new(record.digest.algorithm).digest_size
+
+
+@given(st.binary(max_size=400), st.sampled_from(REGISTRY_FORMATS))
+@settings(max_examples=200, deadline=None)
+def test_any_registry_file_reads_or_raises_registry_error(raw: bytes, fmt: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "registry.txt"
+        path.write_bytes(raw)
+        try:
+            read_registry(path, fmt)
+        except RegistryError as exc:
+            assert exc.path == str(path) and exc.problems
+
+
+def test_variable_length_algorithm_is_a_located_problem() -> None:
+    _, problems = parse_pooch("a.bin shake_128:0\n")
+    assert problems == ["line 1: " + MSG_VARIABLE.format(name="a.bin", algorithm="shake_128")]
+
+
+def test_limits_line_length_size_and_file_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_mlsupply import registries as module
+
+    long = "x" * (module.MAX_LINE_CHARS + 1)
+    for fmt in ("pooch", "sha256sum", "dvc"):
+        _, problems = parse_registry(f"# ok\n{long} {TINY}\n", fmt)
+        expected = MSG_LONG_LINE.format(line=2, limit=module.MAX_LINE_CHARS, count=len(long) + 65)
+        assert expected in problems
+        assert all(len(p) < 300 for p in problems)  # never the whole line echoed back
+    path = tmp_path / "registry.txt"
+    path.write_text(f"a.bin {TINY}\n" * 100, encoding="utf-8")
+    monkeypatch.setattr(module, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(RegistryError, match="over the 1000-byte limit"):
+        read_registry(path, "pooch")
+    path.write_bytes(b"a.bin " + TINY.encode() + b"\n\xfe.bin " + TINY.encode() + b"\n")
+    with pytest.raises(RegistryError, match="not UTF-8 text: line 2: byte 0xfe"):
+        read_registry(path, "pooch")
+    with pytest.raises(RegistryError, match="not a regular file \\(a directory\\)"):
+        read_registry(tmp_path, "pooch")
+    if os.name == "posix":
+        fifo = tmp_path / "fifo.txt"
+        os.mkfifo(fifo)
+        with pytest.raises(RegistryError, match="not a regular file"):
+            read_registry(fifo, "sha256sum")  # opened without blocking: no hang
