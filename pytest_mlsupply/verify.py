@@ -9,8 +9,10 @@ catches an installed module edited in place.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.machinery
+import json
 import os
 import re
 import site
@@ -21,8 +23,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pytest_mlsupply.atomic import write_text_atomic
 from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.hashcache import HashCache, RecordCache, VerdictCache
 from pytest_mlsupply.hashing import Digest, DigestError, HashRun, hash_many
@@ -41,6 +44,7 @@ _RECORD_FILES = frozenset({"RECORD", "RECORD.jws", "RECORD.p7s"})
 HASH_CACHE_FILE = "installed-file-hashes.json"
 RECORD_CACHE_FILE = "installed-records.json"
 VERDICT_CACHE_FILE = "installed-file-verdicts.json"
+WALK_CACHE_FILE = "package-folder-walks.json"
 
 #: Top-level entries of a site directory that are never a package's code.
 _NOT_CODE_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".data")
@@ -658,15 +662,25 @@ def _created_by_virtualenv(site_dir: str) -> bool:
     return False
 
 
-def find_unowned_code(snapshot: Snapshot, ownership: Ownership) -> Iterator[Finding]:
+def find_unowned_code(
+    snapshot: Snapshot,
+    ownership: Ownership,
+    *,
+    cache_dir: Path | None = None,
+    rehash: bool = False,
+) -> Iterator[Finding]:
     """Code in site directories that no RECORD lists with a hash.
 
     Top-level entries are judged by name (start-up hooks, stray modules); the
     folder of every distribution with a RECORD is walked, and each code file in
     it (``_is_code``) must be one its RECORD lists with a hash, or it is an
     error: an added ``extra.py``, a ``core/__init__.py`` shadowing a verified
-    ``core.py``, a sourceless ``.pyc``, a dropped-in ``.so``.
+    ``core.py``, a sourceless ``.pyc``, a dropped-in ``.so``. With *cache_dir*,
+    a site directory whose walk found nothing is not walked again while every
+    folder in it keeps its stat (``_WalkCache``).
     """
+    walks = _WalkCache.load(cache_dir, rehash, snapshot)
+    findings: list[Finding] = []
     for site_dir in site_directories(snapshot):
         by_virtualenv = _created_by_virtualenv(site_dir)
         try:
@@ -676,10 +690,109 @@ def find_unowned_code(snapshot: Snapshot, ownership: Ownership) -> Iterator[Find
         owned = ownership.top_level.get(site_dir, {})
         unverified = ownership.unverified_tops.get(site_dir, set())
         version = site_python_version(site_dir)
+        tops = [entry for entry in entries if _walked(entry, owned, unverified)]
+        key = walks.key(site_dir, [(entry.name, owned[entry.name]) for entry in tops])
+        walked: list[Finding] = []
         for entry in entries:
-            yield from _judge_entry(entry, owned, by_virtualenv, version)
-            if _walked(entry, owned, unverified):
-                yield from _unlisted_code(entry.path, owned[entry.name], ownership.files)
+            findings.extend(_judge_entry(entry, owned, by_virtualenv, version))
+        if not walks.unchanged(site_dir, key):
+            folders: list[tuple[str, tuple[int, ...]]] = []
+            for entry in tops:
+                walked.extend(
+                    _unlisted_code(entry.path, owned[entry.name], ownership.files, folders)
+                )
+            walks.record(site_dir, key, folders, clean=not walked)
+        findings.extend(walked)
+    walks.save()
+    return iter(findings)
+
+
+class _WalkCache:
+    """Per site directory, the stat of every folder walked when the walk last found nothing.
+
+    Adding, removing or renaming an entry changes its folder's mtime and ctime,
+    so when every folder has the stat it had, the walk would find what it found:
+    nothing. The key covers the walked top-level names and every RECORD's stat
+    (what the verified set is made of). Only a clean walk is kept; a walk with a
+    finding removes the entry. Same threat model as the hash cache; without a
+    record cache (no RECORD stats) nothing is kept.
+    """
+
+    def __init__(self, path: Path | None, entries: dict[str, Any], records: str | None) -> None:
+        self._path = path
+        self._entries = entries
+        self._records = records
+        self._changed = False
+
+    @classmethod
+    def load(cls, cache_dir: Path | None, rehash: bool, snapshot: Snapshot) -> _WalkCache:
+        if cache_dir is None:
+            return cls(None, {}, None)
+        everything = [*snapshot.distributions, *(pair.hidden for pair in snapshot.shadowed)]
+        hasher = hashlib.sha256()
+        for dist in sorted(everything, key=lambda d: d.metadata_path):
+            if dist.record_state == RECORD_OK and dist.record_stat is None:
+                return cls(None, {}, None)  # RECORD's stat was not taken when it was read
+            hasher.update(
+                f"{dist.metadata_path}\0{dist.record_state}\0{dist.record_stat}\n".encode()
+            )
+        path = cache_dir / WALK_CACHE_FILE
+        entries: dict[str, Any] = {}
+        if not rehash:
+            try:
+                document = json.loads(path.read_bytes())
+                if document.get("version") == 1 and isinstance(document.get("walks"), dict):
+                    entries = document["walks"]
+            except (OSError, ValueError, AttributeError, RecursionError):
+                entries = {}
+        return cls(path, entries, hasher.hexdigest())
+
+    def key(self, site_dir: str, tops: list[tuple[str, str]]) -> str:
+        text = json.dumps([self._records, site_dir, sorted(tops)])
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def unchanged(self, site_dir: str, key: str) -> bool:
+        entry = self._entries.get(site_dir)
+        if self._path is None or not isinstance(entry, dict) or entry.get("key") != key:
+            return False
+        folders = entry.get("folders")
+        if not isinstance(folders, list):
+            return False
+        try:
+            for folder, *numbers in folders:
+                if numbers != list(_folder_stat(folder)):
+                    return False
+        except (OSError, TypeError, ValueError):
+            return False
+        return True
+
+    def record(
+        self, site_dir: str, key: str, folders: list[tuple[str, tuple[int, ...]]], clean: bool
+    ) -> None:
+        if self._path is None:
+            return
+        if clean:
+            self._entries[site_dir] = {
+                "key": key,
+                "folders": [[folder, *numbers] for folder, numbers in folders],
+            }
+        else:
+            self._entries.pop(site_dir, None)
+        self._changed = True
+
+    def save(self) -> None:
+        if self._path is None or not self._changed:
+            return
+        with contextlib.suppress(OSError):  # only a cache: the next run walks again
+            write_text_atomic(
+                self._path,
+                json.dumps({"version": 1, "walks": self._entries}, separators=(",", ":")),
+            )
+
+
+def _folder_stat(folder: str) -> tuple[int, ...]:
+    st = os.stat(folder)
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _walked(entry: os.DirEntry[str], owned: Mapping[str, str], unverified: Set[str]) -> bool:
@@ -702,17 +815,21 @@ def _is_code(name: str) -> bool:
     return name.endswith(_CODE_SUFFIXES) or ".so." in name
 
 
-def _unlisted_code(top: str, owner: str, verified: Set[str]) -> Iterator[Finding]:
+def _unlisted_code(
+    top: str, owner: str, verified: Set[str], folders: list[tuple[str, tuple[int, ...]]]
+) -> Iterator[Finding]:
     """Every code file under *top* that no RECORD row with a hash claims.
 
     A ``.pyc`` inside ``__pycache__`` is skipped: the import system uses it only
     next to its source, and that source is judged itself. A scandir walk costs
-    about 35 ms for torch, numpy, scipy, pandas and scikit-learn (35,000 files).
+    about 45 ms for torch, numpy, scipy, pandas and scikit-learn (35,000 files);
+    each folder's stat is appended to *folders*, taken before it is listed.
     """
     stack = [(top, False)]
     while stack:
         folder, in_cache = stack.pop()
         try:
+            folders.append((folder, _folder_stat(folder)))
             with os.scandir(folder) as listing:
                 entries = list(listing)
         except OSError as exc:

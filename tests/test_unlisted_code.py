@@ -18,6 +18,7 @@ from pytest_mlsupply.verify import (
     UNLISTED_CODE,
     UNLISTED_SOURCELESS,
     UNLISTED_SYMLINK,
+    WALK_CACHE_FILE,
     find_unowned_code,
     verify_installed_files,
 )
@@ -40,7 +41,7 @@ def check(site: Path, cache_dir: Path | None = None) -> list[Finding]:
     )
     if cache_dir is not None and records is not None:
         records.save(cache_dir / RECORD_CACHE_FILE)
-    findings.extend(find_unowned_code(snapshot, ownership))
+    findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir))
     return findings
 
 
@@ -205,3 +206,59 @@ def test_stray_code_outside_any_package_is_a_warning(site: Path) -> None:
         ("unowned-module", "warning", name, name)
         for name in ("_native.cpython-311-x86_64-linux-gnu.so", "loose.pyc")
     ]
+
+
+def test_a_warm_run_lists_no_package_folder(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    check(site, cache)
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def counting(path: str) -> object:
+        listed.append(str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    assert problems(check(site, cache)) == []
+    assert str(site / "victim") not in listed and listed  # the site folder itself is listed
+    (site / "victim" / "data" / "new.py").write_text("\n")  # a folder's stat changes
+    listed.clear()
+    assert problems(check(site, cache)) == [("unowned-module", "error", "victim", "new.py")]
+    assert str(site / "victim" / "data") in listed
+
+
+def test_a_failed_walk_is_not_kept(site: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    extra = site / "victim" / "extra.py"
+    extra.write_text("\n")
+    assert problems(check(site, cache)) == [("unowned-module", "error", "victim", "extra.py")]
+    assert str(site) not in (cache / WALK_CACHE_FILE).read_text()
+    assert problems(check(site, cache)) == [("unowned-module", "error", "victim", "extra.py")]
+    extra.unlink()
+    assert problems(check(site, cache)) == []
+    assert str(site) in (cache / WALK_CACHE_FILE).read_text()
+
+
+def test_a_record_that_stops_listing_a_file_is_walked_again(site: Path, tmp_path: Path) -> None:
+    """No folder changes, but the RECORD does: what counts as verified changed."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert problems(check(site, cache)) == []
+    record = site / "victim-1.0.dist-info" / "RECORD"
+    kept = [line for line in record.read_text().splitlines() if "victim/core.py" not in line]
+    record.write_text("\n".join(kept) + "\n")
+    assert ("unowned-module", "error", "victim", "core.py") in problems(check(site, cache))
+
+
+def test_a_corrupt_walk_cache_is_ignored(site: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    check(site, cache)
+    (site / "victim" / "extra.py").write_text("\n")
+    for text in ("{not json", '{"version": 1, "walks": {"x": 1}}', '{"version": 1, "walks": 3}'):
+        (cache / WALK_CACHE_FILE).write_text(text)
+        assert problems(check(site, cache)) == [("unowned-module", "error", "victim", "extra.py")]
