@@ -694,7 +694,9 @@ def find_unowned_code(
         key = walks.key(site_dir, [(entry.name, owned[entry.name]) for entry in tops])
         walked: list[Finding] = []
         for entry in entries:
-            findings.extend(_judge_entry(entry, owned, by_virtualenv, version))
+            findings.extend(
+                _judge_entry(entry, owned, by_virtualenv, version, ownership.files, unverified)
+            )
         if not walks.unchanged(site_dir, key):
             folders: list[tuple[str, tuple[int, ...]]] = []
             for entry in tops:
@@ -895,9 +897,14 @@ def _judge_entry(
     owned: dict[str, str],
     by_virtualenv: bool,
     version: tuple[int, int] | None = None,
+    verified: Set[str] | None = None,
+    unverified: Set[str] = frozenset(),
 ) -> Iterator[Finding]:
     name = entry.name
     path = entry.path
+    # Start-up code is owned only by a RECORD row with a hash for that very file: a
+    # name in top_level.txt (no RECORD) or a hashless row proves nothing about it.
+    hashed = verified is None or path in verified
     if name in _NOT_CODE_NAMES or name.endswith(_NOT_CODE_SUFFIXES):
         return
     if by_virtualenv and name in _VIRTUALENV_FILES:
@@ -910,7 +917,7 @@ def _judge_entry(
         )
         return
     if name.endswith(".pth"):
-        owner = owned.get(name)
+        owner = owned.get(name) if hashed else None
         try:
             lines = _executable_pth_lines(path, version)
         except OSError as exc:
@@ -930,7 +937,7 @@ def _judge_entry(
                 Kind.UNOWNED_STARTUP_CODE,
                 name,
                 f"{path} runs code at every interpreter start and no installed package owns "
-                f"it: {_shorten(lines[0])}",
+                f"it{_NO_RECORD if name in unverified else ''}: {_shorten(lines[0])}",
                 expected="no unowned start-up code",
                 actual=_shorten(lines[0]),
                 hint="remove it unless you put it there on purpose (this is how the litellm "
@@ -940,11 +947,13 @@ def _judge_entry(
         return
     stem = name.split(".", 1)[0]
     top_owned = name in owned
-    if stem in STARTUP_MODULES and not top_owned:
+    walked = top_owned and name not in unverified and _is_folder(entry)
+    if stem in STARTUP_MODULES and not (top_owned and (hashed or walked)):
         yield Finding.of(
             Kind.UNOWNED_STARTUP_CODE,
             name,
-            f"{path} is imported at every interpreter start and no installed package owns it",
+            f"{path} is imported at every interpreter start and no installed package owns it"
+            f"{_NO_RECORD if top_owned else ''}",
             expected="no unowned start-up code",
             actual=name,
             hint="remove it unless you put it there on purpose",
@@ -964,6 +973,9 @@ def _judge_entry(
             hint="remove it, or install the package it came from properly",
             location=path,
         )
+
+
+_NO_RECORD = " with a hash (a distribution without RECORD names it; nothing can verify it)"
 
 
 def _shorten(line: str, limit: int = 80) -> str:

@@ -262,3 +262,31 @@ def test_a_corrupt_walk_cache_is_ignored(site: Path, tmp_path: Path) -> None:
     for text in ("{not json", '{"version": 1, "walks": {"x": 1}}', '{"version": 1, "walks": 3}'):
         (cache / WALK_CACHE_FILE).write_text(text)
         assert problems(check(site, cache)) == [("unowned-module", "error", "victim", "extra.py")]
+
+
+@pytest.mark.parametrize(
+    ("hook", "text"), [("sitecustomize.py", "X = 1\n"), ("zz.pth", "import os\n")]
+)
+def test_startup_code_named_only_by_a_record_less_distribution(
+    tmp_path: Path, hook: str, text: str
+) -> None:
+    """top_level.txt is no proof for code that runs at every start: it must be hashed."""
+    site = tmp_path / "site"
+    dist_info = install_fake(site, "legacy", "1.0", {"legacy.py": "\n"}, record=False)
+    (dist_info / "top_level.txt").write_text(f"legacy\n{hook.split('.')[0]}\n{hook}\n")
+    (site / hook).write_text(text)
+    [finding] = [f for f in check(site) if f.severity is not Severity.INFO]
+    assert (finding.kind, finding.severity, finding.subject) == (
+        Kind.UNOWNED_STARTUP_CODE,
+        Severity.ERROR,
+        hook,
+    )
+    assert "a distribution without RECORD names it" in finding.message
+
+
+def test_a_hashed_startup_hook_is_still_a_note(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_fake(site, "tool", "1.0", {"tool.pth": "import os\n", "sitecustomize.py": "\n"})
+    findings = check(site)
+    assert problems(findings) == []
+    assert [f.kind for f in findings if f.subject == "tool.pth"] == [Kind.STARTUP_HOOK]
