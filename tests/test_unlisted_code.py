@@ -290,3 +290,24 @@ def test_a_hashed_startup_hook_is_still_a_note(tmp_path: Path) -> None:
     findings = check(site)
     assert problems(findings) == []
     assert [f.kind for f in findings if f.subject == "tool.pth"] == [Kind.STARTUP_HOOK]
+
+
+def test_editable_finders_data_dirs_and_installer_files_pass(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    finder = "__editable___victim_1_0_finder"
+    install_fake(
+        site,
+        "victim",
+        "1.0",
+        {
+            "__editable__.victim-1.0.pth": f"import {finder}; {finder}.install()\n",
+            f"{finder}.py": "def install():\n    pass\n",
+        },
+        direct_url='{"url": "file:///src/victim", "dir_info": {"editable": true}}',
+    )
+    leftover = site / "victim-1.0.data" / "purelib"
+    leftover.mkdir(parents=True)
+    (leftover / "left.py").write_text("\n")  # not importable: the folder name has a dot
+    findings = check(site)
+    assert problems(findings) == []
+    assert [f.kind for f in findings] == [Kind.STARTUP_HOOK]
