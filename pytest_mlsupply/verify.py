@@ -698,12 +698,13 @@ def find_unowned_code(
                 _judge_entry(entry, owned, by_virtualenv, version, ownership.files, unverified)
             )
         if not walks.unchanged(site_dir, key):
+            started = time.time_ns()
             folders: list[tuple[str, tuple[int, ...]]] = []
             for entry in tops:
                 walked.extend(
                     _unlisted_code(entry.path, owned[entry.name], ownership.files, folders)
                 )
-            walks.record(site_dir, key, folders, clean=not walked)
+            walks.record(site_dir, key, folders, clean=not walked, started=started)
         findings.extend(walked)
     walks.save()
     return iter(findings)
@@ -769,11 +770,24 @@ class _WalkCache:
         return True
 
     def record(
-        self, site_dir: str, key: str, folders: list[tuple[str, tuple[int, ...]]], clean: bool
+        self,
+        site_dir: str,
+        key: str,
+        folders: list[tuple[str, tuple[int, ...]]],
+        *,
+        clean: bool,
+        started: int,
     ) -> None:
+        """Keep a clean walk, unless a folder changed too close to it to trust its times.
+
+        On filesystems with coarse timestamps (1 s on ext3 and HFS+, 2 s on FAT) a
+        file added in the same tick as the walk would leave the folder's times
+        unchanged; such a folder is "racy" (as git calls it) and the walk is not kept.
+        """
         if self._path is None:
             return
-        if clean:
+        racy = started - RACY_WINDOW_NS
+        if clean and all(max(numbers[2:]) < racy for _, numbers in folders):
             self._entries[site_dir] = {
                 "key": key,
                 "folders": [[folder, *numbers] for folder, numbers in folders],
@@ -790,6 +804,10 @@ class _WalkCache:
                 self._path,
                 json.dumps({"version": 1, "walks": self._entries}, separators=(",", ":")),
             )
+
+
+#: Folders whose mtime or ctime is this close to a walk (or later) do not let it be kept.
+RACY_WINDOW_NS = 3_000_000_000
 
 
 def _folder_stat(folder: str) -> tuple[int, ...]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import pytest_mlsupply.verify as verify_module
 from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.hashcache import RecordCache
 from pytest_mlsupply.snapshot import take_snapshot
@@ -51,6 +52,12 @@ def problems(findings: list[Finding]) -> list[tuple[str, str, str, str]]:
         for f in findings
         if f.severity is not Severity.INFO
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folders made a moment ago may be cached here; the racy window has its own test."""
+    monkeypatch.setattr(verify_module, "RACY_WINDOW_NS", 0)
 
 
 @pytest.fixture
@@ -311,3 +318,20 @@ def test_editable_finders_data_dirs_and_installer_files_pass(tmp_path: Path) -> 
     findings = check(site)
     assert problems(findings) == []
     assert [f.kind for f in findings] == [Kind.STARTUP_HOOK]
+
+
+def test_a_walk_is_not_kept_while_its_folders_are_racy(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder changed within the window: its times may not show the next change."""
+    monkeypatch.setattr(verify_module, "RACY_WINDOW_NS", 3_600 * 10**9)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert problems(check(site, cache)) == []
+    assert (
+        not (cache / WALK_CACHE_FILE).exists()
+        or str(site) not in (cache / WALK_CACHE_FILE).read_text()
+    )
+    monkeypatch.setattr(verify_module, "RACY_WINDOW_NS", 0)
+    assert problems(check(site, cache)) == []
+    assert str(site) in (cache / WALK_CACHE_FILE).read_text()
