@@ -252,7 +252,7 @@ def _with_file_verification(
             record_cache.save(cache_dir / RECORD_CACHE_FILE)
         except OSError as exc:
             stats.notes.append(f"the record cache in {cache_dir} could not be written: {exc}")
-    findings.extend(find_unowned_code(snapshot, ownership))
+    findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir, rehash=rehash))
     return Report.build(
         [*report.findings, *findings],
         lock_path=report.lock_path,

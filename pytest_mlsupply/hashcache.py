@@ -214,7 +214,7 @@ class VerdictCache:
         return True
 
 
-RECORDS_VERSION = 1
+RECORDS_VERSION = 2  # 2: top-level names come from rows with a hash only
 
 
 def record_stat_key(metadata_path: str) -> tuple[int, ...] | None:

@@ -9,17 +9,23 @@ catches an installed module edited in place.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.machinery
+import json
 import os
+import re
 import site
+import sys
 import time
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pytest_mlsupply.atomic import write_text_atomic
 from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.hashcache import HashCache, RecordCache, VerdictCache
 from pytest_mlsupply.hashing import Digest, DigestError, HashRun, hash_many
@@ -38,11 +44,35 @@ _RECORD_FILES = frozenset({"RECORD", "RECORD.jws", "RECORD.p7s"})
 HASH_CACHE_FILE = "installed-file-hashes.json"
 RECORD_CACHE_FILE = "installed-records.json"
 VERDICT_CACHE_FILE = "installed-file-verdicts.json"
+WALK_CACHE_FILE = "package-folder-walks.json"
 
 #: Top-level entries of a site directory that are never a package's code.
 _NOT_CODE_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".data")
 _NOT_CODE_NAMES = frozenset({"__pycache__", "README.txt", "README", ".DS_Store"})
 _EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
+
+#: Files the import system, ``site`` or the dynamic loader runs: sources, sourceless
+#: bytecode, extension modules and the shared libraries they load (``libfoo.so.1``
+#: too, see ``_is_code``), ``.pth`` files, and every suffix this interpreter imports.
+_CODE_SUFFIXES = tuple(
+    sorted(
+        {".py", ".pyw", ".pyc", ".pth", ".so", ".pyd", ".dll", ".dylib"}
+        | set(importlib.machinery.all_suffixes())
+    )
+)
+
+#: What a finding says of code inside a distribution's folder that no RECORD lists with a hash.
+UNLISTED_CODE = (
+    "{path} is code inside the folder of {owner}, but no RECORD lists it with a hash: "
+    "it can run unverified"
+)
+UNLISTED_SOURCELESS = " (a .pyc outside __pycache__ is imported and run without any source)"
+UNLISTED_SYMLINK = (
+    "{path} is a symbolic link to a folder inside the folder of {owner}; no RECORD can list "
+    "what it holds, so anything imported through it runs unverified"
+)
+UNLISTED_UNREADABLE = "{path} inside the folder of {owner} cannot be listed ({error})"
+UNLISTED_HINT = "remove it and reinstall the distribution from a trusted source"
 
 #: virtualenv (not the stdlib venv) writes these two files into every environment
 #: it creates; pyvenv.cfg names it. They are the environment's, not a package's.
@@ -102,6 +132,11 @@ class Ownership:
     claims: dict[str, list[Owner]] = field(default_factory=dict)
     top_level: dict[str, dict[str, str]] = field(default_factory=dict)
     not_verifiable: dict[str, int] = field(default_factory=dict)
+    #: Every absolute path that a RECORD row with a hash claims (and that was verified).
+    files: Set[str] = field(default_factory=set)
+    #: Per site directory: top-level names owned only through ``top_level.txt`` (no RECORD),
+    #: whose folders cannot be checked file by file.
+    unverified_tops: dict[str, set[str]] = field(default_factory=dict)
     #: Per distribution (metadata path): the top-level names its RECORD claims and
     #: what it counts as not verifiable, for the record cache.
     dist_tops: dict[str, list[str]] = field(default_factory=dict)
@@ -114,13 +149,9 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
     claims = ownership.claims
     for dist in distributions:
         location = os.path.normpath(dist.location)
-        tops = ownership.top_level.setdefault(location, {})
+        ownership.top_level.setdefault(location, {})
         if dist.record_state != RECORD_OK:
-            # Without RECORD (legacy egg-info, distribution-packaged Pythons that
-            # strip it) top_level.txt is the best word on what a package owns;
-            # its files are counted as not verifiable, not as strays.
-            for name in _top_level_names(dist):
-                tops.setdefault(name, dist.name)
+            _add_unverified(ownership, location, dist)
             continue
         rows = dist.record_rows
         if rows is None:
@@ -137,15 +168,17 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
             if relative.endswith((".pyc", ".pyo")):
                 own_skipped["compiled .pyc files"] = own_skipped.get("compiled .pyc files", 0) + 1
                 continue
-            if not is_outside_site_dir(relative):
-                own_tops[relative.partition("/")[0]] = None
             folder, _, filename = relative.rpartition("/")
             if filename in _RECORD_FILES and folder == metadata_dir:
                 own_skipped["RECORD files"] = own_skipped.get("RECORD files", 0) + 1
                 continue
             if not hash_text:
+                # A row without a hash owns nothing: not its file, and not the top-level
+                # name it starts with (`zz.pth/__pycache__/x,,` must not make zz.pth owned).
                 own_skipped["rows without a hash"] = own_skipped.get("rows without a hash", 0) + 1
                 continue
+            if not is_outside_site_dir(relative):
+                own_tops[relative.partition("/")[0]] = None
             if ".." in relative or "./" in relative or "//" in relative or os.sep != "/":
                 absolute = os.path.normpath(os.path.join(base, relative))
             else:
@@ -157,7 +190,17 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
             else:
                 listed.append(owner)
         _add_owned(ownership, location, dist, list(own_tops), own_skipped)
+    ownership.files = claims.keys()
     return ownership
+
+
+def _add_unverified(ownership: Ownership, location: str, dist: InstalledDistribution) -> None:
+    """Without RECORD (legacy egg-info, distribution-packaged Pythons that strip it),
+    top_level.txt is the best word on what a package owns; its files are counted as
+    not verifiable, not as strays, and its folders are not checked file by file."""
+    names = _top_level_names(dist)
+    _add_owned(ownership, location, dist, sorted(names), {})
+    ownership.unverified_tops.setdefault(location, set()).update(names)
 
 
 def _add_owned(
@@ -336,7 +379,7 @@ def _unchanged_since_last_run(
     for dist in everything:
         location = os.path.normpath(dist.location)
         if dist.record_state != RECORD_OK:
-            _add_owned(ownership, location, dist, sorted(_top_level_names(dist)), {})
+            _add_unverified(ownership, location, dist)
             continue
         cached = record_cache.ownership(dist.metadata_path, dist.record_stat)
         if cached is None:
@@ -349,6 +392,7 @@ def _unchanged_since_last_run(
             return None
         checked.update(paths)
         _add_owned(ownership, location, dist, names, skipped)
+    ownership.files = checked
     stats = VerificationStats(not_verifiable=dict(ownership.not_verifiable))
     stats.files_verified = stats.from_cache = len(checked)
     return [], stats, ownership
@@ -542,13 +586,68 @@ def site_directories(snapshot: Snapshot) -> list[str]:
     return result
 
 
-def _executable_pth_lines(path: str) -> list[str]:
-    """Lines ``site`` executes: those starting with ``import`` and a space or tab."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as stream:
-            lines = stream.read().splitlines()
-    except OSError:
-        return []
+def site_python_version(site_dir: str) -> tuple[int, int]:
+    """The Python version whose ``site`` reads *site_dir*: from the path, else pyvenv.cfg.
+
+    The check follows the interpreter of the checked environment (``--path`` can name
+    another one), not the interpreter running the check.
+    """
+    parts = Path(site_dir).parts
+    for part in reversed(parts):
+        match = _PYTHON_DIR.fullmatch(part)
+        if match:
+            return int(match[1]), int(match[2])
+    folder = Path(site_dir)
+    for candidate in list(folder.parents)[:3]:
+        try:
+            text = (candidate / "pyvenv.cfg").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() in ("version", "version_info"):
+                match = _VERSION.match(value.strip())
+                if match:
+                    return int(match[1]), int(match[2])
+    return sys.version_info[0], sys.version_info[1]
+
+
+_PYTHON_DIR = re.compile(r"python(\d+)\.(\d+)t?")
+_VERSION = re.compile(r"(\d+)\.(\d+)")
+
+
+def _executable_pth_lines(path: str, version: tuple[int, int] | None = None) -> list[str]:
+    """Lines ``site`` executes: those starting with ``import`` and a space or tab.
+
+    Follows ``site.addpackage`` of the checked environment's Python (CPython
+    Lib/site.py). 3.10 to 3.12 read the file through ``io.TextIOWrapper(...,
+    encoding="locale")``: universal newlines (``\\n``, ``\\r``, ``\\r\\n``) and a
+    UTF-8 BOM kept as U+FEFF, so a BOM-prefixed first line is a path, not code.
+    3.13 decodes the bytes as ``utf-8-sig`` (the BOM is dropped, so that line
+    runs), falls back to the locale encoding, and splits with ``str.splitlines``,
+    which also breaks at ``\\x0b``, ``\\x0c``, ``\\x1c``-``\\x1e``, ``\\x85``, U+2028
+    and U+2029. For the locale encoding, latin-1 stands in: every ASCII-compatible
+    encoding agrees on an ASCII ``import`` at a line start, and an undecodable
+    file fails closed (its import lines count). 3.13 also skips files with the
+    hidden flag (BSD, macOS); they are still reported here.
+
+    Raises ``OSError`` when the file cannot be read.
+    """
+    with open(path, "rb") as stream:
+        data = stream.read()
+    major_minor = version or (sys.version_info[0], sys.version_info[1])
+    if major_minor >= (3, 13):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        lines = text.splitlines()
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return [line for line in lines if line.startswith(("import ", "import\t"))]
 
 
@@ -563,8 +662,25 @@ def _created_by_virtualenv(site_dir: str) -> bool:
     return False
 
 
-def find_unowned_code(snapshot: Snapshot, ownership: Ownership) -> Iterator[Finding]:
-    """Start-up hooks and modules in site directories that no RECORD owns."""
+def find_unowned_code(
+    snapshot: Snapshot,
+    ownership: Ownership,
+    *,
+    cache_dir: Path | None = None,
+    rehash: bool = False,
+) -> Iterator[Finding]:
+    """Code in site directories that no RECORD lists with a hash.
+
+    Top-level entries are judged by name (start-up hooks, stray modules); the
+    folder of every distribution with a RECORD is walked, and each code file in
+    it (``_is_code``) must be one its RECORD lists with a hash, or it is an
+    error: an added ``extra.py``, a ``core/__init__.py`` shadowing a verified
+    ``core.py``, a sourceless ``.pyc``, a dropped-in ``.so``. With *cache_dir*,
+    a site directory whose walk found nothing is not walked again while every
+    folder in it keeps its stat (``_WalkCache``).
+    """
+    walks = _WalkCache.load(cache_dir, rehash, snapshot)
+    findings: list[Finding] = []
     for site_dir in site_directories(snapshot):
         by_virtualenv = _created_by_virtualenv(site_dir)
         try:
@@ -572,8 +688,217 @@ def find_unowned_code(snapshot: Snapshot, ownership: Ownership) -> Iterator[Find
         except OSError:
             continue
         owned = ownership.top_level.get(site_dir, {})
+        unverified = ownership.unverified_tops.get(site_dir, set())
+        version = site_python_version(site_dir)
+        tops = [entry for entry in entries if _walked(entry, owned, unverified)]
+        key = walks.key(site_dir, [(entry.name, owned[entry.name]) for entry in tops])
+        walked: list[Finding] = []
         for entry in entries:
-            yield from _judge_entry(entry, owned, by_virtualenv)
+            findings.extend(
+                _judge_entry(entry, owned, by_virtualenv, version, ownership.files, unverified)
+            )
+        if not walks.unchanged(site_dir, key):
+            started = time.time_ns()
+            folders: list[tuple[str, tuple[int, ...]]] = []
+            for entry in tops:
+                walked.extend(
+                    _unlisted_code(entry.path, owned[entry.name], ownership.files, folders)
+                )
+            walks.record(site_dir, key, folders, clean=not walked, started=started)
+        findings.extend(walked)
+    walks.save()
+    return iter(findings)
+
+
+class _WalkCache:
+    """Per site directory, the stat of every folder walked when the walk last found nothing.
+
+    Adding, removing or renaming an entry changes its folder's mtime and ctime,
+    so when every folder has the stat it had, the walk would find what it found:
+    nothing. The key covers the walked top-level names and every RECORD's stat
+    (what the verified set is made of). Only a clean walk is kept; a walk with a
+    finding removes the entry. Same threat model as the hash cache; without a
+    record cache (no RECORD stats) nothing is kept.
+    """
+
+    def __init__(self, path: Path | None, entries: dict[str, Any], records: str | None) -> None:
+        self._path = path
+        self._entries = entries
+        self._records = records
+        self._changed = False
+
+    @classmethod
+    def load(cls, cache_dir: Path | None, rehash: bool, snapshot: Snapshot) -> _WalkCache:
+        if cache_dir is None:
+            return cls(None, {}, None)
+        everything = [*snapshot.distributions, *(pair.hidden for pair in snapshot.shadowed)]
+        hasher = hashlib.sha256()
+        for dist in sorted(everything, key=lambda d: d.metadata_path):
+            if dist.record_state == RECORD_OK and dist.record_stat is None:
+                return cls(None, {}, None)  # RECORD's stat was not taken when it was read
+            hasher.update(
+                f"{dist.metadata_path}\0{dist.record_state}\0{dist.record_stat}\n".encode()
+            )
+        path = cache_dir / WALK_CACHE_FILE
+        entries: dict[str, Any] = {}
+        if not rehash:
+            try:
+                document = json.loads(path.read_bytes())
+                if document.get("version") == 1 and isinstance(document.get("walks"), dict):
+                    entries = document["walks"]
+            except (OSError, ValueError, AttributeError, RecursionError):
+                entries = {}
+        return cls(path, entries, hasher.hexdigest())
+
+    def key(self, site_dir: str, tops: list[tuple[str, str]]) -> str:
+        text = json.dumps([self._records, site_dir, sorted(tops)])
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def unchanged(self, site_dir: str, key: str) -> bool:
+        entry = self._entries.get(site_dir)
+        if self._path is None or not isinstance(entry, dict) or entry.get("key") != key:
+            return False
+        folders = entry.get("folders")
+        if not isinstance(folders, list):
+            return False
+        try:
+            for folder, *numbers in folders:
+                if numbers != list(_folder_stat(folder)):
+                    return False
+        except (OSError, TypeError, ValueError):
+            return False
+        return True
+
+    def record(
+        self,
+        site_dir: str,
+        key: str,
+        folders: list[tuple[str, tuple[int, ...]]],
+        *,
+        clean: bool,
+        started: int,
+    ) -> None:
+        """Keep a clean walk, unless a folder changed too close to it to trust its times.
+
+        On filesystems with coarse timestamps (1 s on ext3 and HFS+, 2 s on FAT) a
+        file added in the same tick as the walk would leave the folder's times
+        unchanged; such a folder is "racy" (as git calls it) and the walk is not kept.
+        """
+        if self._path is None:
+            return
+        racy = started - RACY_WINDOW_NS
+        if clean and all(max(numbers[2:]) < racy for _, numbers in folders):
+            self._entries[site_dir] = {
+                "key": key,
+                "folders": [[folder, *numbers] for folder, numbers in folders],
+            }
+        else:
+            self._entries.pop(site_dir, None)
+        self._changed = True
+
+    def save(self) -> None:
+        if self._path is None or not self._changed:
+            return
+        with contextlib.suppress(OSError):  # only a cache: the next run walks again
+            write_text_atomic(
+                self._path,
+                json.dumps({"version": 1, "walks": self._entries}, separators=(",", ":")),
+            )
+
+
+#: Folders whose mtime or ctime is this close to a walk (or later) do not let it be kept.
+RACY_WINDOW_NS = 3_000_000_000
+
+
+def _folder_stat(folder: str) -> tuple[int, ...]:
+    st = os.stat(folder)
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _walked(entry: os.DirEntry[str], owned: Mapping[str, str], unverified: Set[str]) -> bool:
+    """Whether a top-level entry is a folder of a distribution with RECORD (walked in full)."""
+    name = entry.name
+    if name not in owned or name in unverified or name in _NOT_CODE_NAMES:
+        return False
+    return not name.endswith(_NOT_CODE_SUFFIXES) and _is_folder(entry)
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_code(name: str) -> bool:
+    """Whether a file name is one the interpreter or the dynamic loader may run."""
+    return name.endswith(_CODE_SUFFIXES) or ".so." in name
+
+
+def _unlisted_code(
+    top: str, owner: str, verified: Set[str], folders: list[tuple[str, tuple[int, ...]]]
+) -> Iterator[Finding]:
+    """Every code file under *top* that no RECORD row with a hash claims.
+
+    A ``.pyc`` inside ``__pycache__`` is skipped: the import system uses it only
+    next to its source, and that source is judged itself. A scandir walk costs
+    about 45 ms for torch, numpy, scipy, pandas and scikit-learn (35,000 files);
+    each folder's stat is appended to *folders*, taken before it is listed.
+    """
+    stack = [(top, False)]
+    while stack:
+        folder, in_cache = stack.pop()
+        try:
+            folders.append((folder, _folder_stat(folder)))
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            yield _unlisted(UNLISTED_UNREADABLE, folder, owner, error=exc.strerror or str(exc))
+            continue
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, name == "__pycache__"))
+                    continue
+                if entry.is_symlink() and entry.is_dir():
+                    yield _unlisted(UNLISTED_SYMLINK, entry.path, owner)
+                    continue
+            except OSError as exc:
+                yield _unlisted(UNLISTED_UNREADABLE, entry.path, owner, error=str(exc))
+                continue
+            if not _is_code(name) or entry.path in verified:
+                continue
+            if name.endswith(".pyc"):
+                if in_cache:
+                    continue
+                yield _unlisted(UNLISTED_CODE + UNLISTED_SOURCELESS, entry.path, owner)
+            else:
+                yield _unlisted(UNLISTED_CODE, entry.path, owner)
+
+
+def _unlisted(template: str, path: str, owner: str, error: str = "") -> Finding:
+    finding = Finding.of(
+        Kind.UNOWNED_MODULE,
+        owner,
+        template.format(path=path, owner=owner, error=error),
+        expected="listed with a hash in a RECORD",
+        actual="not listed",
+        hint=UNLISTED_HINT,
+        location=path,
+    )
+    # Inside a distribution's folder an unlisted file is an error, not the
+    # default warning: it runs with the distribution's verified code (issue 11).
+    return Finding(
+        finding.kind,
+        Severity.ERROR,
+        finding.subject,
+        finding.message,
+        finding.expected,
+        finding.actual,
+        finding.hint,
+        finding.location,
+    )
 
 
 def _top_level_names(dist: InstalledDistribution) -> set[str]:
@@ -586,10 +911,18 @@ def _top_level_names(dist: InstalledDistribution) -> set[str]:
 
 
 def _judge_entry(
-    entry: os.DirEntry[str], owned: dict[str, str], by_virtualenv: bool
+    entry: os.DirEntry[str],
+    owned: dict[str, str],
+    by_virtualenv: bool,
+    version: tuple[int, int] | None = None,
+    verified: Set[str] | None = None,
+    unverified: Set[str] = frozenset(),
 ) -> Iterator[Finding]:
     name = entry.name
     path = entry.path
+    # Start-up code is owned only by a RECORD row with a hash for that very file: a
+    # name in top_level.txt (no RECORD) or a hashless row proves nothing about it.
+    hashed = verified is None or path in verified
     if name in _NOT_CODE_NAMES or name.endswith(_NOT_CODE_SUFFIXES):
         return
     if by_virtualenv and name in _VIRTUALENV_FILES:
@@ -602,8 +935,12 @@ def _judge_entry(
         )
         return
     if name.endswith(".pth"):
-        lines = _executable_pth_lines(path)
-        owner = owned.get(name)
+        owner = owned.get(name) if hashed else None
+        try:
+            lines = _executable_pth_lines(path, version)
+        except OSError as exc:
+            # Unreadable to us: fail closed (the interpreter may be able to read it).
+            lines = [f"(cannot be read: {exc.strerror or exc})"]
         if not lines:
             return  # path-only .pth files add directories; they run nothing
         if owner:
@@ -618,7 +955,7 @@ def _judge_entry(
                 Kind.UNOWNED_STARTUP_CODE,
                 name,
                 f"{path} runs code at every interpreter start and no installed package owns "
-                f"it: {_shorten(lines[0])}",
+                f"it{_NO_RECORD if name in unverified else ''}: {_shorten(lines[0])}",
                 expected="no unowned start-up code",
                 actual=_shorten(lines[0]),
                 hint="remove it unless you put it there on purpose (this is how the litellm "
@@ -628,11 +965,13 @@ def _judge_entry(
         return
     stem = name.split(".", 1)[0]
     top_owned = name in owned
-    if stem in STARTUP_MODULES and not top_owned:
+    walked = top_owned and name not in unverified and _is_folder(entry)
+    if stem in STARTUP_MODULES and not (top_owned and (hashed or walked)):
         yield Finding.of(
             Kind.UNOWNED_STARTUP_CODE,
             name,
-            f"{path} is imported at every interpreter start and no installed package owns it",
+            f"{path} is imported at every interpreter start and no installed package owns it"
+            f"{_NO_RECORD if top_owned else ''}",
             expected="no unowned start-up code",
             actual=name,
             hint="remove it unless you put it there on purpose",
@@ -641,11 +980,7 @@ def _judge_entry(
         return
     if top_owned:
         return
-    is_code = (
-        name.endswith(".py")
-        or name.endswith(_EXTENSION_SUFFIXES)
-        or (entry.is_dir() and not name.startswith("."))
-    )
+    is_code = _is_code(name) or (_is_folder(entry) and not name.startswith("."))
     if is_code:
         yield Finding.of(
             Kind.UNOWNED_MODULE,
@@ -656,6 +991,9 @@ def _judge_entry(
             hint="remove it, or install the package it came from properly",
             location=path,
         )
+
+
+_NO_RECORD = " with a hash (a distribution without RECORD names it; nothing can verify it)"
 
 
 def _shorten(line: str, limit: int = 80) -> str:

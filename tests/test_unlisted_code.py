@@ -1,0 +1,337 @@
+"""Code inside a distribution's folder that no RECORD lists with a hash, over fake site dirs.
+
+Each test is one attempt to get a wrong all-clear out of the ownership check.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import pytest_mlsupply.verify as verify_module
+from pytest_mlsupply.findings import Finding, Kind, Severity
+from pytest_mlsupply.hashcache import RecordCache
+from pytest_mlsupply.snapshot import take_snapshot
+from pytest_mlsupply.verify import (
+    RECORD_CACHE_FILE,
+    UNLISTED_CODE,
+    UNLISTED_SOURCELESS,
+    UNLISTED_SYMLINK,
+    WALK_CACHE_FILE,
+    find_unowned_code,
+    verify_installed_files,
+)
+
+from wheelfactory import install_fake
+
+VICTIM = {
+    "victim/__init__.py": "from victim import core\n",
+    "victim/core.py": "SAFE = True\n",
+    "victim/data/labels.json": "[]\n",
+}
+
+
+def check(site: Path, cache_dir: Path | None = None) -> list[Finding]:
+    """One gated run's verification, as the gate does it (record cache when *cache_dir*)."""
+    records = RecordCache.load(cache_dir / RECORD_CACHE_FILE) if cache_dir else None
+    snapshot = take_snapshot([str(site)], keep_rows=True, record_cache=records)
+    findings, _, ownership = verify_installed_files(
+        snapshot, cache_dir=cache_dir, quirks=(), record_cache=records
+    )
+    if cache_dir is not None and records is not None:
+        records.save(cache_dir / RECORD_CACHE_FILE)
+    findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir))
+    return findings
+
+
+def problems(findings: list[Finding]) -> list[tuple[str, str, str, str]]:
+    return sorted(
+        (f.kind.value, f.severity.value, f.subject, os.path.basename(f.location or ""))
+        for f in findings
+        if f.severity is not Severity.INFO
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folders made a moment ago may be cached here; the racy window has its own test."""
+    monkeypatch.setattr(verify_module, "RACY_WINDOW_NS", 0)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    folder = tmp_path / "lib" / "python3.11" / "site-packages"
+    install_fake(folder, "victim", "1.0", VICTIM)
+    return folder
+
+
+@pytest.fixture(params=["cold", "warm"])
+def cache_dir(request: pytest.FixtureRequest, tmp_path: Path, site: Path) -> Path | None:
+    """Each attack is tried without caches and after a clean run filled every cache."""
+    if request.param == "cold":
+        return None
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    assert problems(check(site, folder)) == []
+    assert problems(check(site, folder)) == []  # the warm path itself
+    return folder
+
+
+def test_a_clean_package_with_data_and_bytecode_passes(site: Path, cache_dir: Path | None) -> None:
+    cache = site / "victim" / "__pycache__"
+    cache.mkdir()
+    (cache / "core.cpython-311.pyc").write_bytes(b"\x00" * 16)  # written at run time
+    (cache / "gone.cpython-311.pyc").write_bytes(b"\x00" * 16)  # no source: never imported
+    (site / "victim" / "data" / "cache.bin").write_bytes(b"\x01")  # data made at run time
+    assert problems(check(site, cache_dir)) == []
+
+
+def test_an_added_module_inside_a_locked_package(site: Path, cache_dir: Path | None) -> None:
+    (site / "victim" / "extra.py").write_text("open('marker', 'w')\n")
+    [finding] = [f for f in check(site, cache_dir) if f.severity is not Severity.INFO]
+    assert (finding.kind, finding.severity, finding.subject) == (
+        Kind.UNOWNED_MODULE,
+        Severity.ERROR,
+        "victim",
+    )
+    path = str(site / "victim" / "extra.py")
+    assert finding.message == UNLISTED_CODE.format(path=path, owner="victim")
+    assert finding.location == path
+
+
+def test_a_package_shadowing_a_verified_module(site: Path, cache_dir: Path | None) -> None:
+    """victim/core/__init__.py wins over the verified victim/core.py at import."""
+    (site / "victim" / "core").mkdir()
+    (site / "victim" / "core" / "__init__.py").write_text("SAFE = False\n")
+    assert problems(check(site, cache_dir)) == [
+        ("unowned-module", "error", "victim", "__init__.py")
+    ]
+
+
+def test_a_sourceless_pyc_is_code(site: Path, cache_dir: Path | None) -> None:
+    (site / "victim" / "helper.pyc").write_bytes(b"\x00" * 16)
+    [finding] = [f for f in check(site, cache_dir) if f.severity is not Severity.INFO]
+    assert finding.severity is Severity.ERROR
+    assert finding.message.endswith(UNLISTED_SOURCELESS)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "_fast.cpython-311-x86_64-linux-gnu.so",
+        "_fast.abi3.so",
+        "_fast.pyd",
+        "libevil.so.1",
+        "deep/inside/_x.so",
+        "__pycache__/evil.py",  # importable as the namespace package victim.__pycache__
+        "gui.pyw",
+        "nested.pth",
+    ],
+)
+def test_dropped_in_code_files(site: Path, name: str) -> None:
+    target = site / "victim" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"\x7fELF")
+    assert problems(check(site)) == [("unowned-module", "error", "victim", target.name)]
+
+
+def test_a_symlinked_folder_inside_a_package(site: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "__init__.py").write_text("X = 1\n")
+    (site / "victim" / "plugins").symlink_to(elsewhere, target_is_directory=True)
+    [finding] = [f for f in check(site) if f.severity is not Severity.INFO]
+    path = str(site / "victim" / "plugins")
+    assert finding.message == UNLISTED_SYMLINK.format(path=path, owner="victim")
+    assert finding.severity is Severity.ERROR
+
+
+def test_a_row_without_a_hash_does_not_vouch_for_a_module(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_fake(site, "victim", "1.0", VICTIM, extra_record_rows=[("victim/extra.py", "", "")])
+    (site / "victim" / "extra.py").write_text("X = 1\n")
+    assert problems(check(site)) == [("unowned-module", "error", "victim", "extra.py")]
+
+
+@pytest.mark.parametrize(
+    ("hook", "row"),
+    [
+        ("zz.pth", "zz.pth/__pycache__/x"),
+        ("zz.pth", "zz.pth"),
+        ("sitecustomize.py", "sitecustomize.py/__pycache__/x"),
+        ("sitecustomize.py", "sitecustomize.py"),
+    ],
+)
+def test_a_hashless_row_does_not_own_startup_code(
+    tmp_path: Path, hook: str, row: str, cache_dir: Path | None
+) -> None:
+    """Hashless rows leave the content digest unchanged, so they must not grant ownership."""
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    dist_info = site / "victim-1.0.dist-info"
+    before = take_snapshot([str(site)]).by_name()["victim"].content
+    with (dist_info / "RECORD").open("a") as stream:
+        stream.write(f"{row},,\n")
+    if "__pycache__" in row:  # invisible to the lock; a direct row at least changes it
+        assert take_snapshot([str(site)]).by_name()["victim"].content == before
+    (site / hook).write_text("import os; open('marker', 'w')\n")
+    assert problems(check(site, cache_dir)) == [("unowned-startup-code", "error", hook, hook)]
+
+
+def test_a_hashless_row_still_counts_a_pyc_it_describes(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    rows = [("victim/__pycache__/core.cpython-311.pyc", "", "")]
+    install_fake(site, "victim", "1.0", VICTIM, extra_record_rows=rows)
+    (site / "victim" / "__pycache__").mkdir()
+    (site / "victim" / "__pycache__" / "core.cpython-311.pyc").write_bytes(b"\x00" * 16)
+    assert problems(check(site)) == []
+
+
+def test_namespace_packages_shared_by_two_distributions(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_fake(site, "acme-a", "1.0", {"acme/a/__init__.py": "\n", "acme/a/m.py": "\n"})
+    install_fake(site, "acme-b", "1.0", {"acme/b/__init__.py": "\n"})
+    assert problems(check(site)) == []
+    (site / "acme" / "c.py").write_text("\n")
+    assert problems(check(site)) == [("unowned-module", "error", "acme-a", "c.py")]
+
+
+def test_record_less_packages_are_not_walked(tmp_path: Path) -> None:
+    """Without RECORD nothing can be verified file by file; that is a note elsewhere."""
+    site = tmp_path / "site"
+    dist_info = install_fake(site, "debpkg", "1.0", {"debpkg/__init__.py": "\n"}, record=False)
+    (dist_info / "top_level.txt").write_text("debpkg\n")
+    (site / "debpkg" / "more.py").write_text("\n")
+    assert problems(check(site)) == []
+
+
+def test_stray_code_outside_any_package_is_a_warning(site: Path) -> None:
+    (site / "loose.pyc").write_bytes(b"\x00" * 16)
+    (site / "_native.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+    assert problems(check(site)) == [
+        ("unowned-module", "warning", name, name)
+        for name in ("_native.cpython-311-x86_64-linux-gnu.so", "loose.pyc")
+    ]
+
+
+def test_a_warm_run_lists_no_package_folder(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    check(site, cache)
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def counting(path: str) -> object:
+        listed.append(str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    assert problems(check(site, cache)) == []
+    assert str(site / "victim") not in listed and listed  # the site folder itself is listed
+    (site / "victim" / "data" / "new.py").write_text("\n")  # a folder's stat changes
+    listed.clear()
+    assert problems(check(site, cache)) == [("unowned-module", "error", "victim", "new.py")]
+    assert str(site / "victim" / "data") in listed
+
+
+def test_a_failed_walk_is_not_kept(site: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    extra = site / "victim" / "extra.py"
+    extra.write_text("\n")
+    assert problems(check(site, cache)) == [("unowned-module", "error", "victim", "extra.py")]
+    assert str(site) not in (cache / WALK_CACHE_FILE).read_text()
+    assert problems(check(site, cache)) == [("unowned-module", "error", "victim", "extra.py")]
+    extra.unlink()
+    assert problems(check(site, cache)) == []
+    assert str(site) in (cache / WALK_CACHE_FILE).read_text()
+
+
+def test_a_record_that_stops_listing_a_file_is_walked_again(site: Path, tmp_path: Path) -> None:
+    """No folder changes, but the RECORD does: what counts as verified changed."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert problems(check(site, cache)) == []
+    record = site / "victim-1.0.dist-info" / "RECORD"
+    kept = [line for line in record.read_text().splitlines() if "victim/core.py" not in line]
+    record.write_text("\n".join(kept) + "\n")
+    assert ("unowned-module", "error", "victim", "core.py") in problems(check(site, cache))
+
+
+def test_a_corrupt_walk_cache_is_ignored(site: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    check(site, cache)
+    (site / "victim" / "extra.py").write_text("\n")
+    for text in ("{not json", '{"version": 1, "walks": {"x": 1}}', '{"version": 1, "walks": 3}'):
+        (cache / WALK_CACHE_FILE).write_text(text)
+        assert problems(check(site, cache)) == [("unowned-module", "error", "victim", "extra.py")]
+
+
+@pytest.mark.parametrize(
+    ("hook", "text"), [("sitecustomize.py", "X = 1\n"), ("zz.pth", "import os\n")]
+)
+def test_startup_code_named_only_by_a_record_less_distribution(
+    tmp_path: Path, hook: str, text: str
+) -> None:
+    """top_level.txt is no proof for code that runs at every start: it must be hashed."""
+    site = tmp_path / "site"
+    dist_info = install_fake(site, "legacy", "1.0", {"legacy.py": "\n"}, record=False)
+    (dist_info / "top_level.txt").write_text(f"legacy\n{hook.split('.')[0]}\n{hook}\n")
+    (site / hook).write_text(text)
+    [finding] = [f for f in check(site) if f.severity is not Severity.INFO]
+    assert (finding.kind, finding.severity, finding.subject) == (
+        Kind.UNOWNED_STARTUP_CODE,
+        Severity.ERROR,
+        hook,
+    )
+    assert "a distribution without RECORD names it" in finding.message
+
+
+def test_a_hashed_startup_hook_is_still_a_note(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install_fake(site, "tool", "1.0", {"tool.pth": "import os\n", "sitecustomize.py": "\n"})
+    findings = check(site)
+    assert problems(findings) == []
+    assert [f.kind for f in findings if f.subject == "tool.pth"] == [Kind.STARTUP_HOOK]
+
+
+def test_editable_finders_data_dirs_and_installer_files_pass(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    finder = "__editable___victim_1_0_finder"
+    install_fake(
+        site,
+        "victim",
+        "1.0",
+        {
+            "__editable__.victim-1.0.pth": f"import {finder}; {finder}.install()\n",
+            f"{finder}.py": "def install():\n    pass\n",
+        },
+        direct_url='{"url": "file:///src/victim", "dir_info": {"editable": true}}',
+    )
+    leftover = site / "victim-1.0.data" / "purelib"
+    leftover.mkdir(parents=True)
+    (leftover / "left.py").write_text("\n")  # not importable: the folder name has a dot
+    findings = check(site)
+    assert problems(findings) == []
+    assert [f.kind for f in findings] == [Kind.STARTUP_HOOK]
+
+
+def test_a_walk_is_not_kept_while_its_folders_are_racy(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder changed within the window: its times may not show the next change."""
+    monkeypatch.setattr(verify_module, "RACY_WINDOW_NS", 3_600 * 10**9)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert problems(check(site, cache)) == []
+    assert (
+        not (cache / WALK_CACHE_FILE).exists()
+        or str(site) not in (cache / WALK_CACHE_FILE).read_text()
+    )
+    monkeypatch.setattr(verify_module, "RACY_WINDOW_NS", 0)
+    assert problems(check(site, cache)) == []
+    assert str(site) in (cache / WALK_CACHE_FILE).read_text()
