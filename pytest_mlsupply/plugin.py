@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_mlsupply.findings import Report
+    from pytest_mlsupply.findings import Finding, Report
     from pytest_mlsupply.settings import Settings
     from pytest_mlsupply.shadowing import ImportIndex
 
@@ -30,6 +30,8 @@ WORKERINPUT_ORIGIN_KEY = "mlsupply_interpreter"
 WORKEROUTPUT_NOT_RUN_KEY = "mlsupply_not_run"
 #: Installed import names and their locations, for a worker's check of ``sys.modules``.
 WORKERINPUT_IMPORTS_KEY = "mlsupply_imports"
+#: What a worker's check of ``sys.modules`` found, for the controller's report.
+WORKEROUTPUT_IMPORTS_KEY = "mlsupply_import_findings"
 NOT_RUN_REASON = "the mlsupply gate failed"
 
 _gate_key = pytest.StashKey["GatePlugin"]()
@@ -251,6 +253,7 @@ class GatePlugin:
         self.own_verdict: str | None = None
         #: Installed import names and where they may be imported from (the backstop).
         self.imports: ImportIndex | None = None
+        self.backstop_findings: list[Finding] = []
 
     @property
     def is_worker(self) -> bool:
@@ -334,16 +337,21 @@ class GatePlugin:
         Runs after collection, before the verdict decides whether tests run; a
         finding fails the gate like any other and is added to the report file.
         """
-        from pytest_mlsupply.findings import Report
         from pytest_mlsupply.shadowing import check_loaded_modules
 
-        if self.imports is None or self.report is None:
+        if self.imports is not None:
+            self._add_findings(check_loaded_modules(sys.modules, self.imports))
+
+    def _add_findings(self, found: list[Finding]) -> None:
+        from pytest_mlsupply.findings import Report
+
+        if self.report is None:
             return
-        found = check_loaded_modules(sys.modules, self.imports)
         known = set(self.report.findings)
         found = [finding for finding in found if finding not in known]
         if not found:
             return
+        self.backstop_findings.extend(found)
         report = self.report
         self.report = Report.build(
             [*report.findings, *found],
@@ -416,6 +424,7 @@ class GatePlugin:
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[WORKEROUTPUT_NOT_RUN_KEY] = self.not_run
+            workeroutput[WORKEROUTPUT_IMPORTS_KEY] = [f.to_dict() for f in self.backstop_findings]
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         """On a worker that checked its own interpreter and failed, no test runs there.
@@ -524,6 +533,10 @@ class XdistHandOff:
         """Workers deselect on their side; the controller learns how many to say so."""
         reported = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_NOT_RUN_KEY, 0)
         self.plugin.not_run = max(self.plugin.not_run, int(reported))
+        from pytest_mlsupply.findings import Finding
+
+        found = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_IMPORTS_KEY) or []
+        self.plugin._add_findings([Finding.from_dict(data) for data in found])
 
 
 def import_path(config: pytest.Config) -> list[str]:

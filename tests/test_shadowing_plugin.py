@@ -156,3 +156,28 @@ def test_backstop_catches_a_module_the_static_view_cannot_see(
     assert "2 deselected" in result.stdout.str()
     assert marker.exists()  # it ran during collection; the gate says so and runs no test
     assert os.fspath(hidden) in result.stdout.str()
+
+
+def test_under_xdist_the_controller_reports_it(suite: pytest.Pytester) -> None:
+    (suite.path / "tests" / f"{VICTIM}.py").write_text("")
+    result = gate(suite, "-n", "2")
+    assert result.ret == 1, result.stdout.str()
+    assert len(shadow_findings(suite)) == 1
+
+
+def test_under_xdist_workers_apply_the_backstop(suite: pytest.Pytester, tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / f"{VICTIM}.py").write_text("")
+    (suite.path / "tests" / "test_sneaky.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(hidden)!r})\nimport {VICTIM}\n\n"
+        "def test_nothing():\n    pass\n"
+    )
+    result = gate(suite, "-n", "2")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*import-shadowed*was imported from*"])
+    assert "passed" not in result.stdout.str().splitlines()[-1]
+    # The workers' finding reaches the controller's summary and report.
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(hidden / f"{VICTIM}.py")
+    result.stdout.fnmatch_lines(["mlsupply: environment does not match the lock*1 error*"])
