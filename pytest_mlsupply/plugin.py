@@ -303,6 +303,8 @@ class GatePlugin:
             raise pytest.UsageError(f"mlsupply: {exc}") from None
         self.report = result.report
         self.imports = result.imports
+        # Modules already loaded (by plugins, -p, conftest files) are checked now.
+        self._check_loaded_modules()
         self.lock_written = result.lock_written
         self.written_path = result.written_path
         self._write_report()
@@ -564,8 +566,17 @@ def import_path(config: pytest.Config) -> list[str]:
         norecursedirs=config.getini("norecursedirs"),
         already_on_path=current,
         consider_namespace_packages=namespaces,
+        confcutdir=_confcutdir(config),
     )
     return [*roots, *current] if mode == "prepend" else [*current, *roots]
+
+
+def _confcutdir(config: pytest.Config) -> Path | None:
+    """Where pytest stops looking for ``conftest.py`` upwards (``Config._preparse``)."""
+    given = getattr(config.known_args_namespace, "confcutdir", None)
+    if given:
+        return config.invocation_params.dir / str(given)
+    return config.inipath.parent if config.inipath is not None else config.rootpath
 
 
 def _test_paths(config: pytest.Config) -> list[Path]:

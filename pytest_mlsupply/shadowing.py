@@ -363,6 +363,7 @@ def prepend_roots(
     norecursedirs: Sequence[str],
     already_on_path: Iterable[str] = (),
     consider_namespace_packages: bool = False,
+    confcutdir: Path | None = None,
 ) -> list[str]:
     """The directories pytest's ``prepend`` import mode will put at ``sys.path[0]``.
 
@@ -370,7 +371,9 @@ def prepend_roots(
     above its top package (``_pytest.pathlib.resolve_pkg_root_and_module_name``:
     the first directory going up without an ``__init__.py``). Directories are
     walked as pytest's collection does: *norecursedirs* patterns and virtual
-    environments (a ``pyvenv.cfg``) are skipped. With
+    environments (a ``pyvenv.cfg``) are skipped. The ``conftest.py`` files
+    pytest loads from the folders above each path, up to *confcutdir*, count
+    too (``PytestPluginManager._try_load_conftest``). With
     *consider_namespace_packages*, pytest may also pick an ancestor already
     importable: every ancestor that is on the path is included (over-including
     only checks more).
@@ -386,7 +389,14 @@ def prepend_roots(
                 if _real(str(parent)) in on_path:
                     roots[str(parent)] = None
 
+    cut = _real(str(confcutdir)) if confcutdir is not None else None
     for path in paths:
+        start = path if path.is_dir() else path.parent
+        for folder in (start, *start.parents):
+            if (folder / "conftest.py").is_file():
+                add(folder / "conftest.py")
+            if cut is not None and _real(str(folder)) == cut:
+                break
         if path.is_file():
             add(path)
             continue

@@ -365,3 +365,18 @@ def test_loader_suffixes_follow_filefinder_order() -> None:
         ".", *importlib._bootstrap_external._get_supported_file_loaders()
     )  # type: ignore[attr-defined]
     assert tuple(suffix for suffix, _ in finder._loaders) == LOADER_SUFFIXES  # type: ignore[attr-defined]
+
+
+def test_prepend_roots_include_conftest_files_above_the_paths(tmp_path: Path) -> None:
+    """pytest loads conftest.py from each path's parents, up to the confcutdir."""
+    (tmp_path / "root" / "tests").mkdir(parents=True)
+    (tmp_path / "conftest.py").write_text("")  # above the confcutdir: never loaded
+    (tmp_path / "root" / "conftest.py").write_text("")
+    (tmp_path / "root" / "tests" / "test_a.py").write_text("")
+    roots = prepend_roots(
+        [tmp_path / "root" / "tests"],
+        python_files=["test_*.py"],
+        norecursedirs=[],
+        confcutdir=tmp_path / "root",
+    )
+    assert sorted(roots) == [str(tmp_path / "root"), str(tmp_path / "root" / "tests")]
