@@ -531,6 +531,7 @@ def check_loaded_modules(modules: Mapping[str, object], index: ImportIndex) -> l
         for p in providers:
             trusted.append(os.path.join(p.location, name))
     findings: dict[str, Finding] = {}
+    folders: dict[str, str] = {}  # realpath per folder: thousands of modules share a few
     for module_name, module in list(modules.items()):
         top = module_name.partition(".")[0]
         found = index.get(top)
@@ -540,7 +541,10 @@ def check_loaded_modules(modules: Mapping[str, object], index: ImportIndex) -> l
         filename = _module_file(module)
         if filename is None:
             continue
-        real = _real(filename)
+        folder, base = os.path.split(os.path.abspath(filename))
+        if folder not in folders:
+            folders[folder] = _real(folder)
+        real = os.path.join(folders[folder], os.path.normcase(base))
         if _is_own(real, top, providers) or any(_within(real, t) for t in trusted):
             continue
         dist = ", ".join(sorted({p.dist for p in providers}))
