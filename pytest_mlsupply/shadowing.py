@@ -418,7 +418,14 @@ def _package_root(path: Path) -> Path:
 def _test_files(
     top: Path, python_files: Sequence[str], norecursedirs: Sequence[str]
 ) -> Iterator[Path]:
-    for folder, dirs, files in os.walk(top):
+    # pytest follows symlinked folders (``_pytest.pathlib.visit``); so do we, once each.
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(top, followlinks=True):
+        real = _real(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(
             d
             for d in dirs

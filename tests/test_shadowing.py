@@ -380,3 +380,13 @@ def test_prepend_roots_include_conftest_files_above_the_paths(tmp_path: Path) ->
         confcutdir=tmp_path / "root",
     )
     assert sorted(roots) == [str(tmp_path / "root"), str(tmp_path / "root" / "tests")]
+
+
+def test_prepend_roots_follow_symlinked_folders_once(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "test_a.py").write_text("")
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "linked").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "loop").symlink_to(tmp_path / "top")  # a cycle ends, never recurses
+    roots = prepend_roots([tmp_path / "top"], python_files=["test_*.py"], norecursedirs=[])
+    assert str(tmp_path / "top" / "linked") in roots
