@@ -533,10 +533,22 @@ def check_loaded_modules(modules: Mapping[str, object], index: ImportIndex) -> l
     does). Modules without a file (namespace packages, built-ins) are skipped:
     their submodules are checked one by one.
     """
-    trusted: list[str] = _stdlib_dirs()
+    installed: dict[str, set[str]] = {}
     for name, providers in index.items():
         for p in providers:
-            trusted.append(os.path.join(p.location, name))
+            installed.setdefault(p.location, set()).add(name)
+    # Deepest first: a path entry with distributions inside another one decides for its files.
+    sites = sorted(installed.items(), key=lambda item: -len(item[0]))
+    stdlib = _stdlib_dirs()
+
+    def installed_code(real: str) -> bool:
+        for location, names in sites:
+            if _within(real, location):
+                first, sep, _ = real[len(location) + 1 :].partition(os.sep)
+                return (first if sep else import_name(location, first)) in names
+        # The standard library holds site-packages outside a venv: checked above first.
+        return any(_within(real, folder) for folder in stdlib)
+
     findings: dict[str, Finding] = {}
     folders: dict[str, str] = {}  # realpath per folder: thousands of modules share a few
     for module_name, module in list(modules.items()):
@@ -552,7 +564,7 @@ def check_loaded_modules(modules: Mapping[str, object], index: ImportIndex) -> l
         if folder not in folders:
             folders[folder] = _real(folder)
         real = os.path.join(folders[folder], os.path.normcase(base))
-        if _is_own(real, top, providers) or any(_within(real, t) for t in trusted):
+        if _is_own(real, top, providers) or installed_code(real):
             continue
         dist = ", ".join(sorted({p.dist for p in providers}))
         installed = ", ".join(sorted({p.location for p in providers}))

@@ -390,3 +390,19 @@ def test_prepend_roots_follow_symlinked_folders_once(tmp_path: Path) -> None:
     (tmp_path / "real" / "loop").symlink_to(tmp_path / "top")  # a cycle ends, never recurses
     roots = prepend_roots([tmp_path / "top"], python_files=["test_*.py"], norecursedirs=[])
     assert str(tmp_path / "top" / "linked") in roots
+
+
+def test_backstop_aliases_and_stray_files_in_a_site_directory(tmp_path: Path) -> None:
+    """An alias to another package's single-file module passes; a stray file in the same
+    site directory does not, even when that site directory lies inside the standard library's
+    folder (as it does outside a venv)."""
+    site = tmp_path / "site-packages"
+    install_fake(site, "demo-model", "1.0", {"demo_model/__init__.py": ""})
+    install_fake(site, "helper", "2.0")
+    index = index_of(site)
+    loaded = {
+        "demo_model.helper_alias": module("demo_model.helper_alias", str(site / "helper.py")),
+        "demo_model.stray": module("demo_model.stray", str(site / "stray" / "x.py")),
+    }
+    found = check_loaded_modules(loaded, index)
+    assert [f.actual for f in found] == [str(site / "stray" / "x.py")]
