@@ -533,12 +533,12 @@ def check_loaded_modules(modules: Mapping[str, object], index: ImportIndex) -> l
     does). Modules without a file (namespace packages, built-ins) are skipped:
     their submodules are checked one by one.
     """
-    installed: dict[str, set[str]] = {}
+    owned: dict[str, set[str]] = {}
     for name, providers in index.items():
         for p in providers:
-            installed.setdefault(p.location, set()).add(name)
+            owned.setdefault(p.location, set()).add(name)
     # Deepest first: a path entry with distributions inside another one decides for its files.
-    sites = sorted(installed.items(), key=lambda item: -len(item[0]))
+    sites = sorted(owned.items(), key=lambda item: -len(item[0]))
     stdlib = _stdlib_dirs()
 
     def installed_code(real: str) -> bool:
