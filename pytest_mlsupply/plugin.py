@@ -334,10 +334,12 @@ class GatePlugin:
             self.imports = index_from_dict(data)
 
     def _check_loaded_modules(self) -> None:
-        """The backstop: modules collection imported from elsewhere than their installation.
+        """The backstop: installed packages' modules imported from somewhere else.
 
-        Runs after collection, before the verdict decides whether tests run; a
+        Runs at session start (what plugins and conftest files imported) and
+        after collection, before the verdict decides whether tests run; a
         finding fails the gate like any other and is added to the report file.
+        Waivers do not apply to these findings.
         """
         from pytest_mlsupply.shadowing import check_loaded_modules
 
