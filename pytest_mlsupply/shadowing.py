@@ -429,14 +429,26 @@ def _test_files(
         dirs[:] = sorted(
             d
             for d in dirs
-            if not any(fnmatch.fnmatch(d, pat) for pat in norecursedirs)
+            if not any(_fnmatch_ex(pat, os.path.join(folder, d)) for pat in norecursedirs)
             and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg"))
         )
         for name in sorted(files):
             if not name.endswith(".py"):
                 continue
-            if name == "conftest.py" or any(fnmatch.fnmatch(name, p) for p in python_files):
-                yield Path(folder, name)
+            full = os.path.join(folder, name)
+            if name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files):
+                yield Path(full)
+
+
+def _fnmatch_ex(pattern: str, path: str) -> bool:
+    """``_pytest.pathlib.fnmatch_ex``: a pattern with a separator matches the path's end."""
+    if os.sep != "/" and os.sep not in pattern and "/" in pattern:
+        pattern = pattern.replace("/", os.sep)
+    if os.sep not in pattern:
+        return fnmatch.fnmatch(os.path.basename(path), pattern)
+    if os.path.isabs(path) and not os.path.isabs(pattern):
+        pattern = f"*{os.sep}{pattern}"
+    return fnmatch.fnmatch(path, pattern)
 
 
 # ------------------------------------------------------------------ the checks

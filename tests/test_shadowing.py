@@ -406,3 +406,12 @@ def test_backstop_aliases_and_stray_files_in_a_site_directory(tmp_path: Path) ->
     }
     found = check_loaded_modules(loaded, index)
     assert [f.actual for f in found] == [str(site / "stray" / "x.py")]
+
+
+def test_prepend_roots_match_patterns_with_a_folder_as_pytest_does(tmp_path: Path) -> None:
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "verify_x.py").write_text("")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "verify_y.py").write_text("")
+    roots = prepend_roots([tmp_path], python_files=["checks/verify_*.py"], norecursedirs=[])
+    assert roots == [str(tmp_path / "checks")]
