@@ -551,11 +551,17 @@ def import_path(config: pytest.Config) -> list[str]:
     ``append`` puts it last; ``importlib`` leaves the path alone. Works before
     ``config.args`` is decided (in ``pytest_load_initial_conftests``) as after.
     """
+    import contextlib
+
     from pytest_mlsupply.shadowing import prepend_roots
 
     namespace = config.known_args_namespace
     mode = str(getattr(namespace, "importmode", None) or config.getoption("importmode"))
     current = [os.getcwd() if entry == "" else entry for entry in sys.path]
+    # The ``pythonpath`` ini key's folders go first (pytest's python_path plugin);
+    # early in start-up they may not be on sys.path yet.
+    with contextlib.suppress(ValueError):  # no python_path plugin (-p no:python_path)
+        current = [*(str(p) for p in config.getini("pythonpath")), *current]
     if mode not in ("prepend", "append"):
         return current
     try:
