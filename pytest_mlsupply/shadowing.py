@@ -454,8 +454,17 @@ def _fnmatch_ex(pattern: str, path: str) -> bool:
 # ------------------------------------------------------------------ the checks
 
 
-def _allowed_entry(entry_real: str, provider: Provider) -> bool:
-    return entry_real == provider.location or any(_within(entry_real, h) for h in provider.homes)
+def _homes(providers: Sequence[Provider]) -> list[str]:
+    """Working trees that may provide a name: none when another distribution owns it too."""
+    if len({p.dist for p in providers}) != 1:
+        return []
+    return [home for p in providers for home in p.homes]
+
+
+def _allowed_entry(entry_real: str, providers: Sequence[Provider]) -> bool:
+    return any(entry_real == p.location for p in providers) or any(
+        _within(entry_real, h) for h in _homes(providers)
+    )
 
 
 def find_shadowing(
@@ -476,7 +485,7 @@ def find_shadowing(
         hit, portions = resolve(name, search_path, view)
         if hit is not None:
             entry_real = _real(os.path.abspath(hit.entry or view.cwd))
-            if not any(_allowed_entry(entry_real, p) for p in providers):
+            if not _allowed_entry(entry_real, providers):
                 findings.append(_shadow_finding(name, providers, hit))
             continue
         findings.extend(_namespace_shadowing(name, providers, portions, view))
@@ -499,8 +508,7 @@ def _namespace_shadowing(
         entry_real = _real(hit.entry)
         if entry_real in installed:
             continue
-        owners = [p for p in providers if any(_within(entry_real, h) for h in p.homes)]
-        if not owners:
+        if not any(_within(entry_real, h) for h in _homes(providers)):
             yield _shadow_finding(f"{name}.{sub}", providers, hit)
 
 
@@ -595,9 +603,9 @@ def check_loaded_modules(modules: Mapping[str, object], index: ImportIndex) -> l
 
 
 def _is_own(real: str, top: str, providers: Sequence[Provider]) -> bool:
+    if any(_within(real, h) for h in _homes(providers)):
+        return True
     for p in providers:
-        if any(_within(real, h) for h in p.homes):
-            return True
         relative = real[len(p.location) + 1 :] if _within(real, p.location) else None
         if relative is None:
             continue

@@ -415,3 +415,16 @@ def test_prepend_roots_match_patterns_with_a_folder_as_pytest_does(tmp_path: Pat
     (tmp_path / "other" / "verify_y.py").write_text("")
     roots = prepend_roots([tmp_path], python_files=["checks/verify_*.py"], norecursedirs=[])
     assert roots == [str(tmp_path / "checks")]
+
+
+def test_a_name_another_distribution_also_owns_is_never_exempt(tmp_path: Path) -> None:
+    """The project's tree may not provide a name a second distribution ships too."""
+    root = tmp_path / "root"
+    (root / "src" / "common").mkdir(parents=True)
+    (root / "src" / "common" / "__init__.py").write_text("")
+    (root / "pyproject.toml").write_text('[project]\nname = "mylib"\n')
+    site = tmp_path / "site-packages"
+    install_fake(site, "mylib", "0.1", {"common/__init__.py": "", "mylib/__init__.py": ""})
+    install_fake(site, "sloppy", "1.0", {"common/__init__.py": ""})
+    [finding] = shadows(site, root / "src", rootdir=root)
+    assert "'common'" in finding.message and "mylib, sloppy" in finding.message
