@@ -53,6 +53,7 @@ class Kind(str, enum.Enum):
     KNOWN_BAD_PACKAGE = "known-bad-package"
     KNOWN_BAD_FILE = "known-bad-file"
     KNOWN_BAD_FEED = "known-bad-feed"
+    IMPORT_SHADOWED = "import-shadowed"
 
 
 #: The severity each kind gets unless a check decides otherwise.
@@ -80,6 +81,7 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
     Kind.KNOWN_BAD_PACKAGE: Severity.ERROR,
     Kind.KNOWN_BAD_FILE: Severity.ERROR,
     Kind.KNOWN_BAD_FEED: Severity.ERROR,
+    Kind.IMPORT_SHADOWED: Severity.ERROR,
 }
 
 

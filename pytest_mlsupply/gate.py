@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from pytest_mlsupply.hashcache import RecordCache
     from pytest_mlsupply.knownbad import KnownBadConfig
     from pytest_mlsupply.locks.foreign import ForeignLock
+    from pytest_mlsupply.shadowing import ImportIndex
+    from pytest_mlsupply.verify import Ownership
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,9 @@ class GateResult:
     lock_written: bool
     #: The file written when it is not the lock checked (a foreign lock is never rewritten).
     written_path: str | None = None
+    #: Installed import names and where they may come from, when *import_path* was given
+    #: (the plugin compares ``sys.modules`` with it after collection).
+    imports: ImportIndex | None = None
 
 
 def display_path(path: Path, base: Path) -> str:
@@ -50,6 +55,7 @@ def run_gate(
     min_age_days: float | None = None,
     now: datetime.datetime | None = None,
     known_bad: KnownBadConfig | None = None,
+    import_path: Sequence[str] | None = None,
 ) -> GateResult:
     """Snapshot the environment, refresh the lock if asked, compare, verify installed files.
 
@@ -57,7 +63,9 @@ def run_gate(
     overwrites a malformed lock (it may hold a merge conflict worth keeping).
     Caches in *cache_dir* speed up re-runs of the file verification; *rehash*
     ignores what they hold (and writes them afresh). The *waivers* file is read
-    before any work, so a malformed one stops the run at once.
+    before any work, so a malformed one stops the run at once. With
+    *import_path* (the path imports will search, in order), a module on it
+    found before an installed distribution's own is an error.
     """
     from pytest_mlsupply.waivers import Waiver, apply_waivers, load_waivers
 
@@ -84,17 +92,50 @@ def run_gate(
         report = check_environment(snapshot, lock, lock_path=shown)
         if min_age_days is not None:
             report = _add_notes(report, [NOTE_MIN_AGE_MLSUPPLY])
+    ownership: Ownership | None = None
     if verify_files:
-        report = _with_file_verification(
+        report, ownership = _with_file_verification(
             report, snapshot, cache_dir, rehash, progress, record_cache
         )
+    imports: ImportIndex | None = None
+    if import_path is not None:
+        report, imports = _with_shadowing(report, snapshot, ownership, import_path, base)
     if known_bad is not None:
         report = _with_known_bad(report, snapshot, known_bad, base, cache_dir, rehash, foreign)
     if accepted:
         report = apply_waivers(report, accepted, today=today or datetime.date.today())
     if fmt != FORMAT_MLSUPPLY:
-        return GateResult(report, lock_written=written is not None, written_path=written)
-    return GateResult(report, lock_written=update)
+        return GateResult(
+            report, lock_written=written is not None, written_path=written, imports=imports
+        )
+    return GateResult(report, lock_written=update, imports=imports)
+
+
+def _with_shadowing(
+    report: Report,
+    snapshot: Snapshot,
+    ownership: Ownership | None,
+    import_path: Sequence[str],
+    base: Path | None,
+) -> tuple[Report, ImportIndex]:
+    """Add ``import-shadowed`` findings: modules found before an installed distribution's."""
+    from pytest_mlsupply.shadowing import build_index, find_shadowing
+    from pytest_mlsupply.verify import ownership_index
+
+    if ownership is None:
+        ownership = ownership_index(snapshot.distributions)
+    index = build_index(snapshot, ownership.dist_tops, rootdir=base)
+    found = find_shadowing(index, import_path)
+    if not found:
+        return report, index
+    return Report.build(
+        [*report.findings, *found],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=report.notes,
+        stats=report.stats,
+    ), index
 
 
 NOTE_FOREIGN_NOT_REWRITTEN = (
@@ -233,7 +274,7 @@ def _with_file_verification(
     rehash: bool,
     progress: Callable[[int, int], None] | None,
     record_cache: RecordCache | None = None,
-) -> Report:
+) -> tuple[Report, Ownership]:
     from pytest_mlsupply.verify import (
         RECORD_CACHE_FILE,
         find_unowned_code,
@@ -253,7 +294,7 @@ def _with_file_verification(
         except OSError as exc:
             stats.notes.append(f"the record cache in {cache_dir} could not be written: {exc}")
     findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir, rehash=rehash))
-    return Report.build(
+    report = Report.build(
         [*report.findings, *findings],
         lock_path=report.lock_path,
         distributions_checked=report.distributions_checked,
@@ -267,3 +308,4 @@ def _with_file_verification(
             "verify_seconds": round(stats.seconds, 3),
         },
     )
+    return report, ownership

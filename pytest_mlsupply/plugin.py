@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_mlsupply.findings import Report
+    from pytest_mlsupply.findings import Finding, Report
     from pytest_mlsupply.settings import Settings
+    from pytest_mlsupply.shadowing import ImportIndex
 
 GATE_ITEM_NAME = "environment"
 GATE_NODEID = "mlsupply::environment"
@@ -27,6 +28,10 @@ WORKERINPUT_KEY = "mlsupply_report"
 WORKERINPUT_ORIGIN_KEY = "mlsupply_interpreter"
 #: How many tests a worker left out because the gate failed, for the controller's summary.
 WORKEROUTPUT_NOT_RUN_KEY = "mlsupply_not_run"
+#: Installed import names and their locations, for a worker's check of ``sys.modules``.
+WORKERINPUT_IMPORTS_KEY = "mlsupply_imports"
+#: What a worker's check of ``sys.modules`` found, for the controller's report.
+WORKEROUTPUT_IMPORTS_KEY = "mlsupply_import_findings"
 NOT_RUN_REASON = "the mlsupply gate failed"
 
 _gate_key = pytest.StashKey["GatePlugin"]()
@@ -246,6 +251,9 @@ class GatePlugin:
         #: Set on an xdist worker that runs another interpreter than the controller
         #: and so checked its own environment (README: "pytest-xdist").
         self.own_verdict: str | None = None
+        #: Installed import names and where they may be imported from (the backstop).
+        self.imports: ImportIndex | None = None
+        self.backstop_findings: list[Finding] = []
 
     @property
     def is_worker(self) -> bool:
@@ -268,6 +276,7 @@ class GatePlugin:
             origin = workerinput.get(WORKERINPUT_ORIGIN_KEY)
             if data is not None and origin == interpreter_identity():
                 self.report = Report.from_dict(data)
+                self._imports_from(workerinput)
                 return
             # Another interpreter (``--tx popen//python=...``, a remote host): the
             # controller's verdict says nothing about this one, so check it here.
@@ -275,7 +284,6 @@ class GatePlugin:
             self.own_verdict = f"xdist worker {worker} runs {sys.executable}"
         from pytest_mlsupply.gate import run_gate
         from pytest_mlsupply.knownbad import KnownBadConfig
-        from pytest_mlsupply.render import write_report
 
         try:
             result = run_gate(
@@ -289,13 +297,22 @@ class GatePlugin:
                 lock_format=self.settings.lock_format,
                 min_age_days=self.settings.min_age_days,
                 known_bad=KnownBadConfig(self.settings.known_bad, self.settings.builtin_known_bad),
+                import_path=import_path(self.config),
             )
         except MlsupplyError as exc:
             raise pytest.UsageError(f"mlsupply: {exc}") from None
         self.report = result.report
+        self.imports = result.imports
+        # Modules already loaded (by plugins, -p, conftest files) are checked now.
+        self._check_loaded_modules()
         self.lock_written = result.lock_written
         self.written_path = result.written_path
-        if self.settings.report_path and not self.is_worker:
+        self._write_report()
+
+    def _write_report(self) -> None:
+        from pytest_mlsupply.render import write_report
+
+        if self.settings.report_path and not self.is_worker and self.report is not None:
             try:
                 self.report_format = write_report(
                     self.settings.report_path,
@@ -308,6 +325,47 @@ class GatePlugin:
                 raise pytest.UsageError(
                     f"mlsupply: cannot write the report {self.settings.report_path}: {exc}"
                 ) from None
+
+    def _imports_from(self, workerinput: dict[str, Any]) -> None:
+        from pytest_mlsupply.shadowing import index_from_dict
+
+        data = workerinput.get(WORKERINPUT_IMPORTS_KEY)
+        if isinstance(data, dict):
+            self.imports = index_from_dict(data)
+
+    def _check_loaded_modules(self) -> None:
+        """The backstop: installed packages' modules imported from somewhere else.
+
+        Runs at session start (what plugins and conftest files imported) and
+        after collection, before the verdict decides whether tests run; a
+        finding fails the gate like any other and is added to the report file.
+        Waivers do not apply to these findings.
+        """
+        from pytest_mlsupply.shadowing import check_loaded_modules
+
+        if self.imports is not None:
+            self._add_findings(check_loaded_modules(sys.modules, self.imports))
+
+    def _add_findings(self, found: list[Finding]) -> None:
+        from pytest_mlsupply.findings import Report
+
+        if self.report is None:
+            return
+        known = set(self.report.findings)
+        found = [finding for finding in found if finding not in known]
+        if not found:
+            return
+        self.backstop_findings.extend(found)
+        report = self.report
+        self.report = Report.build(
+            [*report.findings, *found],
+            lock_path=report.lock_path,
+            distributions_checked=report.distributions_checked,
+            environment=report.environment,
+            notes=report.notes,
+            stats=report.stats,
+        )
+        self._write_report()
 
     def _cache_dir(self) -> Path | None:
         """Verification caches live in pytest's cache; none with ``-p no:cacheprovider``."""
@@ -355,6 +413,7 @@ class GatePlugin:
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
+        self._check_loaded_modules()
         gate = GateItem.from_parent(session, name=GATE_ITEM_NAME, nodeid=GATE_NODEID)
         if self.failed and items and self.own_verdict is None:
             # Decision (README, "When the gate fails"): the suite is not run in an
@@ -369,6 +428,7 @@ class GatePlugin:
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[WORKEROUTPUT_NOT_RUN_KEY] = self.not_run
+            workeroutput[WORKEROUTPUT_IMPORTS_KEY] = [f.to_dict() for f in self.backstop_findings]
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         """On a worker that checked its own interpreter and failed, no test runs there.
@@ -468,11 +528,85 @@ class XdistHandOff:
         if self.plugin.report is not None:
             node.workerinput[WORKERINPUT_KEY] = self.plugin.report.to_dict()
             node.workerinput[WORKERINPUT_ORIGIN_KEY] = interpreter_identity()
+        if self.plugin.imports is not None:
+            from pytest_mlsupply.shadowing import index_to_dict
+
+            node.workerinput[WORKERINPUT_IMPORTS_KEY] = index_to_dict(self.plugin.imports)
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """Workers deselect on their side; the controller learns how many to say so."""
         reported = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_NOT_RUN_KEY, 0)
         self.plugin.not_run = max(self.plugin.not_run, int(reported))
+        from pytest_mlsupply.findings import Finding
+
+        found = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_IMPORTS_KEY) or []
+        self.plugin._add_findings([Finding.from_dict(data) for data in found])
+
+
+def import_path(config: pytest.Config) -> list[str]:
+    """The path test imports will search: ``sys.path`` with pytest's insertions.
+
+    In the ``prepend`` import mode (the default) pytest puts the directory above
+    each test module's top package at ``sys.path[0]`` as collection imports it;
+    ``append`` puts it last; ``importlib`` leaves the path alone. Works before
+    ``config.args`` is decided (in ``pytest_load_initial_conftests``) as after.
+    """
+    import contextlib
+
+    from pytest_mlsupply.shadowing import prepend_roots
+
+    namespace = config.known_args_namespace
+    mode = str(getattr(namespace, "importmode", None) or config.getoption("importmode"))
+    current = [os.getcwd() if entry == "" else entry for entry in sys.path]
+    # The ``pythonpath`` ini key's folders go first (pytest's python_path plugin);
+    # early in start-up they may not be on sys.path yet.
+    with contextlib.suppress(ValueError):  # no python_path plugin (-p no:python_path)
+        current = [*(str(p) for p in config.getini("pythonpath")), *current]
+    if mode not in ("prepend", "append"):
+        return current
+    try:
+        namespaces = bool(config.getini("consider_namespace_packages"))
+    except ValueError:  # pytest < 8.1 has no such ini key
+        namespaces = False
+    roots = prepend_roots(
+        _test_paths(config),
+        python_files=config.getini("python_files"),
+        norecursedirs=config.getini("norecursedirs"),
+        already_on_path=current,
+        consider_namespace_packages=namespaces,
+        confcutdir=_confcutdir(config),
+    )
+    return [*roots, *current] if mode == "prepend" else [*current, *roots]
+
+
+def _confcutdir(config: pytest.Config) -> Path | None:
+    """Where pytest stops looking for ``conftest.py`` upwards (``Config._preparse``)."""
+    given = getattr(config.known_args_namespace, "confcutdir", None)
+    if given:
+        return config.invocation_params.dir / str(given)
+    return config.inipath.parent if config.inipath is not None else config.rootpath
+
+
+def _test_paths(config: pytest.Config) -> list[Path]:
+    """What collection will walk, decided as ``Config._decide_args`` does."""
+    import glob
+
+    base = config.invocation_params.dir
+    args = [str(a) for a in getattr(config, "args", None) or ()]
+    if not args:
+        args = [str(a) for a in getattr(config.known_args_namespace, "file_or_dir", None) or ()]
+    if args:
+        return [base / arg.split("::")[0] for arg in args]
+    testpaths = config.getini("testpaths")
+    if base == config.rootpath and testpaths:
+        found = [
+            Path(p)
+            for pattern in testpaths
+            for p in sorted(glob.glob(str(config.rootpath / pattern), recursive=True))
+        ]
+        if found:
+            return found
+    return [base]
 
 
 def interpreter_identity() -> str:

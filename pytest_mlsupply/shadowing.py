@@ -1,0 +1,615 @@
+"""Modules that hide an installed distribution from outside the environment.
+
+A ``tests/numpy.py`` next to the test files, a ``PYTHONPATH`` entry, the
+current directory under ``python -m pytest`` or a user site directory can hold
+a module named like an installed distribution's import name; found on the
+search path before the site directory, it runs instead of the verified code.
+Every file the gate verified can match its RECORD while none of it is
+imported. This module resolves each installed import name exactly as the
+import system would (``importlib._bootstrap_external.PathFinder`` with
+``FileFinder`` and ``zipimport.zipimporter``), with the directories pytest's
+``prepend`` import mode will insert during collection put first, and names
+every module found ahead of the installed one. After collection,
+``check_loaded_modules`` compares what ``sys.modules`` actually holds with
+where it is installed (the backstop for what a static view cannot see: a
+meta-path finder, an import hook, ``sys.path`` changed at run time).
+
+The project's own code under test is not shadowing: an editable or local
+directory install, the directories its ``.pth`` files add, or the project
+named in the rootdir's ``pyproject.toml`` may provide that project's own
+names from its working tree (a ``src/`` layout), but never a name another
+installed distribution owns.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+import sysconfig
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from packaging.utils import canonicalize_name
+
+from pytest_mlsupply.findings import Finding, Kind
+from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
+from pytest_mlsupply.sources import LOCAL_KINDS
+
+#: The order in which ``FileFinder`` tries suffixes: its loaders are extension
+#: modules, then source, then bytecode (``_get_supported_file_loaders``).
+LOADER_SUFFIXES: tuple[str, ...] = (*EXTENSION_SUFFIXES, *SOURCE_SUFFIXES, *BYTECODE_SUFFIXES)
+
+#: zipimport's search order for one name (``zipimport._zip_searchorder``).
+_ZIP_SEARCH_ORDER = (
+    ("/__init__.pyc", True),
+    ("/__init__.py", True),
+    (".pyc", False),
+    (".py", False),
+)
+
+_NOT_CODE_SUFFIXES = (".dist-info", ".egg-info", ".data", ".pth", ".egg-link")
+
+MESSAGE_SHADOWED = (
+    "{module!r} (installed by {dist} in {installed}) is shadowed by {found}, which comes "
+    "first on the import path (from {entry})"
+)
+HINT_SHADOWED = (
+    "rename or remove {found}, or take {entry} off the import path; code found there runs "
+    "instead of the verified {dist}"
+)
+MESSAGE_LOADED_ELSEWHERE = (
+    "module {module!r} of {dist} (installed in {installed}) was imported from {found}, "
+    "not from where it is installed"
+)
+HINT_LOADED_ELSEWHERE = (
+    "find what put {found} on the import path (a conftest, a plugin, a .pth file or an import "
+    "hook) and remove it; the tests were not run with the verified {dist}"
+)
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One installed distribution that provides an import name, and where it may come from.
+
+    ``homes`` are directories the distribution's own code may also be imported
+    from: its working tree (editable or local directory installs, the rootdir
+    project) and the directories its own ``.pth`` files add.
+    """
+
+    dist: str
+    location: str
+    homes: tuple[str, ...] = ()
+
+    def to_list(self) -> list[Any]:
+        return [self.dist, self.location, list(self.homes)]
+
+    @classmethod
+    def from_list(cls, data: Sequence[Any]) -> Provider:
+        return cls(str(data[0]), str(data[1]), tuple(str(h) for h in data[2]))
+
+
+#: Import name (top level) -> the distributions providing it.
+ImportIndex = Mapping[str, tuple[Provider, ...]]
+
+
+def index_to_dict(index: ImportIndex) -> dict[str, list[list[Any]]]:
+    """Plain data (for xdist's ``workerinput``)."""
+    return {name: [p.to_list() for p in providers] for name, providers in index.items()}
+
+
+def index_from_dict(data: Mapping[str, Any]) -> dict[str, tuple[Provider, ...]]:
+    return {str(k): tuple(Provider.from_list(p) for p in v) for k, v in data.items()}
+
+
+def _real(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def import_name(location: str, entry: str) -> str | None:
+    """The top-level import name a site-directory entry provides, or None."""
+    if entry == "__pycache__" or entry.endswith(_NOT_CODE_SUFFIXES):
+        return None
+    if os.path.isdir(os.path.join(location, entry)):
+        return entry if entry.isidentifier() else None
+    for suffix in LOADER_SUFFIXES:
+        if entry.endswith(suffix):
+            stem = entry[: -len(suffix)]
+            return stem if stem.isidentifier() else None
+    return None
+
+
+def _pth_directories(site_dir: str, entries: Iterable[str]) -> list[str]:
+    """Directories that a distribution's own ``.pth`` files add, as ``site.addpackage`` does."""
+    found: list[str] = []
+    for entry in entries:
+        if not entry.endswith(".pth") or "/" in entry:
+            continue
+        try:
+            text = Path(site_dir, entry).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("#") or line.startswith(("import ", "import\t")):
+                continue
+            folder = os.path.join(site_dir, line.rstrip())
+            if os.path.isdir(folder):
+                found.append(_real(folder))
+    return found
+
+
+def _local_tree(dist: InstalledDistribution) -> str | None:
+    """The working tree of an editable or local-directory install (PEP 610 ``url``)."""
+    if dist.source.kind not in LOCAL_KINDS or not dist.source.url:
+        return None
+    parts = urlsplit(dist.source.url)
+    if parts.scheme != "file":
+        return None
+    return _real(unquote(parts.path))
+
+
+def _top_level_txt(dist: InstalledDistribution) -> list[str]:
+    try:
+        text = Path(dist.metadata_path, "top_level.txt").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def project_name(rootdir: Path | None) -> str | None:
+    """The ``[project] name`` of the rootdir's ``pyproject.toml`` (canonical), if readable.
+
+    An unreadable file only means no exemption: the check then flags more, not less.
+    """
+    if rootdir is None:
+        return None
+    from pytest_mlsupply.tomlfile import parse_toml
+
+    try:
+        text = (rootdir / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    data, _problem = parse_toml(text)
+    if data is None:
+        return None
+    project = data.get("project")
+    name = project.get("name") if isinstance(project, dict) else None
+    return canonicalize_name(name) if isinstance(name, str) else None
+
+
+def build_index(
+    snapshot: Snapshot,
+    tops: Mapping[str, Sequence[str]],
+    *,
+    rootdir: Path | None = None,
+) -> dict[str, tuple[Provider, ...]]:
+    """Which installed distribution provides which top-level import name.
+
+    *tops* maps a distribution's metadata path to the top-level entries its
+    RECORD lists (``verify.Ownership.dist_tops``); a distribution without one
+    (no RECORD) is read from ``top_level.txt``. The distribution named in
+    *rootdir*'s ``pyproject.toml`` may also come from *rootdir*.
+    """
+    own_project = project_name(rootdir)
+    result: dict[str, list[Provider]] = {}
+    for dist in snapshot.distributions:
+        location = os.path.normpath(dist.location)
+        entries = list(tops.get(dist.metadata_path, ()))
+        names = {n for n in (import_name(location, e) for e in entries) if n}
+        names.update(n for n in _top_level_txt(dist) if n.isidentifier())
+        homes = _pth_directories(location, entries)
+        tree = _local_tree(dist)
+        if tree is not None:
+            homes.append(tree)
+        if own_project is not None and dist.name == own_project and rootdir is not None:
+            homes.append(_real(str(rootdir)))
+        provider = Provider(dist.name, _real(location), tuple(dict.fromkeys(homes)))
+        for name in sorted(names):
+            result.setdefault(name, []).append(provider)
+    return {name: tuple(providers) for name, providers in sorted(result.items())}
+
+
+# ------------------------------------------------------------------ the import system
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Where one name resolves on one path entry: a module, a package, or a namespace portion."""
+
+    entry: str
+    origin: str
+    namespace: bool
+
+
+class _PathView:
+    """The finders ``sys.path_hooks`` would give each entry, read from disk once.
+
+    Only the default hooks are emulated: ``zipimporter`` first, then
+    ``FileFinder`` (Lib/importlib/_bootstrap_external.py, ``FileFinder.find_spec``;
+    Lib/zipimport.py, ``zipimporter.find_spec``).
+    """
+
+    def __init__(self, cwd: str) -> None:
+        self.cwd = cwd
+        self._listings: dict[str, frozenset[str]] = {}
+        self._zips: dict[str, tuple[str, str, frozenset[str]] | None] = {}
+
+    def find(self, entry: str, tail: str) -> Hit | None:
+        path = entry or self.cwd  # '' is the current directory (PathFinder._path_importer_cache)
+        zipped = self._zip(path)
+        if zipped is not None:
+            return self._find_in_zip(entry, zipped, tail)
+        return self._find_in_dir(entry, path, tail)
+
+    def _listing(self, path: str) -> frozenset[str] | None:
+        if path not in self._listings:
+            if not _isdir(path):
+                return None  # FileFinder's path hook refuses anything but a directory
+            try:
+                self._listings[path] = frozenset(os.listdir(path))
+            except OSError:
+                self._listings[path] = frozenset()  # FileFinder._fill_cache: an empty cache
+        return self._listings[path]
+
+    def _find_in_dir(self, entry: str, path: str, tail: str) -> Hit | None:
+        cache = self._listing(path)
+        if cache is None:
+            return None
+        is_namespace = False
+        base = os.path.join(path, tail)
+        if tail in cache:
+            for suffix in LOADER_SUFFIXES:
+                init = os.path.join(base, "__init__" + suffix)
+                if _isfile(init):
+                    return Hit(entry, init, namespace=False)
+            is_namespace = _isdir(base)
+        for suffix in LOADER_SUFFIXES:
+            if tail + suffix in cache:
+                full = os.path.join(path, tail + suffix)
+                if _isfile(full):
+                    return Hit(entry, full, namespace=False)
+        return Hit(entry, base, namespace=True) if is_namespace else None
+
+    def _zip(self, path: str) -> tuple[str, str, frozenset[str]] | None:
+        """(archive, prefix, member names) when zipimporter accepts *path*, else None."""
+        if path in self._zips:
+            return self._zips[path]
+        archive, prefix = path, list[str]()
+        result: tuple[str, str, frozenset[str]] | None = None
+        while True:
+            try:
+                mode = os.stat(archive).st_mode
+            except (OSError, ValueError):
+                head, tail = os.path.split(archive)
+                if head == archive:
+                    break
+                archive, prefix = head, [tail, *prefix]
+                continue
+            if stat.S_ISREG(mode):
+                try:
+                    with zipfile.ZipFile(archive) as zf:
+                        members = frozenset(zf.namelist())
+                except (OSError, zipfile.BadZipFile, ValueError):
+                    break
+                joined = "/".join(prefix)
+                result = (archive, joined + "/" if joined else "", members)
+            break
+        self._zips[path] = result
+        return result
+
+    def _find_in_zip(
+        self, entry: str, zipped: tuple[str, str, frozenset[str]], tail: str
+    ) -> Hit | None:
+        archive, prefix, members = zipped
+        modpath = prefix + tail
+        for suffix, _package in _ZIP_SEARCH_ORDER:
+            if modpath + suffix in members:
+                return Hit(entry, f"{archive}{os.sep}{modpath}{suffix}", namespace=False)
+        if modpath + "/" in members:
+            return Hit(entry, f"{archive}{os.sep}{modpath}", namespace=True)
+        return None
+
+
+def _isfile(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _isdir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def resolve(name: str, search_path: Sequence[str], view: _PathView) -> tuple[Hit | None, list[str]]:
+    """The first module or regular package for *name* on *search_path*, as PathFinder finds it.
+
+    A namespace portion does not stop the search (``PathFinder._get_spec``
+    collects portions and keeps looking); when nothing else is found the
+    portions found are returned instead, as the namespace package's path.
+    """
+    portions: list[str] = []
+    for entry in search_path:
+        if not isinstance(entry, str):
+            continue
+        hit = view.find(entry, name)
+        if hit is None:
+            continue
+        if not hit.namespace:
+            return hit, portions
+        portions.append(hit.origin)
+    return None, portions
+
+
+# ------------------------------------------------------------------ pytest's insertions
+
+
+def prepend_roots(
+    paths: Iterable[Path],
+    *,
+    python_files: Sequence[str],
+    norecursedirs: Sequence[str],
+    already_on_path: Iterable[str] = (),
+    consider_namespace_packages: bool = False,
+    confcutdir: Path | None = None,
+) -> list[str]:
+    """The directories pytest's ``prepend`` import mode will put at ``sys.path[0]``.
+
+    For every test module and ``conftest.py`` under *paths*, the directory
+    above its top package (``_pytest.pathlib.resolve_pkg_root_and_module_name``:
+    the first directory going up without an ``__init__.py``). Directories are
+    walked as pytest's collection does: *norecursedirs* patterns and virtual
+    environments (a ``pyvenv.cfg``) are skipped. The ``conftest.py`` files
+    pytest loads from the folders above each path, up to *confcutdir*, count
+    too (``PytestPluginManager._try_load_conftest``). With
+    *consider_namespace_packages*, pytest may also pick an ancestor already
+    importable: every ancestor that is on the path is included (over-including
+    only checks more).
+    """
+    on_path = {_real(p) for p in already_on_path if p}
+    roots: dict[str, None] = {}
+
+    def add(test_file: Path) -> None:
+        root = _package_root(test_file)
+        roots[str(root)] = None
+        if consider_namespace_packages:
+            for parent in root.parents:
+                if _real(str(parent)) in on_path:
+                    roots[str(parent)] = None
+
+    cut = _real(str(confcutdir)) if confcutdir is not None else None
+    for path in paths:
+        start = path if path.is_dir() else path.parent
+        for folder in (start, *start.parents):
+            if (folder / "conftest.py").is_file():
+                add(folder / "conftest.py")
+            if cut is not None and _real(str(folder)) == cut:
+                break
+        if path.is_file():
+            add(path)
+            continue
+        for test_file in _test_files(path, python_files, norecursedirs):
+            add(test_file)
+    return list(roots)
+
+
+def _package_root(path: Path) -> Path:
+    result: Path | None = None
+    for parent in (path, *path.parents):
+        if parent.is_dir():
+            if not (parent / "__init__.py").is_file() or not parent.name.isidentifier():
+                break
+            result = parent
+    return result.parent if result is not None else path.parent
+
+
+def _test_files(
+    top: Path, python_files: Sequence[str], norecursedirs: Sequence[str]
+) -> Iterator[Path]:
+    # pytest follows symlinked folders (``_pytest.pathlib.visit``); so do we, once each.
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(top, followlinks=True):
+        real = _real(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not any(_fnmatch_ex(pat, os.path.join(folder, d)) for pat in norecursedirs)
+            and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg"))
+        )
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            full = os.path.join(folder, name)
+            if name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files):
+                yield Path(full)
+
+
+def _fnmatch_ex(pattern: str, path: str) -> bool:
+    """``_pytest.pathlib.fnmatch_ex``: a pattern with a separator matches the path's end."""
+    if os.sep != "/" and os.sep not in pattern and "/" in pattern:
+        pattern = pattern.replace("/", os.sep)
+    if os.sep not in pattern:
+        return fnmatch.fnmatch(os.path.basename(path), pattern)
+    if os.path.isabs(path) and not os.path.isabs(pattern):
+        pattern = f"*{os.sep}{pattern}"
+    return fnmatch.fnmatch(path, pattern)
+
+
+# ------------------------------------------------------------------ the checks
+
+
+def _homes(providers: Sequence[Provider]) -> list[str]:
+    """Working trees that may provide a name: none when another distribution owns it too."""
+    if len({p.dist for p in providers}) != 1:
+        return []
+    return [home for p in providers for home in p.homes]
+
+
+def _allowed_entry(entry_real: str, providers: Sequence[Provider]) -> bool:
+    return any(entry_real == p.location for p in providers) or any(
+        _within(entry_real, h) for h in _homes(providers)
+    )
+
+
+def find_shadowing(
+    index: ImportIndex,
+    search_path: Sequence[str],
+    *,
+    cwd: str | None = None,
+) -> list[Finding]:
+    """Every installed import name that resolves first to a module outside its distribution.
+
+    *search_path* is the path as imports will see it (pytest's insertions
+    first, then ``sys.path``, current-directory entry included). A namespace
+    package's submodules are resolved too, over its portions in path order.
+    """
+    view = _PathView(cwd or os.getcwd())
+    findings: list[Finding] = []
+    for name, providers in index.items():
+        hit, portions = resolve(name, search_path, view)
+        if hit is not None:
+            entry_real = _real(os.path.abspath(hit.entry or view.cwd))
+            if not _allowed_entry(entry_real, providers):
+                findings.append(_shadow_finding(name, providers, hit))
+            continue
+        findings.extend(_namespace_shadowing(name, providers, portions, view))
+    return findings
+
+
+def _namespace_shadowing(
+    name: str, providers: Sequence[Provider], portions: Sequence[str], view: _PathView
+) -> Iterator[Finding]:
+    """Submodules of a namespace package found in a portion ahead of the installed one."""
+    installed = {_real(os.path.join(p.location, name)): p for p in providers}
+    subnames: set[str] = set()
+    for folder in installed:
+        listing = view._listing(folder) or frozenset()
+        subnames.update(n for n in (import_name(folder, e) for e in listing) if n)
+    for sub in sorted(subnames):
+        hit, _ = resolve(sub, list(portions), view)
+        if hit is None:
+            continue
+        entry_real = _real(hit.entry)
+        if entry_real in installed:
+            continue
+        if not any(_within(entry_real, h) for h in _homes(providers)):
+            yield _shadow_finding(f"{name}.{sub}", providers, hit)
+
+
+def _shadow_finding(module: str, providers: Sequence[Provider], hit: Hit) -> Finding:
+    dist = ", ".join(sorted({p.dist for p in providers}))
+    installed = ", ".join(sorted({p.location for p in providers}))
+    entry = hit.entry or "the current directory"
+    return Finding.of(
+        Kind.IMPORT_SHADOWED,
+        providers[0].dist,
+        MESSAGE_SHADOWED.format(
+            module=module, dist=dist, installed=installed, found=hit.origin, entry=entry
+        ),
+        expected=installed,
+        actual=hit.origin,
+        hint=HINT_SHADOWED.format(found=hit.origin, entry=entry, dist=dist),
+        location=hit.origin,
+    )
+
+
+def _module_file(module: object) -> str | None:
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None) if spec is not None else None
+    if isinstance(origin, str) and getattr(spec, "has_location", False):
+        return origin
+    filename = getattr(module, "__file__", None)
+    return filename if isinstance(filename, str) else None
+
+
+def _stdlib_dirs() -> list[str]:
+    paths = sysconfig.get_paths()
+    return [_real(paths[key]) for key in ("stdlib", "platstdlib") if key in paths]
+
+
+def check_loaded_modules(modules: Mapping[str, object], index: ImportIndex) -> list[Finding]:
+    """Modules of installed distributions that ``sys.modules`` holds from somewhere else.
+
+    A module passes when its file lies in its distribution's own top-level
+    entry (``site-packages/numpy/...``, ``site-packages/six.py``) or working
+    tree, or in any installed distribution's or the standard library's code (a
+    package may alias another's module under its own name, as ``six.moves``
+    does). Modules without a file (namespace packages, built-ins) are skipped:
+    their submodules are checked one by one.
+    """
+    owned: dict[str, set[str]] = {}
+    for name, providers in index.items():
+        for p in providers:
+            owned.setdefault(p.location, set()).add(name)
+    # Deepest first: a path entry with distributions inside another one decides for its files.
+    sites = sorted(owned.items(), key=lambda item: -len(item[0]))
+    stdlib = _stdlib_dirs()
+
+    def installed_code(real: str) -> bool:
+        for location, names in sites:
+            if _within(real, location):
+                first, sep, _ = real[len(location) + 1 :].partition(os.sep)
+                return (first if sep else import_name(location, first)) in names
+        # The standard library holds site-packages outside a venv: checked above first.
+        return any(_within(real, folder) for folder in stdlib)
+
+    findings: dict[str, Finding] = {}
+    folders: dict[str, str] = {}  # realpath per folder: thousands of modules share a few
+    for module_name, module in list(modules.items()):
+        top = module_name.partition(".")[0]
+        found = index.get(top)
+        if not found:
+            continue
+        providers = found
+        filename = _module_file(module)
+        if filename is None:
+            continue
+        folder, base = os.path.split(os.path.abspath(filename))
+        if folder not in folders:
+            folders[folder] = _real(folder)
+        real = os.path.join(folders[folder], os.path.normcase(base))
+        if _is_own(real, top, providers) or installed_code(real):
+            continue
+        dist = ", ".join(sorted({p.dist for p in providers}))
+        installed = ", ".join(sorted({p.location for p in providers}))
+        findings[module_name] = Finding.of(
+            Kind.IMPORT_SHADOWED,
+            providers[0].dist,
+            MESSAGE_LOADED_ELSEWHERE.format(
+                module=module_name, dist=dist, installed=installed, found=filename
+            ),
+            expected=installed,
+            actual=filename,
+            hint=HINT_LOADED_ELSEWHERE.format(found=filename, dist=dist),
+            location=filename,
+        )
+    return [findings[name] for name in sorted(findings)]
+
+
+def _is_own(real: str, top: str, providers: Sequence[Provider]) -> bool:
+    if any(_within(real, h) for h in _homes(providers)):
+        return True
+    for p in providers:
+        relative = real[len(p.location) + 1 :] if _within(real, p.location) else None
+        if relative is None:
+            continue
+        first = relative.split(os.sep, 1)[0]
+        if first == top or (os.sep not in relative and import_name(p.location, first) == top):
+            return True
+    return False

@@ -1,0 +1,202 @@
+"""Shadowing from outside the environment, through pytest as users run it (subprocesses).
+
+The test environment itself is locked; the shadowing module is named like one
+of its distributions that pytest does not import on its own (``tomli_w``), and
+writes a marker file when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_mlsupply.shadowing import HINT_SHADOWED
+
+from gatehelpers import locked
+
+VICTIM = "tomli_w"
+
+
+def payload(marker: Path) -> str:
+    return f"open({str(marker)!r}, 'w').write('ran')\n"
+
+
+LAZY_TEST = f"def test_uses_it():\n    import {VICTIM}\n    assert {VICTIM}\n"
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.mkdir("tests")
+    pytester.path.joinpath("tests", "test_model.py").write_text(LAZY_TEST)
+    locked(pytester)
+    return pytester
+
+
+def gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "--mlsupply", "--mlsupply-report", "report.json", "-p", "no:cacheprovider", *args
+    )
+
+
+def shadow_findings(pytester: pytest.Pytester) -> list[dict[str, str]]:
+    document = json.loads((pytester.path / "report.json").read_text())
+    return [f for f in document["findings"] if f["kind"] == "import-shadowed"]
+
+
+def test_a_clean_project_has_no_shadowing(suite: pytest.Pytester) -> None:
+    result = gate(suite)
+    assert result.ret == 0, result.stdout.str()
+    assert shadow_findings(suite) == []
+    result.assert_outcomes(passed=2)
+
+
+def test_a_module_next_to_the_tests_fails_the_gate_and_does_not_run(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    victim = suite.path / "tests" / f"{VICTIM}.py"
+    victim.write_text(payload(marker))
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["subject"] == "tomli-w"
+    assert finding["actual"] == str(victim)
+    assert "site-packages" in finding["expected"]
+    assert finding["hint"] == HINT_SHADOWED.format(
+        found=victim, entry=suite.path / "tests", dist="tomli-w"
+    )
+    result.stdout.fnmatch_lines(["*ERROR [[]import-shadowed[]] 'tomli_w'*shadowed by*"])
+    assert "1 deselected" in result.stdout.str()
+    assert not marker.exists()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_package_in_a_pythonpath_entry_fails_the_gate(
+    suite: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "marker"
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / VICTIM).mkdir(parents=True)
+    (elsewhere / VICTIM / "__init__.py").write_text(payload(marker))
+    monkeypatch.setenv("PYTHONPATH", str(elsewhere))
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(elsewhere / VICTIM / "__init__.py")
+    assert not marker.exists()
+
+
+def test_the_current_directory_under_python_m_pytest(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    """pytester runs ``python -m pytest`` in its folder: the folder is on the path."""
+    marker = tmp_path / "marker"
+    (suite.path / f"{VICTIM}.py").write_text(payload(marker))
+    result = gate(suite, "tests")
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(suite.path / f"{VICTIM}.py")
+    assert not marker.exists()
+
+
+def test_pytest_python_path_ini_entries_are_checked(suite: pytest.Pytester) -> None:
+    (suite.path / "vendor").mkdir()
+    (suite.path / "vendor" / f"{VICTIM}.py").write_text("")
+    suite.makeini("[pytest]\npythonpath = vendor\n")
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(suite.path / "vendor" / f"{VICTIM}.py")
+
+
+def test_a_namespace_folder_named_like_a_distribution_is_not_flagged(
+    suite: pytest.Pytester,
+) -> None:
+    (suite.path / "tests" / VICTIM).mkdir()
+    (suite.path / "tests" / VICTIM / "data.txt").write_text("")
+    result = gate(suite)
+    assert result.ret == 0, result.stdout.str()
+    assert shadow_findings(suite) == []
+
+
+def test_importlib_mode_inserts_nothing(suite: pytest.Pytester, tmp_path: Path) -> None:
+    (suite.path / "tests" / f"{VICTIM}.py").write_text("")
+    result = gate(suite, "--import-mode=importlib", "tests")
+    assert shadow_findings(suite) == [], result.stdout.str()
+    assert result.ret == 0
+
+
+def test_warn_only_reports_and_runs(suite: pytest.Pytester, tmp_path: Path) -> None:
+    (suite.path / "tests" / f"{VICTIM}.py").write_text("")
+    result = gate(suite, "--mlsupply-warn-only")
+    assert result.ret == 0, result.stdout.str()
+    assert len(shadow_findings(suite)) == 1
+
+
+def test_backstop_catches_a_module_the_static_view_cannot_see(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    """A test module changes sys.path at import time: only sys.modules shows it."""
+    marker = tmp_path / "marker"
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / f"{VICTIM}.py").write_text(payload(marker))
+    (suite.path / "tests" / "test_sneaky.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(hidden)!r})\nimport {VICTIM}\n\n"
+        "def test_nothing():\n    pass\n"
+    )
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(hidden / f"{VICTIM}.py")
+    assert "was imported from" in finding["message"]
+    assert "2 deselected" in result.stdout.str()
+    assert marker.exists()  # it ran during collection; the gate says so and runs no test
+    assert os.fspath(hidden) in result.stdout.str()
+
+
+def test_under_xdist_the_controller_reports_it(suite: pytest.Pytester) -> None:
+    (suite.path / "tests" / f"{VICTIM}.py").write_text("")
+    result = gate(suite, "-n", "2")
+    assert result.ret == 1, result.stdout.str()
+    assert len(shadow_findings(suite)) == 1
+
+
+def test_under_xdist_workers_apply_the_backstop(suite: pytest.Pytester, tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / f"{VICTIM}.py").write_text("")
+    (suite.path / "tests" / "test_sneaky.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(hidden)!r})\nimport {VICTIM}\n\n"
+        "def test_nothing():\n    pass\n"
+    )
+    result = gate(suite, "-n", "2")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*import-shadowed*was imported from*"])
+    assert "passed" not in result.stdout.str().splitlines()[-1]
+    # The workers' finding reaches the controller's summary and report.
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(hidden / f"{VICTIM}.py")
+    result.stdout.fnmatch_lines(["mlsupply: environment does not match the lock*1 error*"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="collection still imports test modules after a failed gate; this passes once a "
+    "failed gate collects nothing (the verdict decided before collection)",
+)
+def test_a_victim_imported_at_module_level_does_not_run(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    (suite.path / "tests" / f"{VICTIM}.py").write_text(payload(marker))
+    (suite.path / "tests" / "test_eager.py").write_text(
+        f"import {VICTIM}\n\ndef test_it():\n    assert {VICTIM}\n"
+    )
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    assert len(shadow_findings(suite)) == 1
+    assert not marker.exists()
