@@ -8,20 +8,38 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from pytest_mlsupply.findings import Finding, Kind, Report
+from pytest_mlsupply.errors import RecordError
+from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.locks.mlsupply_lock import (
     REFRESH_COMMAND,
     Lock,
     LockedDistribution,
 )
+from pytest_mlsupply.record import parse_record
 from pytest_mlsupply.snapshot import RECORD_MALFORMED, InstalledDistribution, Snapshot
 
 INTERPRETER_SUBJECT = "interpreter"
 
 HINT_ACCEPT = f"if intended, accept it with `{REFRESH_COMMAND}`"
+
+#: Why an unlocked distribution is an error, not a warning (issue item 6): its code runs
+#: in every pytest run or interpreter start without anyone importing it, so it can
+#: patch the gate that is about to judge it.
+UNLOCKED_STARTUP_CODE = (
+    "{what}; code that runs before or during pytest's start-up must be locked "
+    "(it can rewrite the gate's verdict in-process)"
+)
+#: The entry-point group pytest loads plugins from, at every start-up (pluggy's
+#: ``load_setuptools_entrypoints("pytest11")``).
+PYTEST_PLUGIN_GROUP = "pytest11"
+#: Modules ``site`` imports at every interpreter start when they are importable.
+STARTUP_MODULES = ("sitecustomize", "usercustomize")
 
 
 def _same_version(installed: str, locked: str) -> bool:
@@ -110,14 +128,17 @@ def _interpreter_findings(snapshot: Snapshot, lock: Lock) -> Iterator[Finding]:
 def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> Iterator[Finding]:
     name = dist.name
     if not entries:
-        yield Finding.of(
-            Kind.UNEXPECTED,
-            name,
-            f"{name} {dist.version} is installed but not locked",
-            expected="not installed",
-            actual=dist.version,
-            hint=f"`pip uninstall {name}`, or {HINT_ACCEPT}",
-            location=dist.metadata_path,
+        yield unlocked_startup_error(
+            Finding.of(
+                Kind.UNEXPECTED,
+                name,
+                f"{name} {dist.version} is installed but not locked",
+                expected="not installed",
+                actual=dist.version,
+                hint=f"`pip uninstall {name}`, or {HINT_ACCEPT}",
+                location=dist.metadata_path,
+            ),
+            dist,
         )
         return
     if dist.source.is_local and any(entry.source.is_local for entry in entries):
@@ -240,3 +261,85 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
                 hint=f"`pip install --force-reinstall --no-deps '{dist.name}=={dist.version}'`",
                 location=dist.metadata_path,
             )
+
+
+# ------------------------------------------------------------ unlocked start-up code
+
+
+def unlocked_startup_error(finding: Finding, dist: InstalledDistribution) -> Finding:
+    """*finding* (an unlocked distribution) as an error when *dist* ships start-up code.
+
+    A plain unlocked library stays a warning: nothing runs it unless a test
+    imports it. A pytest plugin, an import ``.pth`` or a ``sitecustomize`` runs
+    without being imported, before the gate has a say.
+    """
+    reasons = startup_code(dist)
+    if not reasons:
+        return finding
+    what = f"{dist.name} {dist.version} is installed but not locked, and " + "; ".join(reasons)
+    return replace(
+        finding, severity=Severity.ERROR, message=UNLOCKED_STARTUP_CODE.format(what=what)
+    )
+
+
+def startup_code(dist: InstalledDistribution) -> list[str]:
+    """What in *dist* runs without being imported: pytest plugins, import ``.pth``, customize.
+
+    Read only for unlocked distributions (a handful), so the snapshot stays cheap.
+    What cannot be read counts as start-up code: fail closed.
+    """
+    reasons: list[str] = []
+    try:
+        plugins = sorted(
+            ep.name
+            for ep in metadata.PathDistribution(Path(dist.metadata_path)).entry_points
+            if ep.group == PYTEST_PLUGIN_GROUP
+        )
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reasons.append(f"its entry_points.txt cannot be read ({exc}), so it may be a pytest plugin")
+    else:
+        reasons += [
+            f"ships a pytest11 plugin `{plugin}` that runs inside every pytest run"
+            for plugin in plugins
+        ]
+    for relative in _top_level_files(dist):
+        stem = relative.split("/", 1)[0].split(".", 1)[0]
+        if "/" not in relative and relative.endswith(".pth"):
+            if _pth_runs_code(Path(dist.location) / relative):
+                reasons.append(f"ships {relative}, whose import lines run at every interpreter start")
+        elif stem in STARTUP_MODULES:
+            reasons.append(f"ships {relative}, which `site` imports at every interpreter start")
+    return reasons
+
+
+def _top_level_files(dist: InstalledDistribution) -> list[str]:
+    """RECORD paths of *dist* inside its site directory (a malformed RECORD is reported apart)."""
+    if dist.record_rows is not None:
+        paths = [row[0] for row in dist.record_rows]
+    else:
+        record = Path(dist.metadata_path) / "RECORD"
+        try:
+            text = record.read_text(encoding="utf-8")
+            paths = [row.path for row in parse_record(text, str(record))]
+        except (OSError, UnicodeDecodeError, RecordError):
+            return []
+    return [p for p in paths if ".." not in p.split("/") and not p.startswith("/")]
+
+
+def _pth_runs_code(path: Path) -> bool:
+    """Whether ``site`` would execute a line of *path* (``Lib/site.py``, ``addpackage``).
+
+    site.py runs lines starting with ``import`` and a space or tab. Python 3.13 decodes
+    the file as UTF-8 (BOM stripped) and falls back to the locale encoding, older ones
+    use the locale encoding; both readings are tried, and ``str.splitlines`` splits at
+    every line boundary either could see. An unreadable file counts as code.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return True
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    for text in (data.decode("utf-8", "replace"), data.decode("latin-1")):
+        if any(line.startswith(("import ", "import\t")) for line in text.splitlines()):
+            return True
+    return False

@@ -20,7 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
-from pytest_mlsupply.checks import snapshot_findings
+from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError
 from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
@@ -156,7 +156,7 @@ def _where(shown: str, entries: Sequence[LockedPackage]) -> str:
 
 
 def _unexpected(dist: InstalledDistribution, lock: ForeignLock) -> Finding:
-    return Finding.of(
+    finding = Finding.of(
         Kind.UNEXPECTED,
         dist.name,
         f"{dist.name} {dist.version} is installed but not in {lock.title}",
@@ -165,6 +165,7 @@ def _unexpected(dist: InstalledDistribution, lock: ForeignLock) -> Finding:
         hint=f"`pip uninstall {dist.name}`, or add it to the lock with the tool that writes it",
         location=dist.metadata_path,
     )
+    return unlocked_startup_error(finding, dist)
 
 
 def _missing(

@@ -1,0 +1,137 @@
+"""Unlocked distributions whose code runs at start-up are errors (not warnings), any lock."""
+
+from __future__ import annotations
+
+import site
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_mlsupply.checks import _pth_runs_code, check_environment
+from pytest_mlsupply.findings import Kind, Severity
+from pytest_mlsupply.foreign_checks import check_foreign_lock
+from pytest_mlsupply.locks.foreign import FORMAT_REQUIREMENTS, load_foreign_lock
+from pytest_mlsupply.locks.mlsupply_lock import refresh_lock
+from pytest_mlsupply.snapshot import take_snapshot
+
+from wheelfactory import install_fake
+
+PLUGIN_ENTRY_POINTS = "[pytest11]\nquiet = quiet_plugin\n\n[console_scripts]\nq = quiet_plugin:main\n"
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "site-packages"
+    install_fake(folder, "numpy", "2.2.6")
+    return folder
+
+
+def _unexpected(site_dir: Path) -> list[tuple[Severity, str]]:
+    """Severity and message of each `unexpected` finding, with only numpy locked."""
+    locked_env = take_snapshot([str(site_dir)])
+    lock = refresh_lock(None, locked_env)
+    lock = replace(lock, distributions=tuple(d for d in lock.distributions if d.name == "numpy"))
+    report = check_environment(take_snapshot([str(site_dir)]), lock)
+    return [(f.severity, f.message) for f in report.findings if f.kind is Kind.UNEXPECTED]
+
+
+def test_plain_unlocked_library_stays_a_warning(site_dir: Path) -> None:
+    install_fake(site_dir, "tiny-extra", "0.3")
+    install_fake(site_dir, "paths", "1.0", {"paths.pth": "extra_dir\n# import os\n"})
+    assert [s for s, _ in _unexpected(site_dir)] == [Severity.WARNING, Severity.WARNING]
+
+
+def test_unlocked_pytest_plugin_is_an_error_that_says_why(site_dir: Path) -> None:
+    dist_info = install_fake(site_dir, "quiet-plugin", "1.0")
+    (dist_info / "entry_points.txt").write_text(PLUGIN_ENTRY_POINTS)
+    [(severity, message)] = _unexpected(site_dir)
+    assert severity is Severity.ERROR
+    assert "quiet-plugin 1.0 is installed but not locked" in message
+    assert "ships a pytest11 plugin `quiet` that runs inside every pytest run" in message
+
+
+@pytest.mark.parametrize(
+    ("files", "shown"),
+    [
+        ({"hook.pth": "import os; os.getpid()\n"}, "hook.pth"),
+        ({"hook.pth": "\ufeffimport os\n"}, "hook.pth"),  # 3.13 strips the BOM
+        ({"hook.pth": "some_dir\rimport\tos\n"}, "hook.pth"),  # a lone CR ends a line
+        ({"sitecustomize.py": "import os\n"}, "sitecustomize.py"),
+        ({"usercustomize/__init__.py": ""}, "usercustomize/__init__.py"),
+    ],
+)
+def test_unlocked_startup_files_are_errors(
+    site_dir: Path, files: dict[str, str], shown: str
+) -> None:
+    install_fake(site_dir, "hooky", "1.0", files)
+    [(severity, message)] = _unexpected(site_dir)
+    assert severity is Severity.ERROR
+    assert f"ships {shown}, " in message
+
+
+def test_latin1_next_line_in_pth_counts(site_dir: Path) -> None:
+    dist_info = install_fake(site_dir, "hooky", "1.0", {"hook.pth": "x\n"})
+    # A locale (latin-1) reading splits at U+0085 (NEL); the RECORD hash is not checked here.
+    (site_dir / "hook.pth").write_bytes(b"somedir\x85import os\n")
+    assert dist_info.is_dir()
+    [(severity, _)] = _unexpected(site_dir)
+    assert severity is Severity.ERROR
+
+
+def test_unreadable_entry_points_fail_closed(site_dir: Path) -> None:
+    dist_info = install_fake(site_dir, "garbled", "1.0")
+    (dist_info / "entry_points.txt").write_bytes(b"[pytest11]\nx = \xff\xfe\n")
+    [(severity, message)] = _unexpected(site_dir)
+    assert severity is Severity.ERROR
+    assert "entry_points.txt cannot be read" in message
+
+
+def test_foreign_lock_gets_the_same_rule(site_dir: Path, tmp_path: Path) -> None:
+    dist_info = install_fake(site_dir, "quiet-plugin", "1.0")
+    (dist_info / "entry_points.txt").write_text(PLUGIN_ENTRY_POINTS)
+    install_fake(site_dir, "tiny-extra", "0.3")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("numpy==2.2.6\n")
+    lock = load_foreign_lock(requirements, FORMAT_REQUIREMENTS)
+    report = check_foreign_lock(take_snapshot([str(site_dir)]), lock)
+    rows = [(f.severity, f.subject) for f in report.findings if f.kind is Kind.UNEXPECTED]
+    assert rows == [(Severity.ERROR, "quiet-plugin"), (Severity.WARNING, "tiny-extra")]
+    assert "pytest11 plugin `quiet`" in report.findings[0].message
+
+
+_PTH_TOKENS = ["import", " ", "\t", "\n", "\r", "\x0c", "\x85", "#", "os", "\ufeff", "é", "x"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PTH_TOKENS), max_size=12).map("".join),
+    st.sampled_from(["utf-8", "latin-1"]),
+)
+def test_a_pth_line_site_would_execute_is_always_seen(text: str, encoding: str) -> None:
+    """Emulation check against this Python's own ``site.addpackage``, with exec recorded."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "probe.pth"
+        path.write_bytes(text.encode(encoding, "replace"))
+        executed: list[str] = []
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(site, "exec", executed.append, raising=False)
+            patch.setattr("sys.stderr", _Sink())
+            try:
+                site.addpackage(folder, "probe.pth", set())
+            except UnicodeDecodeError:
+                pass  # 3.11 reads in the locale encoding; lines before the error still ran
+        if executed:
+            assert _pth_runs_code(path), (text, encoding, executed)
+
+
+class _Sink:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
