@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +13,7 @@ from pytest_mlsupply.checks import check_environment
 from pytest_mlsupply.findings import Report
 from pytest_mlsupply.locks import FORMAT_MLSUPPLY, detect_format
 from pytest_mlsupply.locks.mlsupply_lock import Lock, load_lock, refresh_lock, write_lock
-from pytest_mlsupply.snapshot import Snapshot, take_snapshot
+from pytest_mlsupply.snapshot import Interpreter, Snapshot, take_snapshot
 
 if TYPE_CHECKING:
     from pytest_mlsupply.hashcache import RecordCache
@@ -50,6 +50,8 @@ def run_gate(
     min_age_days: float | None = None,
     now: datetime.datetime | None = None,
     known_bad: KnownBadConfig | None = None,
+    interpreter: Interpreter | None = None,
+    markers: Mapping[str, str] | None = None,
 ) -> GateResult:
     """Snapshot the environment, refresh the lock if asked, compare, verify installed files.
 
@@ -57,7 +59,8 @@ def run_gate(
     overwrites a malformed lock (it may hold a merge conflict worth keeping).
     Caches in *cache_dir* speed up re-runs of the file verification; *rehash*
     ignores what they hold (and writes them afresh). The *waivers* file is read
-    before any work, so a malformed one stops the run at once.
+    before any work, so a malformed one stops the run at once. *interpreter* and
+    *markers* describe the checked interpreter when it is not this one.
     """
     from pytest_mlsupply.waivers import Waiver, apply_waivers, load_waivers
 
@@ -65,14 +68,16 @@ def run_gate(
     if waivers is not None:
         accepted = load_waivers(waivers, shown=display_path(waivers, base) if base else None)
     record_cache = _record_cache(cache_dir, rehash) if verify_files else None
-    snapshot = take_snapshot(search_path, keep_rows=verify_files, record_cache=record_cache)
+    snapshot = take_snapshot(
+        search_path, keep_rows=verify_files, record_cache=record_cache, interpreter=interpreter
+    )
     shown = display_path(lock_path, base) if base else str(lock_path)
     fmt = detect_format(lock_path, lock_format)
     written: str | None = None
     foreign: ForeignLock | None = None
     if fmt != FORMAT_MLSUPPLY:
         report, written, foreign = _foreign_gate(
-            snapshot, lock_path, fmt, shown, update, base, min_age_days, now
+            snapshot, lock_path, fmt, shown, update, base, min_age_days, now, markers
         )
     else:
         if update:
@@ -115,6 +120,7 @@ def _foreign_gate(
     base: Path | None,
     min_age_days: float | None,
     now: datetime.datetime | None,
+    markers: Mapping[str, str] | None = None,
 ) -> tuple[Report, str | None, ForeignLock]:
     """Check against a foreign lock; with *update*, write mlsupply.lock beside it instead."""
     from pytest_mlsupply.foreign_checks import check_foreign_lock
@@ -125,7 +131,7 @@ def _foreign_gate(
     own_path = lock_path.parent / DEFAULT_LOCK_NAME
     own = load_lock(own_path) if own_path.exists() and not update else None
     report = check_foreign_lock(
-        snapshot, foreign, lock_path=shown, min_age_days=min_age_days, now=now
+        snapshot, foreign, lock_path=shown, environment=markers, min_age_days=min_age_days, now=now
     )
     if own is not None:
         report = _with_content_from(report, snapshot, own, own_path, base)

@@ -1,0 +1,169 @@
+"""An interpreter's import path as ``site`` would build it, computed without running any of it.
+
+``site`` executes the ``import`` lines of ``.pth`` files and imports
+``sitecustomize``/``usercustomize`` at every start; code in the checked
+environment can therefore blind a check that lets ``site`` run. This module
+redoes what ``site.main()`` does to ``sys.path`` (``Lib/site.py``: ``venv``,
+``addusersitepackages``, ``addsitepackages``, ``addsitedir``, ``addpackage``)
+as plain data: the path lines of ``.pth`` files are followed, the import lines
+are not run.
+
+Standard library only and self-contained on purpose: ``python -I -S`` runs
+this file as a script on another interpreter (``--python``), where nothing
+else of pytest-mlsupply is importable, and prints what it found as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import sysconfig
+from typing import Any
+
+#: Keys of the JSON document the script prints (and ``describe`` returns).
+KEYS = ("path", "site_dirs", "implementation", "python_version", "platform", "markers")
+
+
+def _venv() -> tuple[str, bool] | None:
+    """The venv prefix and its ``include-system-site-packages``, as ``site.venv`` finds them.
+
+    ``pyvenv.cfg`` beside the executable or one level up; the key defaults to true.
+    """
+    executable = sys.executable
+    if sys.platform == "darwin" and "__PYVENV_LAUNCHER__" in os.environ:
+        executable = os.environ["__PYVENV_LAUNCHER__"]
+    exe_dir = os.path.dirname(os.path.abspath(executable))
+    site_prefix = os.path.dirname(exe_dir)
+    for folder in (exe_dir, site_prefix):
+        conf = os.path.join(folder, "pyvenv.cfg")
+        if not os.path.isfile(conf):
+            continue
+        system_site = "true"
+        with open(conf, encoding="utf-8") as stream:
+            for line in stream:
+                key, sep, value = line.partition("=")
+                if sep and key.strip().lower() == "include-system-site-packages":
+                    system_site = value.strip().lower()
+        return site_prefix, system_site == "true"
+    return None
+
+
+def _pth_text(path: str) -> str | None:
+    """A ``.pth`` file's text as ``site`` decodes it (3.13: UTF-8 with BOM, else locale)."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except OSError:
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        import locale
+
+        encoding = getattr(locale, "getencoding", lambda: locale.getpreferredencoding(False))()
+        return data.decode(encoding, "replace")
+
+
+def _hidden(path: str) -> bool:
+    """The hidden-file flags 3.13's ``addpackage`` checks (macOS ``UF_HIDDEN``, Windows)."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return bool(
+        getattr(st, "st_flags", 0) & getattr(stat, "UF_HIDDEN", 0)
+        or getattr(st, "st_file_attributes", 0) & getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0)
+    )
+
+
+def _add_site_dir(site_dir: str, path: list[str], known: set[str]) -> None:
+    """``site.addsitedir`` without executing: the directory, then its ``.pth`` path lines."""
+    case = os.path.normcase(os.path.abspath(site_dir))
+    if case not in known:
+        path.append(site_dir)
+        known.add(case)
+    try:
+        names = sorted(n for n in os.listdir(site_dir) if n.endswith(".pth"))
+    except OSError:
+        return
+    for name in names:
+        full = os.path.join(site_dir, name)
+        if sys.version_info >= (3, 13) and (name.startswith(".") or _hidden(full)):
+            continue  # 3.13's site skips hidden .pth files
+        text = _pth_text(full)
+        for line in (text or "").splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            if line.startswith(("import ", "import\t")):
+                continue  # code, not a path: never run here
+            entry = os.path.abspath(os.path.join(site_dir, line.rstrip()))
+            entry_case = os.path.normcase(entry)
+            if entry_case not in known and os.path.exists(entry):
+                path.append(entry)
+                known.add(entry_case)
+
+
+def _markers() -> dict[str, str]:
+    """PEP 508 marker values of this interpreter (``packaging.markers.default_environment``)."""
+    impl = sys.implementation
+    version = f"{impl.version.major}.{impl.version.minor}.{impl.version.micro}"
+    if impl.version.releaselevel != "final":
+        version += impl.version.releaselevel[0] + str(impl.version.serial)
+    return {
+        "implementation_name": impl.name,
+        "implementation_version": version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+
+
+def describe(base_path: list[str] | None = None) -> dict[str, Any]:
+    """This interpreter's import path as ``site`` would build it, and what it is.
+
+    Meant to run under ``-I -S``: ``sys.path`` then holds the standard library
+    only, and ``import site`` defines functions without running ``site.main()``.
+    ``PYTHONPATH`` is left out: it belongs to a shell, not to the environment.
+    *base_path* replaces ``sys.path`` as that starting point.
+    """
+    import site
+
+    path = [entry for entry in (sys.path if base_path is None else base_path) if entry]
+    known = {os.path.normcase(os.path.abspath(entry)) for entry in path}
+    prefixes = [sys.prefix, sys.exec_prefix]
+    user_site = "PYTHONNOUSERSITE" not in os.environ
+    site_dirs: list[str] = []
+    venv = _venv()
+    if venv is not None:
+        # site.venv adds the venv's own site-packages first, ahead of the user site.
+        site_dirs += site.getsitepackages([venv[0]])
+        prefixes = [venv[0], *prefixes] if venv[1] else [venv[0]]
+        user_site = user_site and venv[1]
+    if user_site:
+        site_dirs.append(site.getusersitepackages())
+    site_dirs += site.getsitepackages(prefixes)
+    site_dirs = [d for d in dict.fromkeys(site_dirs) if os.path.isdir(d)]
+    for site_dir in site_dirs:
+        _add_site_dir(site_dir, path, known)
+    return {
+        "path": path,
+        "site_dirs": site_dirs,
+        "implementation": sys.implementation.name,
+        "python_version": platform.python_version(),
+        "platform": sysconfig.get_platform(),
+        "markers": _markers(),
+    }
+
+
+if __name__ == "__main__":
+    json.dump(describe(), sys.stdout)
