@@ -1,0 +1,112 @@
+"""The import path ``site`` would build, computed under ``-I -S`` without running the environment.
+
+Compared with the real ``sys.path`` of real interpreters and venvs: emulate, don't approximate.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pytest_mlsupply.sitepath
+from pytest_mlsupply.cli import EXIT_UNUSABLE, main
+
+SCRIPT = Path(pytest_mlsupply.sitepath.__file__)
+OTHER_PYTHONS = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[0-9]*/bin/python3")))
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYTEST_"))}
+    env.update(extra)
+    return env
+
+
+def static_path(python: str | Path, **env: str) -> list[str]:
+    out = subprocess.run(
+        [str(python), "-I", "-S", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_clean_env(**env),
+    )
+    return list(json.loads(out.stdout)["path"])
+
+
+def real_path(python: str | Path, cwd: Path, **env: str) -> list[str]:
+    out = subprocess.run(
+        [str(python), "-c", "import json, sys; print(json.dumps(sys.path))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+        env=_clean_env(**env),
+    )
+    return [entry for entry in json.loads(out.stdout) if entry]
+
+
+@pytest.mark.parametrize("python", [sys.executable, *OTHER_PYTHONS])
+def test_static_path_is_the_real_path(python: str, tmp_path: Path) -> None:
+    assert static_path(python) == real_path(python, tmp_path)
+
+
+@pytest.mark.parametrize("system_site", [False, True])
+def test_venv_with_pth_files_path_lines_followed_import_lines_not_run(
+    tmp_path: Path, system_site: bool
+) -> None:
+    root = tmp_path / "venv"
+    flags = ["--system-site-packages"] if system_site else []
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", *flags, str(root)], check=True)
+    python = root / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site_dir = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (tmp_path / "models").mkdir()
+    (site_dir / "b_paths.pth").write_text(
+        f"# a comment\n\n{tmp_path / 'models'}\n../../../missing\nrelative_dir\n"
+    )
+    (site_dir / "relative_dir").mkdir()
+    marker = tmp_path / "marker"
+    (site_dir / "a_hook.pth").write_text(f"import pathlib; pathlib.Path({str(marker)!r}).touch()\n")
+    static = static_path(python)
+    assert not marker.exists(), "the static path ran a .pth import line"
+    real = real_path(python, tmp_path)
+    assert marker.exists()  # the control: the payload does run at a normal start
+    assert static == real
+    assert str(tmp_path / "models") in static
+    assert str(site_dir / "relative_dir") in static
+
+
+def test_python_that_cannot_run_is_unusable_input(tmp_path: Path, capsys) -> None:
+    missing = str(tmp_path / "no-python")
+    code = main(["check", "--lock", str(tmp_path / "x.lock"), "--python", missing])
+    err = capsys.readouterr().err
+    assert code == EXIT_UNUSABLE
+    assert err.startswith(f"mlsupply: error: --python {missing}: ") and err.count("\n") == 1
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a shell script stands in for an interpreter")
+@pytest.mark.parametrize(
+    ("output", "problem"),
+    [("not json", "did not print its paths as JSON"), ('{"path": 1}', "not the keys")],
+)
+def test_python_that_says_nonsense_is_unusable_input(
+    tmp_path: Path, capsys, output: str, problem: str
+) -> None:
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho '{output}'\n")
+    fake.chmod(0o755)
+    code = main(["check", "--lock", str(tmp_path / "x.lock"), "--python", str(fake)])
+    err = capsys.readouterr().err
+    assert code == EXIT_UNUSABLE
+    assert problem in err and "Traceback" not in err
