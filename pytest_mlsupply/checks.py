@@ -306,7 +306,9 @@ def startup_code(dist: InstalledDistribution) -> list[str]:
         stem = relative.split("/", 1)[0].split(".", 1)[0]
         if "/" not in relative and relative.endswith(".pth"):
             if _pth_runs_code(Path(dist.location) / relative):
-                reasons.append(f"ships {relative}, whose import lines run at every interpreter start")
+                reasons.append(
+                    f"ships {relative}, whose import lines run at every interpreter start"
+                )
         elif stem in STARTUP_MODULES:
             reasons.append(f"ships {relative}, which `site` imports at every interpreter start")
     return reasons

@@ -7,6 +7,7 @@ An unlocked pytest plugin, import ``.pth`` or ``sitecustomize`` is an error with
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,7 +70,9 @@ def test_unlocked_pytest_plugin_fails_the_gate_without_strict(venv, project, tmp
     venv.install(plugin, build_wheel(wheels, "tiny-extra", "0.3"))
     result = gate(venv, project)
     assert result.returncode == 1, result.stdout
-    rows = sorted((f["severity"], f["subject"]) for f in findings(project) if f["kind"] == "unexpected")
+    rows = sorted(
+        (f["severity"], f["subject"]) for f in findings(project) if f["kind"] == "unexpected"
+    )
     assert rows == [("error", "quiet-plugin"), ("warning", "tiny-extra")]
     assert "ships a pytest11 plugin `quiet` that runs inside every pytest run" in result.stdout
     assert "2 tests were not run because the mlsupply gate failed" in result.stdout
@@ -105,7 +108,9 @@ def test_hook_patching_the_gate_cannot_blind_check(venv, project, tmp_path, hook
     assert "0 errors" in blinded.stdout
     assert runs() == 1
 
-    script = venv.root / ("Scripts/mlsupply-script.py" if sys.platform == "win32" else "bin/mlsupply")
+    script = venv.root / (
+        "Scripts/mlsupply-script.py" if sys.platform == "win32" else "bin/mlsupply"
+    )
     for command in (["-m", "pytest_mlsupply", "check"], [str(script), "check"]):
         before = runs()
         result = venv.run(*command, cwd=project, env=env)
@@ -132,6 +137,4 @@ def test_hook_patching_the_gate_cannot_blind_check(venv, project, tmp_path, hook
 
 
 def _env_without_python_vars() -> dict[str, str]:
-    import os
-
     return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYTEST_"))}
