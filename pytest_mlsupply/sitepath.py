@@ -50,20 +50,50 @@ def _venv() -> tuple[str, bool] | None:
     return None
 
 
-def _pth_text(path: str) -> str | None:
-    """A ``.pth`` file's text as ``site`` decodes it (3.13: UTF-8 with BOM, else locale)."""
+def _locale_encoding() -> str:
+    """What ``encoding="locale"`` means to ``site``: ``locale.getencoding()`` from 3.11 on."""
+    import locale
+
+    getencoding = getattr(locale, "getencoding", None)
+    return str(getencoding()) if getencoding else locale.getpreferredencoding(False)
+
+
+def _universal_lines(text: str) -> list[str]:
+    """Lines as iterating a text file gives them before 3.13 (``\n``, ``\r``, ``\r\n`` only)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _decode(data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding, "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
+def _pth_readings(path: str) -> tuple[list[str], list[str]]:
+    """The lines of a ``.pth`` file as this Python's ``site`` reads them, and other readings.
+
+    3.13 decodes UTF-8 (a BOM stripped), else the locale encoding, and splits with
+    ``str.splitlines``; older versions read in the locale encoding with universal
+    newlines. ``-I`` ignores ``PYTHONUTF8``, so the locale may differ from a normal
+    start: the other readings (UTF-8, Latin-1, both splittings) catch what that hides.
+    """
     try:
         with open(path, "rb") as stream:
             data = stream.read()
     except OSError:
-        return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        import locale
-
-        encoding = getattr(locale, "getencoding", lambda: locale.getpreferredencoding(False))()
-        return data.decode(encoding, "replace")
+        return [], []
+    if sys.version_info >= (3, 13):
+        try:
+            first = data.decode("utf-8-sig").splitlines()
+        except UnicodeDecodeError:
+            first = _decode(data, _locale_encoding()).splitlines()
+    else:
+        first = _universal_lines(_decode(data, _locale_encoding()))
+    others: list[str] = []
+    for text in (data.decode("utf-8-sig", "replace"), data.decode("latin-1")):
+        others += text.splitlines() + _universal_lines(text)
+    return first, others
 
 
 def _hidden(path: str) -> bool:
@@ -80,8 +110,26 @@ def _hidden(path: str) -> bool:
     )
 
 
-def _add_site_dir(site_dir: str, path: list[str], known: set[str]) -> None:
-    """``site.addsitedir`` without executing: the directory, then its ``.pth`` path lines."""
+def _path_lines(site_dir: str, lines: list[str]) -> list[str]:
+    """``site.addpackage`` without ``exec``: the existing directories its path lines name."""
+    found: list[str] = []
+    for line in lines:
+        if line.startswith("#") or not line.strip():
+            continue
+        if line.startswith(("import ", "import\t")):
+            continue  # code, not a path: never run here
+        entry = os.path.abspath(os.path.join(site_dir, line.rstrip()))
+        if os.path.exists(entry):
+            found.append(entry)
+    return found
+
+
+def _add_site_dir(site_dir: str, path: list[str], known: set[str], extra: list[str]) -> None:
+    """``site.addsitedir`` without executing: the directory, then its ``.pth`` path lines.
+
+    Directories only another reading of a ``.pth`` file names go to *extra*: the caller
+    appends them after everything ``site`` adds, so they are read without hiding anything.
+    """
     case = os.path.normcase(os.path.abspath(site_dir))
     if case not in known:
         path.append(site_dir)
@@ -92,19 +140,15 @@ def _add_site_dir(site_dir: str, path: list[str], known: set[str]) -> None:
         return
     for name in names:
         full = os.path.join(site_dir, name)
+        first, others = _pth_readings(full)
         if sys.version_info >= (3, 13) and (name.startswith(".") or _hidden(full)):
-            continue  # 3.13's site skips hidden .pth files
-        text = _pth_text(full)
-        for line in (text or "").splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            if line.startswith(("import ", "import\t")):
-                continue  # code, not a path: never run here
-            entry = os.path.abspath(os.path.join(site_dir, line.rstrip()))
+            first, others = [], first + others  # 3.13's site skips hidden .pth files
+        for entry in _path_lines(site_dir, first):
             entry_case = os.path.normcase(entry)
-            if entry_case not in known and os.path.exists(entry):
+            if entry_case not in known:
                 path.append(entry)
                 known.add(entry_case)
+        extra += _path_lines(site_dir, others)
 
 
 def _markers() -> dict[str, str]:
@@ -133,12 +177,14 @@ def describe(base_path: list[str] | None = None) -> dict[str, Any]:
 
     Meant to run under ``-I -S``: ``sys.path`` then holds the standard library
     only, and ``import site`` defines functions without running ``site.main()``.
-    ``PYTHONPATH`` is left out: it belongs to a shell, not to the environment.
-    *base_path* replaces ``sys.path`` as that starting point.
+    ``-I`` drops ``PYTHONPATH``; its entries are put back in front, as a normal start
+    would (they are data too). *base_path* replaces ``sys.path`` as the starting point.
     """
     import site
 
-    path = [entry for entry in (sys.path if base_path is None else base_path) if entry]
+    python_path = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    path = [os.path.abspath(entry) for entry in python_path if entry]
+    path += [entry for entry in (sys.path if base_path is None else base_path) if entry]
     known = {os.path.normcase(os.path.abspath(entry)) for entry in path}
     prefixes = [sys.prefix, sys.exec_prefix]
     user_site = "PYTHONNOUSERSITE" not in os.environ
@@ -153,8 +199,13 @@ def describe(base_path: list[str] | None = None) -> dict[str, Any]:
         site_dirs.append(site.getusersitepackages())
     site_dirs += site.getsitepackages(prefixes)
     site_dirs = [d for d in dict.fromkeys(site_dirs) if os.path.isdir(d)]
+    extra: list[str] = []
     for site_dir in site_dirs:
-        _add_site_dir(site_dir, path, known)
+        _add_site_dir(site_dir, path, known, extra)
+    for entry in extra:
+        if os.path.normcase(entry) not in known:
+            path.append(entry)
+            known.add(os.path.normcase(entry))
     return {
         "path": path,
         "site_dirs": site_dirs,

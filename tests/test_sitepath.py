@@ -85,6 +85,39 @@ def test_venv_with_pth_files_path_lines_followed_import_lines_not_run(
     assert static == real
     assert str(tmp_path / "models") in static
     assert str(site_dir / "relative_dir") in static
+    extra = tmp_path / "from-pythonpath"
+    extra.mkdir()
+    assert static_path(python, PYTHONPATH=str(extra)) == real_path(
+        python, tmp_path, PYTHONPATH=str(extra)
+    )
+
+
+@pytest.mark.parametrize("python", [sys.executable, *OTHER_PYTHONS])
+def test_odd_line_ends_and_encodings_never_hide_a_directory(python: str, tmp_path: Path) -> None:
+    """Every directory the real start adds is read, whatever this Python's reading of .pth is."""
+    root = tmp_path / "venv"
+    subprocess.run([python, "-m", "venv", "--without-pip", str(root)], check=True)
+    venv_python = root / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site_dir = Path(
+        subprocess.run(
+            [str(venv_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    names = ["a\x0cb", "c", "d", "\u00e9t\u00e9", "g\x85h", "h"]
+    for name in names:
+        (site_dir / name).mkdir()
+    (site_dir / "odd.pth").write_bytes(
+        "a\x0cb\rc\x0cd\n\u00e9t\u00e9\n\ufeffc\ng\x85h\n".encode()
+    )  # valid UTF-8: an undecodable .pth stops the interpreter before 3.13
+    (site_dir / "bom.pth").write_bytes(b"\xef\xbb\xbfd\n")
+    static = static_path(venv_python)
+    real = real_path(venv_python, tmp_path)
+    assert static[: len(real)] == real  # the same order; other readings only add at the end
+    # Universal newlines name a<FF>b, ete, g<NEL>h; str.splitlines names c, d, h: all are read.
+    assert {str(site_dir / name) for name in names} <= set(static)
 
 
 def test_python_that_cannot_run_is_unusable_input(tmp_path: Path, capsys) -> None:
