@@ -266,14 +266,18 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
 # ------------------------------------------------------------ unlocked start-up code
 
 
-def unlocked_startup_error(finding: Finding, dist: InstalledDistribution) -> Finding:
+def unlocked_startup_error(
+    finding: Finding, dist: InstalledDistribution, allowed: Iterable[str] = ()
+) -> Finding:
     """*finding* (an unlocked distribution) as an error when *dist* ships start-up code.
 
     A plain unlocked library stays a warning: nothing runs it unless a test
     imports it. A pytest plugin, an import ``.pth`` or a ``sitecustomize`` runs
-    without being imported, before the gate has a say.
+    without being imported, before the gate has a say. *allowed* names start-up
+    code (keys of ``startup_code``) that does not count.
     """
-    reasons = startup_code(dist)
+    accepted = set(allowed)
+    reasons = [text for key, text in startup_code(dist) if key not in accepted]
     if not reasons:
         return finding
     what = f"{dist.name} {dist.version} is installed but not locked, and " + "; ".join(reasons)
@@ -282,13 +286,15 @@ def unlocked_startup_error(finding: Finding, dist: InstalledDistribution) -> Fin
     )
 
 
-def startup_code(dist: InstalledDistribution) -> list[str]:
-    """What in *dist* runs without being imported: pytest plugins, import ``.pth``, customize.
+def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
+    """What in *dist* runs without being imported, as (key, description) pairs.
 
-    Read only for unlocked distributions (a handful), so the snapshot stays cheap.
-    What cannot be read counts as start-up code: fail closed.
+    Keys are ``pytest11:<name>`` for pytest plugins and the RECORD path for an
+    import ``.pth`` or a ``sitecustomize``/``usercustomize``. Read only for
+    unlocked distributions (a handful), so the snapshot stays cheap. What cannot
+    be read counts as start-up code: fail closed.
     """
-    reasons: list[str] = []
+    reasons: list[tuple[str, str]] = []
     try:
         plugins = sorted(
             ep.name
@@ -296,21 +302,25 @@ def startup_code(dist: InstalledDistribution) -> list[str]:
             if ep.group == PYTEST_PLUGIN_GROUP
         )
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reasons.append(f"its entry_points.txt cannot be read ({exc}), so it may be a pytest plugin")
+        text = f"its entry_points.txt cannot be read ({exc}), so it may be a pytest plugin"
+        reasons.append(("entry_points.txt", text))
     else:
         reasons += [
-            f"ships a pytest11 plugin `{plugin}` that runs inside every pytest run"
+            (
+                f"{PYTEST_PLUGIN_GROUP}:{plugin}",
+                f"ships a pytest11 plugin `{plugin}` that runs inside every pytest run",
+            )
             for plugin in plugins
         ]
     for relative in _top_level_files(dist):
         stem = relative.split("/", 1)[0].split(".", 1)[0]
         if "/" not in relative and relative.endswith(".pth"):
             if _pth_runs_code(Path(dist.location) / relative):
-                reasons.append(
-                    f"ships {relative}, whose import lines run at every interpreter start"
-                )
+                text = f"ships {relative}, whose import lines run at every interpreter start"
+                reasons.append((relative, text))
         elif stem in STARTUP_MODULES:
-            reasons.append(f"ships {relative}, which `site` imports at every interpreter start")
+            text = f"ships {relative}, which `site` imports at every interpreter start"
+            reasons.append((relative, text))
     return reasons
 
 

@@ -137,3 +137,20 @@ class _Sink:
 
     def flush(self) -> None:
         pass
+
+
+def test_baseline_tooling_may_ship_only_its_own_startup_code(site_dir: Path, tmp_path: Path):
+    """pip, setuptools, wheel and pytest-mlsupply are not 'unexpected'; a hook of theirs is."""
+    install_fake(site_dir, "setuptools", "80.0", {"distutils-precedence.pth": "import os\n"})
+    dist_info = install_fake(site_dir, "wheel", "0.45")
+    (dist_info / "entry_points.txt").write_text("[pytest11]\nwheelhook = wheel_hook\n")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("numpy==2.2.6\n")
+    lock = load_foreign_lock(requirements, FORMAT_REQUIREMENTS)
+    report = check_foreign_lock(take_snapshot([str(site_dir)]), lock)
+    rows = [(f.kind, f.severity, f.subject) for f in report.findings if f.severity.value != "info"]
+    assert rows == [(Kind.UNEXPECTED, Severity.ERROR, "wheel")]
+    assert "pytest11 plugin `wheelhook`" in report.findings[0].message
+    assert any(
+        "setuptools" in note and "not reported as unexpected" in note for note in report.notes
+    )
