@@ -233,7 +233,32 @@ def describe_python(python: str) -> dict[str, Any]:
     if not (isinstance(found["path"], list) and all(isinstance(p, str) for p in found["path"])):
         problem = "printed a path that is not a list of strings"
         raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
+    reported = {os.path.normcase(os.path.abspath(entry)) for entry in found["path"]}
+    left_out = [d for d in _venv_site_dirs(python) if os.path.normcase(d) not in reported]
+    if left_out:
+        problem = PYTHON_HIDES_SITE.format(site=", ".join(left_out))
+        raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
     return found
+
+
+PYTHON_HIDES_SITE = (
+    "its reported path leaves out its own venv's {site}; its standard library or pyvenv.cfg "
+    "may be tampered with (check with --path instead, which runs nothing of it)"
+)
+
+
+def _venv_site_dirs(python: str) -> list[str]:
+    """The site-packages of the venv *python* belongs to, found on disk by this process.
+
+    A cross-check of what that interpreter reports: ``-I -S`` still runs its
+    standard library, which could leave its own site-packages out of the answer.
+    """
+    exe_dir = Path(os.path.abspath(python)).parent
+    for root in (exe_dir, exe_dir.parent):
+        if (root / "pyvenv.cfg").is_file():
+            found = [*root.glob("lib*/python*/site-packages"), *root.glob("Lib/site-packages")]
+            return sorted({os.path.abspath(p) for p in found if p.is_dir()})
+    return []
 
 
 def _target(

@@ -143,3 +143,26 @@ def test_python_that_says_nonsense_is_unusable_input(
     err = capsys.readouterr().err
     assert code == EXIT_UNUSABLE
     assert problem in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a shell script stands in for an interpreter")
+def test_python_that_leaves_out_its_own_site_packages_is_refused(tmp_path: Path, capsys) -> None:
+    """A venv interpreter whose standard library lies about its path is not believed."""
+    root = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    honest = subprocess.run(
+        [str(root / "bin/python"), "-I", "-S", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    document = json.loads(honest.stdout)
+    site_dirs = document["site_dirs"]
+    document["path"] = [p for p in document["path"] if p not in site_dirs] + [str(tmp_path)]
+    liar = root / "bin" / "liar"
+    liar.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(document)}\nEOF\n")
+    liar.chmod(0o755)
+    code = main(["check", "--lock", str(tmp_path / "x.lock"), "--python", str(liar)])
+    err = capsys.readouterr().err
+    assert code == EXIT_UNUSABLE
+    assert "reported path leaves out its own venv's" in err and site_dirs[0] in err
