@@ -233,8 +233,10 @@ def describe_python(python: str) -> dict[str, Any]:
     if not (isinstance(found["path"], list) and all(isinstance(p, str) for p in found["path"])):
         problem = "printed a path that is not a list of strings"
         raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
-    reported = {os.path.normcase(os.path.abspath(entry)) for entry in found["path"]}
-    left_out = [d for d in _venv_site_dirs(python) if os.path.normcase(d) not in reported]
+    reported = {os.path.normcase(os.path.realpath(entry)) for entry in found["path"]}
+    left_out = [
+        d for d in _venv_site_dirs(python) if os.path.normcase(os.path.realpath(d)) not in reported
+    ]
     if left_out:
         problem = PYTHON_HIDES_SITE.format(site=", ".join(left_out))
         raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
@@ -257,7 +259,8 @@ def _venv_site_dirs(python: str) -> list[str]:
     for root in (exe_dir, exe_dir.parent):
         if (root / "pyvenv.cfg").is_file():
             found = [*root.glob("lib*/python*/site-packages"), *root.glob("Lib/site-packages")]
-            return sorted({os.path.abspath(p) for p in found if p.is_dir()})
+            # lib64 is often a link to lib: one folder, whichever name shows it.
+            return sorted({os.path.realpath(p) for p in found if p.is_dir()})
     return []
 
 
