@@ -6,6 +6,7 @@ message says what differs and whose hint says how to restore or accept it.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -312,20 +313,29 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
             )
             for plugin in plugins
         ]
-    for relative in _top_level_files(dist):
-        stem = relative.split("/", 1)[0].split(".", 1)[0]
-        if "/" not in relative and relative.endswith(".pth"):
-            if _pth_runs_code(Path(dist.location) / relative):
+    for relative, full, outside in _installed_files(dist):
+        parts = relative.split("/")
+        if full.name.endswith(".pth") and (outside or len(parts) == 1):
+            if _pth_runs_code(full):
                 text = f"ships {relative}, whose import lines run at every interpreter start"
                 reasons.append((relative, text))
-        elif stem in STARTUP_MODULES:
+            continue
+        # Top level of the site directory, or anywhere outside it (a wheel's data scheme
+        # can reach the standard library folder): the module or package name counts.
+        named = [parts[0]] if not outside else [full.name, full.parent.name]
+        if any(name.split(".", 1)[0] in STARTUP_MODULES for name in named):
             text = f"ships {relative}, which `site` imports at every interpreter start"
             reasons.append((relative, text))
     return reasons
 
 
-def _top_level_files(dist: InstalledDistribution) -> list[str]:
-    """RECORD paths of *dist* inside its site directory (a malformed RECORD is reported apart)."""
+def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]]:
+    """(RECORD path, where it lands, whether outside the site directory) for *dist*'s files.
+
+    ``./x``, ``a/../x`` and absolute paths are resolved the way installers land them, so
+    a start-up file cannot hide behind its spelling. A malformed RECORD yields nothing
+    here: the snapshot reports it as a broken distribution.
+    """
     if dist.record_rows is not None:
         paths = [row[0] for row in dist.record_rows]
     else:
@@ -335,7 +345,14 @@ def _top_level_files(dist: InstalledDistribution) -> list[str]:
             paths = [row.path for row in parse_record(text, str(record))]
         except (OSError, UnicodeDecodeError, RecordError):
             return []
-    return [p for p in paths if ".." not in p.split("/") and not p.startswith("/")]
+    location = os.path.normpath(dist.location)
+    found: list[tuple[str, Path, bool]] = []
+    for recorded in paths:
+        full = os.path.normpath(os.path.join(location, recorded))
+        inside = full.startswith(location + os.sep)
+        relative = os.path.relpath(full, location).replace(os.sep, "/") if inside else recorded
+        found.append((relative, Path(full), not inside))
+    return found
 
 
 def _pth_runs_code(path: Path) -> bool:

@@ -44,7 +44,9 @@ def _unexpected(site_dir: Path) -> list[tuple[Severity, str]]:
 def test_plain_unlocked_library_stays_a_warning(site_dir: Path) -> None:
     install_fake(site_dir, "tiny-extra", "0.3")
     install_fake(site_dir, "paths", "1.0", {"paths.pth": "extra_dir\n# import os\n"})
-    assert [s for s, _ in _unexpected(site_dir)] == [Severity.WARNING, Severity.WARNING]
+    nested = {"nested/sitecustomize.py": "", "nested/x.pth": "import os\n"}  # never run by site
+    install_fake(site_dir, "nested", "1.0", nested)
+    assert [s for s, _ in _unexpected(site_dir)] == [Severity.WARNING] * 3
 
 
 def test_unlocked_pytest_plugin_is_an_error_that_says_why(site_dir: Path) -> None:
@@ -64,6 +66,8 @@ def test_unlocked_pytest_plugin_is_an_error_that_says_why(site_dir: Path) -> Non
         ({"hook.pth": "some_dir\rimport\tos\n"}, "hook.pth"),  # a lone CR ends a line
         ({"sitecustomize.py": "import os\n"}, "sitecustomize.py"),
         ({"usercustomize/__init__.py": ""}, "usercustomize/__init__.py"),
+        ({"pkg/../hook.pth": "import os\n"}, "hook.pth"),  # spelled to look nested
+        ({"../stdlib/sitecustomize.py": ""}, "../stdlib/sitecustomize.py"),  # outside site dir
     ],
 )
 def test_unlocked_startup_files_are_errors(
