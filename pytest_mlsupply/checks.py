@@ -313,7 +313,11 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
             )
             for plugin in plugins
         ]
-    for relative, full, outside in _installed_files(dist):
+    installed = None if dist.legacy else _installed_files(dist)
+    if installed is None and not dist.legacy:
+        text = "has no readable RECORD, so what it runs at start-up cannot be told"
+        reasons.append(("RECORD", text))
+    for relative, full, outside in installed or ():
         parts = relative.split("/")
         if full.name.endswith(".pth") and (outside or len(parts) == 1):
             if _pth_runs_code(full):
@@ -329,12 +333,11 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
     return reasons
 
 
-def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]]:
+def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]] | None:
     """(RECORD path, where it lands, whether outside the site directory) for *dist*'s files.
 
     ``./x``, ``a/../x`` and absolute paths are resolved the way installers land them, so
-    a start-up file cannot hide behind its spelling. A malformed RECORD yields nothing
-    here: the snapshot reports it as a broken distribution.
+    a start-up file cannot hide behind its spelling. None when RECORD cannot be read.
     """
     if dist.record_rows is not None:
         paths = [row[0] for row in dist.record_rows]
@@ -344,7 +347,7 @@ def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]
             text = record.read_text(encoding="utf-8")
             paths = [row.path for row in parse_record(text, str(record))]
         except (OSError, UnicodeDecodeError, RecordError):
-            return []
+            return None
     location = os.path.normpath(dist.location)
     found: list[tuple[str, Path, bool]] = []
     for recorded in paths:

@@ -88,6 +88,16 @@ def test_latin1_next_line_in_pth_counts(site_dir: Path) -> None:
     assert severity is Severity.ERROR
 
 
+@pytest.mark.parametrize("record", ["missing", "malformed"])
+def test_unlocked_without_readable_record_fails_closed(site_dir: Path, record: str) -> None:
+    dist_info = install_fake(site_dir, "norecord", "1.0", record=record == "malformed")
+    if record == "malformed":
+        (dist_info / "RECORD").write_text('"unterminated,\n')
+    [(severity, message)] = _unexpected(site_dir)
+    assert severity is Severity.ERROR
+    assert "has no readable RECORD, so what it runs at start-up cannot be told" in message
+
+
 def test_unreadable_entry_points_fail_closed(site_dir: Path) -> None:
     dist_info = install_fake(site_dir, "garbled", "1.0")
     (dist_info / "entry_points.txt").write_bytes(b"[pytest11]\nx = \xff\xfe\n")
