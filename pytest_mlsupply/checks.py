@@ -23,7 +23,12 @@ from pytest_mlsupply.locks.mlsupply_lock import (
     LockedDistribution,
 )
 from pytest_mlsupply.record import parse_record
-from pytest_mlsupply.snapshot import RECORD_MALFORMED, InstalledDistribution, Snapshot
+from pytest_mlsupply.snapshot import (
+    RECORD_MALFORMED,
+    RECORD_MISSING,
+    InstalledDistribution,
+    Snapshot,
+)
 
 INTERPRETER_SUBJECT = "interpreter"
 
@@ -313,11 +318,10 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
             )
             for plugin in plugins
         ]
-    installed = None if dist.legacy else _installed_files(dist)
-    if installed is None and not dist.legacy:
+    if dist.record_state in (RECORD_MISSING, RECORD_MALFORMED):  # legacy egg-info aside
         text = "has no readable RECORD, so what it runs at start-up cannot be told"
         reasons.append(("RECORD", text))
-    for relative, full, outside in installed or ():
+    for relative, full, outside in _installed_files(dist):
         parts = relative.split("/")
         if full.name.endswith(".pth") and (outside or len(parts) == 1):
             if _pth_runs_code(full):
@@ -333,11 +337,12 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
     return reasons
 
 
-def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]] | None:
+def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]]:
     """(RECORD path, where it lands, whether outside the site directory) for *dist*'s files.
 
     ``./x``, ``a/../x`` and absolute paths are resolved the way installers land them, so
-    a start-up file cannot hide behind its spelling. None when RECORD cannot be read.
+    a start-up file cannot hide behind its spelling. A RECORD that cannot be read is
+    judged by the snapshot's ``record_state`` (see ``startup_code``).
     """
     if dist.record_rows is not None:
         paths = [row[0] for row in dist.record_rows]
@@ -347,7 +352,7 @@ def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]
             text = record.read_text(encoding="utf-8")
             paths = [row.path for row in parse_record(text, str(record))]
         except (OSError, UnicodeDecodeError, RecordError):
-            return None
+            return []
     location = os.path.normpath(dist.location)
     found: list[tuple[str, Path, bool]] = []
     for recorded in paths:
