@@ -13,9 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pytest_mlsupply.sitepath
 from pytest_mlsupply.cli import EXIT_UNUSABLE, main
+from pytest_mlsupply.sitepath import _add_site_dir
 
 SCRIPT = Path(pytest_mlsupply.sitepath.__file__)
 OTHER_PYTHONS = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[0-9]*/bin/python3")))
@@ -166,3 +169,38 @@ def test_python_that_leaves_out_its_own_site_packages_is_refused(tmp_path: Path,
     err = capsys.readouterr().err
     assert code == EXIT_UNUSABLE
     assert "reported path leaves out its own venv's" in err and site_dirs[0] in err
+
+
+_TOKENS = ["a", "b", " ", "#", "import", "\t", "\n", "\r", "\x0c", "\x85", "\ufeff", "..", "/"]
+
+
+class _Sink:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=14).map("".join))
+def test_pth_path_lines_are_the_ones_this_pythons_site_adds(text: str) -> None:
+    """This interpreter's own ``site.addpackage`` (exec recorded, not run) is the oracle."""
+    import site
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("a", "b", "a b", "b a"):
+            (Path(folder) / name).mkdir()
+        (Path(folder) / "p.pth").write_bytes(text.encode("utf-8"))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "path", [])
+            patch.setattr(sys, "stderr", _Sink())
+            patch.setattr(site, "exec", lambda *_: None, raising=False)
+            site.addpackage(folder, "p.pth", set())
+            real = list(sys.path)
+        path: list[str] = []
+        extra: list[str] = []
+        _add_site_dir(folder, path, set(), extra)
+    assert path[0] == folder
+    assert path[1:] == [entry for entry in real if entry != folder]
