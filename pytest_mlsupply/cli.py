@@ -145,9 +145,10 @@ def _cache_dir(value: str) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; with *argv* None (a console script, ``-m``), re-run hardened first."""
-    if argv is None and not (sys.flags.isolated and sys.flags.no_site):
+    hardened = sys.flags.isolated and sys.flags.no_site
+    if argv is None and not hardened:
         return _rerun_hardened(sys.argv[1:])
-    return _main(argv, base_path=None)
+    return _main(argv, base_path=[p for p in sys.path if p] if hardened else None)
 
 
 def hardened_main(base_path: list[str], argv: list[str]) -> int:

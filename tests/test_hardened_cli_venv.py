@@ -68,14 +68,21 @@ def test_unlocked_pytest_plugin_fails_the_gate_without_strict(venv, project, tmp
         entry_points="[pytest11]\nquiet = quiet_plugin\n",
     )
     venv.install(plugin, build_wheel(wheels, "tiny-extra", "0.3"))
-    result = gate(venv, project)
+    marker = tmp_path / "plugin-ran"
+    result = gate(venv, project, env={"PLUGIN_MARKER": str(marker)})
     assert result.returncode == 1, result.stdout
+    assert marker.exists()  # the control: pytest loads it, before the gate has a say
     rows = sorted(
         (f["severity"], f["subject"]) for f in findings(project) if f["kind"] == "unexpected"
     )
     assert rows == [("error", "quiet-plugin"), ("warning", "tiny-extra")]
     assert "ships a pytest11 plugin `quiet` that runs inside every pytest run" in result.stdout
     assert "2 tests were not run because the mlsupply gate failed" in result.stdout
+    marker.unlink()
+    checked = _mlsupply(venv, project, "check", env={"PLUGIN_MARKER": str(marker)})
+    assert checked.returncode == EXIT_FINDINGS, checked.stdout + checked.stderr
+    assert "pytest11 plugin `quiet`" in checked.stdout
+    assert not marker.exists(), "check loaded an entry point of the environment it checks"
 
 
 @pytest.mark.parametrize(
