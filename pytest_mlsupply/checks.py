@@ -41,6 +41,14 @@ UNLOCKED_STARTUP_CODE = (
     "{what}; code that runs before or during pytest's start-up must be locked "
     "(it can rewrite the gate's verdict in-process)"
 )
+#: What ``startup_code`` says each kind of start-up code is.
+STARTUP_PLUGIN = "ships a pytest11 plugin `{name}` that runs inside every pytest run"
+STARTUP_PTH = "ships {path}, whose import lines run at every interpreter start"
+STARTUP_MODULE = "ships {path}, which `site` imports at every interpreter start"
+STARTUP_NO_RECORD = "has no readable RECORD, so what it runs at start-up cannot be told"
+STARTUP_BAD_ENTRY_POINTS = (
+    "its entry_points.txt cannot be read ({error}), so it may be a pytest plugin"
+)
 #: The entry-point group pytest loads plugins from, at every start-up (pluggy's
 #: ``load_setuptools_entrypoints("pytest11")``).
 PYTEST_PLUGIN_GROUP = "pytest11"
@@ -308,32 +316,25 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
             if ep.group == PYTEST_PLUGIN_GROUP
         )
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        text = f"its entry_points.txt cannot be read ({exc}), so it may be a pytest plugin"
-        reasons.append(("entry_points.txt", text))
+        reasons.append(("entry_points.txt", STARTUP_BAD_ENTRY_POINTS.format(error=exc)))
     else:
         reasons += [
-            (
-                f"{PYTEST_PLUGIN_GROUP}:{plugin}",
-                f"ships a pytest11 plugin `{plugin}` that runs inside every pytest run",
-            )
+            (f"{PYTEST_PLUGIN_GROUP}:{plugin}", STARTUP_PLUGIN.format(name=plugin))
             for plugin in plugins
         ]
     if dist.record_state in (RECORD_MISSING, RECORD_MALFORMED):  # legacy egg-info aside
-        text = "has no readable RECORD, so what it runs at start-up cannot be told"
-        reasons.append(("RECORD", text))
+        reasons.append(("RECORD", STARTUP_NO_RECORD))
     for relative, full, outside in _installed_files(dist):
         parts = relative.split("/")
         if full.name.endswith(".pth") and (outside or len(parts) == 1):
             if _pth_runs_code(full):
-                text = f"ships {relative}, whose import lines run at every interpreter start"
-                reasons.append((relative, text))
+                reasons.append((relative, STARTUP_PTH.format(path=relative)))
             continue
         # Top level of the site directory, or anywhere outside it (a wheel's data scheme
         # can reach the standard library folder): the module or package name counts.
         named = [parts[0]] if not outside else [full.name, full.parent.name]
         if any(name.split(".", 1)[0] in STARTUP_MODULES for name in named):
-            text = f"ships {relative}, which `site` imports at every interpreter start"
-            reasons.append((relative, text))
+            reasons.append((relative, STARTUP_MODULE.format(path=relative)))
     return reasons
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_mlsupply.checks import STARTUP_PLUGIN
 from pytest_mlsupply.cli import EXIT_FINDINGS
 
 from gatehelpers import findings, gate
@@ -76,7 +77,7 @@ def test_unlocked_pytest_plugin_fails_the_gate_without_strict(venv, project, tmp
         (f["severity"], f["subject"]) for f in findings(project) if f["kind"] == "unexpected"
     )
     assert rows == [("error", "quiet-plugin"), ("warning", "tiny-extra")]
-    assert "ships a pytest11 plugin `quiet` that runs inside every pytest run" in result.stdout
+    assert STARTUP_PLUGIN.format(name="quiet") in result.stdout
     assert "2 tests were not run because the mlsupply gate failed" in result.stdout
     marker.unlink()
     checked = _mlsupply(venv, project, "check", env={"PLUGIN_MARKER": str(marker)})

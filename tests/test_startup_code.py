@@ -11,7 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_mlsupply.checks import _pth_runs_code, check_environment
+from pytest_mlsupply.checks import (
+    STARTUP_NO_RECORD,
+    STARTUP_PLUGIN,
+    _pth_runs_code,
+    check_environment,
+)
 from pytest_mlsupply.findings import Kind, Severity
 from pytest_mlsupply.foreign_checks import check_foreign_lock
 from pytest_mlsupply.locks.foreign import FORMAT_REQUIREMENTS, load_foreign_lock
@@ -55,7 +60,7 @@ def test_unlocked_pytest_plugin_is_an_error_that_says_why(site_dir: Path) -> Non
     [(severity, message)] = _unexpected(site_dir)
     assert severity is Severity.ERROR
     assert "quiet-plugin 1.0 is installed but not locked" in message
-    assert "ships a pytest11 plugin `quiet` that runs inside every pytest run" in message
+    assert STARTUP_PLUGIN.format(name="quiet") in message
 
 
 @pytest.mark.parametrize(
@@ -95,7 +100,7 @@ def test_unlocked_without_readable_record_fails_closed(site_dir: Path, record: s
         (dist_info / "RECORD").write_text('"unterminated,\n')
     [(severity, message)] = _unexpected(site_dir)
     assert severity is Severity.ERROR
-    assert "has no readable RECORD, so what it runs at start-up cannot be told" in message
+    assert STARTUP_NO_RECORD in message
 
 
 def test_unreadable_entry_points_fail_closed(site_dir: Path) -> None:
