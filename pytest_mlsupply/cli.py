@@ -40,6 +40,10 @@ HARDENED_CODE = (
 )
 
 PYTHON_UNUSABLE = "--python {python}: {problem}"
+PYTHON_HIDES_SITE = (
+    "its reported path leaves out its own venv's {site}; its standard library or pyvenv.cfg "
+    "may be tampered with (check with --path instead, which runs nothing of it)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -231,8 +235,9 @@ def describe_python(python: str) -> dict[str, Any]:
     if not isinstance(found, dict) or any(key not in found for key in KEYS):
         problem = f"printed {str(found)[:80]!r}, not the keys {', '.join(KEYS)}"
         raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
-    if not (isinstance(found["path"], list) and all(isinstance(p, str) for p in found["path"])):
-        problem = "printed a path that is not a list of strings"
+    wrong = [key for key in KEYS if not _expected_type(key, found[key])]
+    if wrong:
+        problem = f"printed {', '.join(wrong)} of the wrong type"
         raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
     reported = {os.path.normcase(os.path.realpath(entry)) for entry in found["path"]}
     left_out = [
@@ -244,10 +249,13 @@ def describe_python(python: str) -> dict[str, Any]:
     return found
 
 
-PYTHON_HIDES_SITE = (
-    "its reported path leaves out its own venv's {site}; its standard library or pyvenv.cfg "
-    "may be tampered with (check with --path instead, which runs nothing of it)"
-)
+def _expected_type(key: str, value: object) -> bool:
+    """``path``/``site_dirs`` are lists of strings, ``markers`` a string mapping, the rest str."""
+    if key in ("path", "site_dirs"):
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if key == "markers":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return isinstance(value, str)
 
 
 def _venv_site_dirs(python: str) -> list[str]:

@@ -134,7 +134,15 @@ def test_python_that_cannot_run_is_unusable_input(tmp_path: Path, capsys) -> Non
 @pytest.mark.skipif(os.name == "nt", reason="a shell script stands in for an interpreter")
 @pytest.mark.parametrize(
     ("output", "problem"),
-    [("not json", "did not print its paths as JSON"), ('{"path": 1}', "not the keys")],
+    [
+        ("not json", "did not print its paths as JSON"),
+        ('{"path": 1}', "not the keys"),
+        (
+            '{"path": [1], "site_dirs": [], "implementation": "cpython", "python_version": "3",'
+            ' "platform": "x", "markers": []}',
+            "printed path, markers of the wrong type",
+        ),
+    ],
 )
 def test_python_that_says_nonsense_is_unusable_input(
     tmp_path: Path, capsys, output: str, problem: str
