@@ -210,7 +210,6 @@ def describe_python(python: str) -> dict[str, Any]:
     the script is ``pytest_mlsupply/sitepath.py``, passed as text.
     """
     from pytest_mlsupply.errors import MlsupplyError
-    from pytest_mlsupply.sitepath import KEYS
 
     source = (Path(__file__).parent / "sitepath.py").read_text(encoding="utf-8")
     try:
@@ -227,8 +226,24 @@ def describe_python(python: str) -> dict[str, Any]:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         problem = f"exited with status {done.returncode}: {last}"
         raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
+    found = parse_description(python, done.stdout)
+    reported = {os.path.normcase(os.path.realpath(entry)) for entry in found["path"]}
+    left_out = [
+        d for d in _venv_site_dirs(python) if os.path.normcase(os.path.realpath(d)) not in reported
+    ]
+    if left_out:
+        problem = PYTHON_HIDES_SITE.format(site=", ".join(left_out))
+        raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
+    return found
+
+
+def parse_description(python: str, text: str) -> dict[str, Any]:
+    """What ``sitepath.py`` printed on *python*, checked key by key; MlsupplyError otherwise."""
+    from pytest_mlsupply.errors import MlsupplyError
+    from pytest_mlsupply.sitepath import KEYS
+
     try:
-        found = json.loads(done.stdout)
+        found = json.loads(text)
     except ValueError as exc:
         problem = f"did not print its paths as JSON ({exc})"
         raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem)) from exc
@@ -238,13 +253,6 @@ def describe_python(python: str) -> dict[str, Any]:
     wrong = [key for key in KEYS if not _expected_type(key, found[key])]
     if wrong:
         problem = f"printed {', '.join(wrong)} of the wrong type"
-        raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
-    reported = {os.path.normcase(os.path.realpath(entry)) for entry in found["path"]}
-    left_out = [
-        d for d in _venv_site_dirs(python) if os.path.normcase(os.path.realpath(d)) not in reported
-    ]
-    if left_out:
-        problem = PYTHON_HIDES_SITE.format(site=", ".join(left_out))
         raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
     return found
 

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pytest_mlsupply.sitepath
-from pytest_mlsupply.cli import EXIT_UNUSABLE, PYTHON_HIDES_SITE, main
+from pytest_mlsupply.cli import EXIT_UNUSABLE, PYTHON_HIDES_SITE, main, parse_description
+from pytest_mlsupply.errors import MlsupplyError
 from pytest_mlsupply.sitepath import _add_site_dir
 
 SCRIPT = Path(pytest_mlsupply.sitepath.__file__)
@@ -212,3 +213,26 @@ def test_pth_path_lines_are_the_ones_this_pythons_site_adds(text: str) -> None:
         _add_site_dir(folder, path, set(), extra)
     assert path[0] == folder
     assert path[1:] == [entry for entry in real if entry != folder]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+_DESCRIPTION = st.fixed_dictionaries(
+    {key: _JSON for key in pytest_mlsupply.sitepath.KEYS},
+    optional={"extra": _JSON},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40), _JSON.map(json.dumps), _DESCRIPTION.map(json.dumps)))
+def test_any_interpreter_output_parses_or_is_one_clear_error(text: str) -> None:
+    try:
+        found = parse_description("py", text)
+    except MlsupplyError as exc:
+        assert str(exc).startswith("--python py: ")
+    else:
+        assert all(isinstance(entry, str) for entry in found["path"])
+        assert all(isinstance(value, str) for value in found["markers"].values())
