@@ -146,3 +146,22 @@ def test_hook_patching_the_gate_cannot_blind_check(venv, project, tmp_path, hook
 
 def _env_without_python_vars() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYTEST_"))}
+
+
+def test_foreign_lock_gate_fails_on_an_unlocked_plugin(venv, project, tmp_path):
+    wheels = tmp_path / "wheels"
+    plugin = build_wheel(
+        wheels,
+        "quiet-plugin",
+        "1.0",
+        {"quiet_plugin.py": PLUGIN},
+        entry_points="[pytest11]\nquiet = quiet_plugin\n",
+    )
+    venv.install(plugin, build_wheel(wheels, "tiny-extra", "0.3"))
+    (project / "requirements.txt").write_text("tiny-extra==0.3\n")
+    result = gate(venv, project, "--mlsupply-lock", "requirements.txt")
+    assert result.returncode == 1, result.stdout
+    problems = [(f["kind"], f["severity"], f["subject"]) for f in findings(project)]
+    # The tooling that runs the gate (pytest, pluggy, ...) is still not 'unexpected'.
+    unexpected = [p for p in problems if p[0] == "unexpected"]
+    assert unexpected == [("unexpected", "error", "quiet-plugin")]
