@@ -49,6 +49,9 @@ STARTUP_NO_RECORD = "has no readable RECORD, so what it runs at start-up cannot 
 STARTUP_BAD_ENTRY_POINTS = (
     "its entry_points.txt cannot be read ({error}), so it may be a pytest plugin"
 )
+SHADOWED_PLUGIN = (
+    "pytest still loads its pytest11 plugin {names} from the hidden copy in every pytest run"
+)
 #: The entry-point group pytest loads plugins from, at every start-up (pluggy's
 #: ``load_setuptools_entrypoints("pytest11")``).
 PYTEST_PLUGIN_GROUP = "pytest11"
@@ -240,7 +243,7 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
     """Findings about the environment itself, whatever the lock says."""
     for pair in snapshot.shadowed:
         hidden, active = pair.hidden, pair.active
-        yield Finding.of(
+        finding = Finding.of(
             Kind.SHADOWED,
             hidden.name,
             f"a second copy of {hidden.name} ({hidden.version}) at {hidden.metadata_path} is "
@@ -250,6 +253,17 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
             hint="remove the hidden copy (often left by an interrupted upgrade)",
             location=hidden.metadata_path,
         )
+        # pluggy loads the pytest11 entry points of every distribution on the path, hidden
+        # copies included (a name already registered is skipped): those are unlocked code.
+        extra = sorted(_plugin_keys(hidden) - _plugin_keys(active))
+        if extra:
+            shown = ", ".join(f"`{key.split(':', 1)[1]}`" for key in extra)
+            finding = replace(
+                finding,
+                severity=Severity.ERROR,
+                message=f"{finding.message}; {SHADOWED_PLUGIN.format(names=shown)}",
+            )
+        yield finding
     for broken in snapshot.broken:
         yield Finding.of(
             Kind.BROKEN_DISTRIBUTION,
@@ -309,14 +323,9 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
     be read counts as start-up code: fail closed.
     """
     reasons: list[tuple[str, str]] = []
-    try:
-        plugins = sorted(
-            ep.name
-            for ep in metadata.PathDistribution(Path(dist.metadata_path)).entry_points
-            if ep.group == PYTEST_PLUGIN_GROUP
-        )
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reasons.append(("entry_points.txt", STARTUP_BAD_ENTRY_POINTS.format(error=exc)))
+    plugins = _pytest_plugins(dist)
+    if isinstance(plugins, Exception):
+        reasons.append(("entry_points.txt", STARTUP_BAD_ENTRY_POINTS.format(error=plugins)))
     else:
         reasons += [
             (f"{PYTEST_PLUGIN_GROUP}:{plugin}", STARTUP_PLUGIN.format(name=plugin))
@@ -336,6 +345,23 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
         if any(name.split(".", 1)[0] in STARTUP_MODULES for name in named):
             reasons.append((relative, STARTUP_MODULE.format(path=relative)))
     return reasons
+
+
+def _pytest_plugins(dist: InstalledDistribution) -> list[str] | Exception:
+    """Names of *dist*'s pytest11 entry points, read as pluggy reads them, or why not."""
+    try:
+        entry_points = metadata.PathDistribution(Path(dist.metadata_path)).entry_points
+        return sorted(ep.name for ep in entry_points if ep.group == PYTEST_PLUGIN_GROUP)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return exc
+
+
+def _plugin_keys(dist: InstalledDistribution) -> set[str]:
+    """The pytest11 keys of ``startup_code`` (an unreadable entry_points.txt is one too)."""
+    plugins = _pytest_plugins(dist)
+    if isinstance(plugins, Exception):
+        return {f"{PYTEST_PLUGIN_GROUP}:? (entry_points.txt cannot be read)"}
+    return {f"{PYTEST_PLUGIN_GROUP}:{name}" for name in plugins}
 
 
 def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]]:

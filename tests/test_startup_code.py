@@ -12,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_mlsupply.checks import (
+    SHADOWED_PLUGIN,
     STARTUP_NO_RECORD,
     STARTUP_PLUGIN,
     _pth_runs_code,
     check_environment,
+    snapshot_findings,
 )
 from pytest_mlsupply.findings import Kind, Severity
 from pytest_mlsupply.foreign_checks import check_foreign_lock
@@ -173,3 +175,19 @@ def test_baseline_tooling_may_ship_only_its_own_startup_code(site_dir: Path, tmp
     assert any(
         "setuptools" in note and "not reported as unexpected" in note for note in report.notes
     )
+
+
+def test_hidden_copy_with_a_pytest_plugin_is_an_error(tmp_path: Path) -> None:
+    """pluggy loads entry points of every copy on the path, the hidden ones too."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    install_fake(first, "dup", "2.0")
+    install_fake(second, "dup", "1.0")
+    plain = take_snapshot([str(first), str(second)])
+    assert [(f.kind, f.severity) for f in snapshot_findings(plain)] == [
+        (Kind.SHADOWED, Severity.WARNING)
+    ]
+    hidden = second / "dup-1.0.dist-info"
+    (hidden / "entry_points.txt").write_text("[pytest11]\nevil = evil_mod\n")
+    [finding] = snapshot_findings(take_snapshot([str(first), str(second)]))
+    assert (finding.kind, finding.severity) == (Kind.SHADOWED, Severity.ERROR)
+    assert SHADOWED_PLUGIN.format(names="`evil`") in finding.message
