@@ -13,6 +13,7 @@ from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pytest_mlsupply.errors import RecordError
@@ -48,6 +49,11 @@ STARTUP_MODULE = "ships {path}, which `site` imports at every interpreter start"
 STARTUP_NO_RECORD = "has no readable RECORD, so what it runs at start-up cannot be told"
 STARTUP_BAD_ENTRY_POINTS = (
     "its entry_points.txt cannot be read ({error}), so it may be a pytest plugin"
+)
+LAUNCH_DIR_PLUGIN = (
+    "{name} {version} in {directory}, the directory pytest is started from, is not on the "
+    "checked path, yet `python -m pytest` puts it first on sys.path and loads its pytest11 "
+    "plugin {names} in every run"
 )
 SHADOWED_PLUGIN = (
     "pytest still loads its pytest11 plugin {names} from the hidden copy in every pytest run"
@@ -255,9 +261,9 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
         )
         # pluggy loads the pytest11 entry points of every distribution on the path, hidden
         # copies included (a name already registered is skipped): those are unlocked code.
-        extra = sorted(_plugin_keys(hidden) - _plugin_keys(active))
+        extra = _extra_plugins(hidden.metadata_path, active.metadata_path)
         if extra:
-            shown = ", ".join(f"`{key.split(':', 1)[1]}`" for key in extra)
+            shown = ", ".join(f"`{name}`" for name in extra)
             finding = replace(
                 finding,
                 severity=Severity.ERROR,
@@ -323,7 +329,7 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
     be read counts as start-up code: fail closed.
     """
     reasons: list[tuple[str, str]] = []
-    plugins = _pytest_plugins(dist)
+    plugins = _pytest_plugins(dist.metadata_path)
     if isinstance(plugins, Exception):
         reasons.append(("entry_points.txt", STARTUP_BAD_ENTRY_POINTS.format(error=plugins)))
     else:
@@ -347,21 +353,77 @@ def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
     return reasons
 
 
-def _pytest_plugins(dist: InstalledDistribution) -> list[str] | Exception:
-    """Names of *dist*'s pytest11 entry points, read as pluggy reads them, or why not."""
+def launch_directory_findings(directory: str, snapshot: Snapshot) -> Iterator[Finding]:
+    """pytest plugins of distributions in the launch directory, which the snapshot leaves out.
+
+    ``default_search_path`` drops the current directory (it depends on how pytest
+    is started), but ``python -m pytest`` puts it first on ``sys.path`` and pluggy
+    loads the entry points of every distribution there: a ``*.dist-info`` committed
+    to a repository is a plugin nobody installed. A project's own ``*.egg-info``
+    declaring what its installed copy declares adds no code and is not reported.
+    """
+    normalized = os.path.normcase(os.path.abspath(directory))
+    searched = snapshot.search_path
+    if any(os.path.normcase(os.path.abspath(entry)) == normalized for entry in searched):
+        return
     try:
-        entry_points = metadata.PathDistribution(Path(dist.metadata_path)).entry_points
-        return sorted(ep.name for ep in entry_points if ep.group == PYTEST_PLUGIN_GROUP)
+        found = list(metadata.distributions(path=[directory]))
+    except (OSError, UnicodeDecodeError, ValueError):
+        found = []
+    installed = snapshot.by_name()
+    for dist in found:
+        path = str(getattr(dist, "_path", directory))  # as snapshot._metadata_path reads it
+        try:
+            name, version = str(dist.metadata["Name"] or "?"), str(dist.version or "?")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError):
+            name, version = Path(path).name, "?"
+        same = installed.get(canonicalize_name(name))
+        plugins = _extra_plugins(path, same.metadata_path if same is not None else None)
+        if not plugins:
+            continue
+        names = ", ".join(f"`{plugin}`" for plugin in plugins)
+        text = LAUNCH_DIR_PLUGIN.format(
+            name=name, version=version, directory=directory, names=names
+        )
+        finding = Finding.of(
+            Kind.UNEXPECTED,
+            canonicalize_name(name),
+            text,
+            expected="not installed",
+            actual=version,
+            hint=f"remove {path} unless the project means to ship it",
+            location=path,
+        )
+        yield replace(finding, severity=Severity.ERROR)
+
+
+def _pytest_plugins(metadata_path: str) -> list[str] | Exception:
+    """Names of the pytest11 entry points in *metadata_path*, read as pluggy reads them."""
+    entries = _plugin_entries(metadata_path)
+    return entries if isinstance(entries, Exception) else sorted(set(entries.values()))
+
+
+def _plugin_entries(metadata_path: str) -> dict[str, str] | Exception:
+    """``name = value`` -> name of each pytest11 entry point, or why they cannot be read."""
+    try:
+        entry_points = metadata.PathDistribution(Path(metadata_path)).entry_points
+        return {
+            f"{ep.name} = {ep.value}": ep.name
+            for ep in entry_points
+            if ep.group == PYTEST_PLUGIN_GROUP
+        }
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return exc
 
 
-def _plugin_keys(dist: InstalledDistribution) -> set[str]:
-    """The pytest11 keys of ``startup_code`` (an unreadable entry_points.txt is one too)."""
-    plugins = _pytest_plugins(dist)
-    if isinstance(plugins, Exception):
-        return {f"{PYTEST_PLUGIN_GROUP}:? (entry_points.txt cannot be read)"}
-    return {f"{PYTEST_PLUGIN_GROUP}:{name}" for name in plugins}
+def _extra_plugins(metadata_path: str, other: str | None) -> list[str]:
+    """pytest11 plugins of *metadata_path* that *other* does not declare identically."""
+    entries = _plugin_entries(metadata_path)
+    if isinstance(entries, Exception):
+        return ["? (entry_points.txt cannot be read)"]
+    known = _plugin_entries(other) if other is not None else {}
+    known = {} if isinstance(known, Exception) else known
+    return sorted({name for entry, name in entries.items() if entry not in known})
 
 
 def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]]:

@@ -89,6 +89,7 @@ def run_gate(
         report = check_environment(snapshot, lock, lock_path=shown)
         if min_age_days is not None:
             report = _add_notes(report, [NOTE_MIN_AGE_MLSUPPLY])
+    report = _with_launch_directory(report, snapshot)
     if verify_files:
         report = _with_file_verification(
             report, snapshot, cache_dir, rehash, progress, record_cache
@@ -176,6 +177,23 @@ def _with_content_from(
         distributions_checked=report.distributions_checked,
         environment=report.environment,
         notes=[*notes, NOTE_CONTENT_ALONGSIDE.format(own=shown)],
+        stats=report.stats,
+    )
+
+
+def _with_launch_directory(report: Report, snapshot: Snapshot) -> Report:
+    """Add pytest plugins in the current directory, which ``python -m pytest`` would load."""
+    from pytest_mlsupply.checks import launch_directory_findings
+
+    found = list(launch_directory_findings(os.getcwd(), snapshot))
+    if not found:
+        return report
+    return Report.build(
+        [*report.findings, *found],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=report.notes,
         stats=report.stats,
     )
 

@@ -165,3 +165,22 @@ def test_foreign_lock_gate_fails_on_an_unlocked_plugin(venv, project, tmp_path):
     # The tooling that runs the gate (pytest, pluggy, ...) is still not 'unexpected'.
     unexpected = [p for p in problems if p[0] == "unexpected"]
     assert unexpected == [("unexpected", "error", "quiet-plugin")]
+
+
+def test_plugin_committed_to_the_project_directory_fails_the_gate(venv, project, tmp_path):
+    """`python -m pytest` puts the project directory on sys.path; pytest loads plugins there."""
+    _locked(venv, project)
+    dist_info = project / "helper-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: helper\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[pytest11]\nhelper = quiet_helper\n")
+    (project / "quiet_helper.py").write_text(PLUGIN)
+    marker = tmp_path / "plugin-ran"
+    result = gate(venv, project, env={"PLUGIN_MARKER": str(marker)})
+    assert marker.exists()  # the control: pytest did load it
+    assert result.returncode == 1, result.stdout
+    [problem] = [f for f in findings(project) if f["severity"] == "error"]
+    assert (problem["kind"], problem["subject"]) == ("unexpected", "helper")
+    checked = _mlsupply(venv, project, "check", env={})
+    assert checked.returncode == EXIT_FINDINGS, checked.stdout + checked.stderr
+    assert "loads its pytest11 plugin `helper`" in checked.stdout

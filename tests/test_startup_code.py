@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_mlsupply.checks import (
+    LAUNCH_DIR_PLUGIN,
     SHADOWED_PLUGIN,
     STARTUP_NO_RECORD,
     STARTUP_PLUGIN,
     _pth_runs_code,
     check_environment,
+    launch_directory_findings,
     snapshot_findings,
 )
 from pytest_mlsupply.findings import Kind, Severity
@@ -191,3 +193,36 @@ def test_hidden_copy_with_a_pytest_plugin_is_an_error(tmp_path: Path) -> None:
     [finding] = snapshot_findings(take_snapshot([str(first), str(second)]))
     assert (finding.kind, finding.severity) == (Kind.SHADOWED, Severity.ERROR)
     assert SHADOWED_PLUGIN.format(names="`evil`") in finding.message
+
+
+def test_plugin_in_the_launch_directory_is_an_error(tmp_path: Path) -> None:
+    """`python -m pytest` puts the current directory on sys.path; pluggy loads plugins there."""
+    repo, site_dir = tmp_path / "repo", tmp_path / "site-packages"
+    dist_info = install_fake(repo, "evil", "1.0")
+    installed = install_fake(site_dir, "own-plugin", "1.0")
+    env = take_snapshot([str(site_dir)])
+    assert list(launch_directory_findings(str(repo), env)) == []  # no plugin, no finding
+    (dist_info / "entry_points.txt").write_text("[pytest11]\nevil = evil_mod\n")
+    [finding] = launch_directory_findings(str(repo), env)
+    assert (finding.kind, finding.severity, finding.subject) == (
+        Kind.UNEXPECTED,
+        Severity.ERROR,
+        "evil",
+    )
+    expected = LAUNCH_DIR_PLUGIN.format(
+        name="evil", version="1.0", directory=str(repo), names="`evil`"
+    )
+    assert finding.message == expected
+    assert list(launch_directory_findings(str(repo), take_snapshot([str(repo)]))) == []
+
+    # A project's own egg-info declaring what its installed copy declares: no new code.
+    (dist_info / "entry_points.txt").unlink()
+    own = repo / "own_plugin.egg-info"
+    own.mkdir()
+    (own / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: own-plugin\nVersion: 1.0\n")
+    (own / "entry_points.txt").write_text("[pytest11]\nown = own_plugin.plugin\n")
+    (installed / "entry_points.txt").write_text("[pytest11]\nown = own_plugin.plugin\n")
+    assert list(launch_directory_findings(str(repo), env)) == []
+    (own / "entry_points.txt").write_text("[pytest11]\nown = own_plugin.other\n")
+    [changed] = launch_directory_findings(str(repo), env)
+    assert changed.subject == "own-plugin" and "`own`" in changed.message
