@@ -185,7 +185,11 @@ def _with_launch_directory(report: Report, snapshot: Snapshot) -> Report:
     """Add pytest plugins in the current directory, which ``python -m pytest`` would load."""
     from pytest_mlsupply.checks import launch_directory_findings
 
-    found = list(launch_directory_findings(os.getcwd(), snapshot))
+    try:
+        directory = os.getcwd()
+    except OSError:  # removed under us: nothing can be loaded from it either
+        return report
+    found = list(launch_directory_findings(directory, snapshot))
     if not found:
         return report
     return Report.build(
