@@ -161,13 +161,19 @@ def hardened_main(base_path: list[str], argv: list[str]) -> int:
 
 
 def own_import_path() -> list[str]:
-    """The folders holding OWN_MODULES, found without importing them (``find_spec``)."""
+    """The folders holding OWN_MODULES, found without importing them.
+
+    The path-based finder alone is asked first: an import hook a ``.pth`` line
+    installed in this process must not choose where the re-run's modules come from.
+    """
+    import importlib.machinery
     import importlib.util
 
     folders: list[str] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
     for name in OWN_MODULES[1:]:
         try:
-            spec = importlib.util.find_spec(name)
+            spec = importlib.machinery.PathFinder.find_spec(name, sys.path)
+            spec = spec or importlib.util.find_spec(name)  # e.g. an editable install's finder
         except (ImportError, ValueError):
             continue
         if spec is None:

@@ -236,3 +236,28 @@ def test_any_interpreter_output_parses_or_is_one_clear_error(text: str) -> None:
     else:
         assert all(isinstance(entry, str) for entry in found["path"])
         assert all(isinstance(value, str) for value in found["markers"].values())
+
+
+def test_import_hooks_do_not_choose_the_rerun_path(tmp_path: Path, monkeypatch) -> None:
+    """A meta-path finder a .pth line installed cannot point the re-run at its own tomli_w."""
+    import importlib.machinery
+
+    from pytest_mlsupply.cli import own_import_path
+
+    decoy = tmp_path / "decoy"
+
+    class Hook:
+        @staticmethod
+        def find_spec(name: str, path: object = None, target: object = None) -> object:
+            if name == "tomli_w":
+                origin = str(decoy / "tomli_w" / "__init__.py")
+                spec = importlib.machinery.ModuleSpec(name, None, origin=origin, is_package=True)
+                spec.submodule_search_locations = [str(decoy / "tomli_w")]
+                return spec
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Hook(), *sys.meta_path])
+    monkeypatch.delitem(sys.modules, "tomli_w", raising=False)  # else find_spec asks no finder
+    folders = own_import_path()
+    assert not [folder for folder in folders if folder.startswith(str(decoy))]
+    assert any((Path(folder) / "tomli_w").is_dir() for folder in folders)
