@@ -6,22 +6,63 @@ message says what differs and whose hint says how to restore or accept it.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
 
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pytest_mlsupply.findings import Finding, Kind, Report
+from pytest_mlsupply.errors import RecordError
+from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.locks.mlsupply_lock import (
     REFRESH_COMMAND,
     Lock,
     LockedDistribution,
 )
-from pytest_mlsupply.snapshot import RECORD_MALFORMED, InstalledDistribution, Snapshot
+from pytest_mlsupply.record import parse_record
+from pytest_mlsupply.snapshot import (
+    RECORD_MALFORMED,
+    RECORD_MISSING,
+    InstalledDistribution,
+    Snapshot,
+)
 
 INTERPRETER_SUBJECT = "interpreter"
 
 HINT_ACCEPT = f"if intended, accept it with `{REFRESH_COMMAND}`"
+
+#: Why an unlocked distribution is an error, not a warning (issue item 6): its code runs
+#: in every pytest run or interpreter start without anyone importing it, so it can
+#: patch the gate that is about to judge it.
+UNLOCKED_STARTUP_CODE = (
+    "{what}; code that runs before or during pytest's start-up must be locked "
+    "(it can rewrite the gate's verdict in-process)"
+)
+#: What ``startup_code`` says each kind of start-up code is.
+STARTUP_PLUGIN = "ships a pytest11 plugin `{name}` that runs inside every pytest run"
+STARTUP_PTH = "ships {path}, whose import lines run at every interpreter start"
+STARTUP_MODULE = "ships {path}, which `site` imports at every interpreter start"
+STARTUP_NO_RECORD = "has no readable RECORD, so what it runs at start-up cannot be told"
+STARTUP_BAD_ENTRY_POINTS = (
+    "its entry_points.txt cannot be read ({error}), so it may be a pytest plugin"
+)
+LAUNCH_DIR_PLUGIN = (
+    "{name} {version} in {directory}, the directory pytest is started from, is not on the "
+    "checked path, yet `python -m pytest` puts it first on sys.path and loads its pytest11 "
+    "plugin {names} in every run"
+)
+SHADOWED_PLUGIN = (
+    "pytest still loads its pytest11 plugin {names} from the hidden copy in every pytest run"
+)
+#: The entry-point group pytest loads plugins from, at every start-up (pluggy's
+#: ``load_setuptools_entrypoints("pytest11")``).
+PYTEST_PLUGIN_GROUP = "pytest11"
+#: Modules ``site`` imports at every interpreter start when they are importable.
+STARTUP_MODULES = ("sitecustomize", "usercustomize")
 
 
 def _same_version(installed: str, locked: str) -> bool:
@@ -110,14 +151,17 @@ def _interpreter_findings(snapshot: Snapshot, lock: Lock) -> Iterator[Finding]:
 def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> Iterator[Finding]:
     name = dist.name
     if not entries:
-        yield Finding.of(
-            Kind.UNEXPECTED,
-            name,
-            f"{name} {dist.version} is installed but not locked",
-            expected="not installed",
-            actual=dist.version,
-            hint=f"`pip uninstall {name}`, or {HINT_ACCEPT}",
-            location=dist.metadata_path,
+        yield unlocked_startup_error(
+            Finding.of(
+                Kind.UNEXPECTED,
+                name,
+                f"{name} {dist.version} is installed but not locked",
+                expected="not installed",
+                actual=dist.version,
+                hint=f"`pip uninstall {name}`, or {HINT_ACCEPT}",
+                location=dist.metadata_path,
+            ),
+            dist,
         )
         return
     if dist.source.is_local and any(entry.source.is_local for entry in entries):
@@ -205,7 +249,7 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
     """Findings about the environment itself, whatever the lock says."""
     for pair in snapshot.shadowed:
         hidden, active = pair.hidden, pair.active
-        yield Finding.of(
+        finding = Finding.of(
             Kind.SHADOWED,
             hidden.name,
             f"a second copy of {hidden.name} ({hidden.version}) at {hidden.metadata_path} is "
@@ -215,6 +259,17 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
             hint="remove the hidden copy (often left by an interrupted upgrade)",
             location=hidden.metadata_path,
         )
+        # pluggy loads the pytest11 entry points of every distribution on the path, hidden
+        # copies included (a name already registered is skipped): those are unlocked code.
+        extra = _extra_plugins(hidden.metadata_path, active.metadata_path)
+        if extra:
+            shown = ", ".join(f"`{name}`" for name in extra)
+            finding = replace(
+                finding,
+                severity=Severity.ERROR,
+                message=f"{finding.message}; {SHADOWED_PLUGIN.format(names=shown)}",
+            )
+        yield finding
     for broken in snapshot.broken:
         yield Finding.of(
             Kind.BROKEN_DISTRIBUTION,
@@ -240,3 +295,177 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
                 hint=f"`pip install --force-reinstall --no-deps '{dist.name}=={dist.version}'`",
                 location=dist.metadata_path,
             )
+
+
+# ------------------------------------------------------------ unlocked start-up code
+
+
+def unlocked_startup_error(
+    finding: Finding, dist: InstalledDistribution, allowed: Iterable[str] = ()
+) -> Finding:
+    """*finding* (an unlocked distribution) as an error when *dist* ships start-up code.
+
+    A plain unlocked library stays a warning: nothing runs it unless a test
+    imports it. A pytest plugin, an import ``.pth`` or a ``sitecustomize`` runs
+    without being imported, before the gate has a say. *allowed* names start-up
+    code (keys of ``startup_code``) that does not count.
+    """
+    accepted = set(allowed)
+    reasons = [text for key, text in startup_code(dist) if key not in accepted]
+    if not reasons:
+        return finding
+    what = f"{dist.name} {dist.version} is installed but not locked, and " + "; ".join(reasons)
+    return replace(
+        finding, severity=Severity.ERROR, message=UNLOCKED_STARTUP_CODE.format(what=what)
+    )
+
+
+def startup_code(dist: InstalledDistribution) -> list[tuple[str, str]]:
+    """What in *dist* runs without being imported, as (key, description) pairs.
+
+    Keys are ``pytest11:<name>`` for pytest plugins and the RECORD path for an
+    import ``.pth`` or a ``sitecustomize``/``usercustomize``. Read only for
+    unlocked distributions (a handful), so the snapshot stays cheap. What cannot
+    be read counts as start-up code: fail closed.
+    """
+    reasons: list[tuple[str, str]] = []
+    plugins = _pytest_plugins(dist.metadata_path)
+    if isinstance(plugins, Exception):
+        reasons.append(("entry_points.txt", STARTUP_BAD_ENTRY_POINTS.format(error=plugins)))
+    else:
+        reasons += [
+            (f"{PYTEST_PLUGIN_GROUP}:{plugin}", STARTUP_PLUGIN.format(name=plugin))
+            for plugin in plugins
+        ]
+    if dist.record_state in (RECORD_MISSING, RECORD_MALFORMED):  # legacy egg-info aside
+        reasons.append(("RECORD", STARTUP_NO_RECORD))
+    for relative, full, outside in _installed_files(dist):
+        parts = relative.split("/")
+        if full.name.endswith(".pth") and (outside or len(parts) == 1):
+            if _pth_runs_code(full):
+                reasons.append((relative, STARTUP_PTH.format(path=relative)))
+            continue
+        # Top level of the site directory, or anywhere outside it (a wheel's data scheme
+        # can reach the standard library folder): the module or package name counts.
+        named = [parts[0]] if not outside else [full.name, full.parent.name]
+        if any(name.split(".", 1)[0] in STARTUP_MODULES for name in named):
+            reasons.append((relative, STARTUP_MODULE.format(path=relative)))
+    return reasons
+
+
+def launch_directory_findings(directory: str, snapshot: Snapshot) -> Iterator[Finding]:
+    """pytest plugins of distributions in the launch directory, which the snapshot leaves out.
+
+    ``default_search_path`` drops the current directory (it depends on how pytest
+    is started), but ``python -m pytest`` puts it first on ``sys.path`` and pluggy
+    loads the entry points of every distribution there: a ``*.dist-info`` committed
+    to a repository is a plugin nobody installed. A project's own ``*.egg-info``
+    declaring what its installed copy declares adds no code and is not reported.
+    """
+    normalized = os.path.normcase(os.path.abspath(directory))
+    searched = snapshot.search_path
+    if any(os.path.normcase(os.path.abspath(entry)) == normalized for entry in searched):
+        return
+    try:
+        found = list(metadata.distributions(path=[directory]))
+    except (OSError, UnicodeDecodeError, ValueError):
+        found = []
+    installed = snapshot.by_name()
+    for dist in found:
+        path = str(getattr(dist, "_path", directory))  # as snapshot._metadata_path reads it
+        try:
+            name, version = str(dist.metadata["Name"] or "?"), str(dist.version or "?")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError):
+            name, version = Path(path).name, "?"
+        same = installed.get(canonicalize_name(name))
+        plugins = _extra_plugins(path, same.metadata_path if same is not None else None)
+        if not plugins:
+            continue
+        names = ", ".join(f"`{plugin}`" for plugin in plugins)
+        text = LAUNCH_DIR_PLUGIN.format(
+            name=name, version=version, directory=directory, names=names
+        )
+        finding = Finding.of(
+            Kind.UNEXPECTED,
+            canonicalize_name(name),
+            text,
+            expected="not installed",
+            actual=version,
+            hint=f"remove {path} unless the project means to ship it",
+            location=path,
+        )
+        yield replace(finding, severity=Severity.ERROR)
+
+
+def _pytest_plugins(metadata_path: str) -> list[str] | Exception:
+    """Names of the pytest11 entry points in *metadata_path*, read as pluggy reads them."""
+    entries = _plugin_entries(metadata_path)
+    return entries if isinstance(entries, Exception) else sorted(set(entries.values()))
+
+
+def _plugin_entries(metadata_path: str) -> dict[str, str] | Exception:
+    """``name = value`` -> name of each pytest11 entry point, or why they cannot be read."""
+    try:
+        entry_points = metadata.PathDistribution(Path(metadata_path)).entry_points
+        return {
+            f"{ep.name} = {ep.value}": ep.name
+            for ep in entry_points
+            if ep.group == PYTEST_PLUGIN_GROUP
+        }
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return exc
+
+
+def _extra_plugins(metadata_path: str, other: str | None) -> list[str]:
+    """pytest11 plugins of *metadata_path* that *other* does not declare identically."""
+    entries = _plugin_entries(metadata_path)
+    if isinstance(entries, Exception):
+        return ["? (entry_points.txt cannot be read)"]
+    known = _plugin_entries(other) if other is not None else {}
+    known = {} if isinstance(known, Exception) else known
+    return sorted({name for entry, name in entries.items() if entry not in known})
+
+
+def _installed_files(dist: InstalledDistribution) -> list[tuple[str, Path, bool]]:
+    """(RECORD path, where it lands, whether outside the site directory) for *dist*'s files.
+
+    ``./x``, ``a/../x`` and absolute paths are resolved the way installers land them, so
+    a start-up file cannot hide behind its spelling. A RECORD that cannot be read is
+    judged by the snapshot's ``record_state`` (see ``startup_code``).
+    """
+    if dist.record_rows is not None:
+        paths = [row[0] for row in dist.record_rows]
+    else:
+        record = Path(dist.metadata_path) / "RECORD"
+        try:
+            text = record.read_text(encoding="utf-8")
+            paths = [row.path for row in parse_record(text, str(record))]
+        except (OSError, UnicodeDecodeError, RecordError):
+            return []
+    location = os.path.normpath(dist.location)
+    found: list[tuple[str, Path, bool]] = []
+    for recorded in paths:
+        full = os.path.normpath(os.path.join(location, recorded))
+        inside = full.startswith(location + os.sep)
+        relative = os.path.relpath(full, location).replace(os.sep, "/") if inside else recorded
+        found.append((relative, Path(full), not inside))
+    return found
+
+
+def _pth_runs_code(path: Path) -> bool:
+    """Whether ``site`` would execute a line of *path* (``Lib/site.py``, ``addpackage``).
+
+    site.py runs lines starting with ``import`` and a space or tab. Python 3.13 decodes
+    the file as UTF-8 (BOM stripped) and falls back to the locale encoding, older ones
+    use the locale encoding; both readings are tried, and ``str.splitlines`` splits at
+    every line boundary either could see. An unreadable file counts as code.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return True
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    for text in (data.decode("utf-8", "replace"), data.decode("latin-1")):
+        if any(line.startswith(("import ", "import\t")) for line in text.splitlines()):
+            return True
+    return False

@@ -2,26 +2,55 @@
 
 Exit codes: 0 the environment matches (or the lock was written), 1 findings
 fail the check, 2 unusable input (missing or malformed lock, bad arguments).
+
+Started from the command line, the command first re-runs itself under
+``python -I -S`` with an explicit ``sys.path`` (issue item 7): by then ``site``
+has run the environment's ``.pth`` import lines and ``sitecustomize``, and
+whatever they patched in this process must not decide what the check reports.
+Only the standard library is imported before that re-run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pytest_mlsupply import __version__
-from pytest_mlsupply.locks import LOCK_FORMATS
-from pytest_mlsupply.settings import DEFAULT_LOCK_NAME
+if TYPE_CHECKING:
+    from pytest_mlsupply.snapshot import Interpreter
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_UNUSABLE = 2
 
+#: Top-level modules the command imports beyond the standard library (its run-time
+#: dependencies; yaml only for YAML feeds). Their folders alone form the re-run's path.
+OWN_MODULES = ("pytest_mlsupply", "packaging", "tomli_w", "tomli", "yaml")
+
+#: What the re-run executes: the standard library path, then the folders of OWN_MODULES.
+HARDENED_CODE = (
+    "import sys; base = [p for p in sys.path if p]; sys.path.extend({path!r}); "
+    "from pytest_mlsupply.cli import hardened_main; "
+    "raise SystemExit(hardened_main(base, sys.argv[1:]))"
+)
+
+PYTHON_UNUSABLE = "--python {python}: {problem}"
+PYTHON_HIDES_SITE = (
+    "its reported path leaves out its own venv's {site}; its standard library or pyvenv.cfg "
+    "may be tampered with (check with --path instead, which runs nothing of it)"
+)
+
 
 def _parser() -> argparse.ArgumentParser:
+    from pytest_mlsupply import __version__
+    from pytest_mlsupply.locks import LOCK_FORMATS
+    from pytest_mlsupply.settings import DEFAULT_LOCK_NAME
+
     parser = argparse.ArgumentParser(
         prog="python -m pytest_mlsupply",
         description="Lock the installed Python environment and check it against the lock; "
@@ -44,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
             action="append",
             help="read distributions from DIR instead of this interpreter's sys.path "
             "(repeatable, in import order), e.g. another venv's site-packages",
+        )
+        sub.add_argument(
+            "--python",
+            metavar="PATH",
+            help="check the environment of the interpreter at PATH (e.g. the test venv's "
+            "python) from this one: PATH runs only its standard library (-I -S) to report "
+            "its paths, nothing from its site-packages",
         )
         sub.add_argument(
             "--lock-format",
@@ -112,6 +148,166 @@ def _cache_dir(value: str) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; with *argv* None (a console script, ``-m``), re-run hardened first."""
+    hardened = sys.flags.isolated and sys.flags.no_site
+    if argv is None and not hardened:
+        return _rerun_hardened(sys.argv[1:])
+    return _main(argv, base_path=[p for p in sys.path if p] if hardened else None)
+
+
+def hardened_main(base_path: list[str], argv: list[str]) -> int:
+    """The re-run under ``-I -S``: *base_path* is ``sys.path`` before our folders were added."""
+    return _main(argv, base_path=base_path)
+
+
+def own_import_path() -> list[str]:
+    """The folders holding OWN_MODULES, found without importing them.
+
+    The path-based finder alone is asked first: an import hook a ``.pth`` line
+    installed in this process must not choose where the re-run's modules come from.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    folders: list[str] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    for name in OWN_MODULES[1:]:
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(name, sys.path)
+            spec = spec or importlib.util.find_spec(name)  # e.g. an editable install's finder
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            location = next(iter(spec.submodule_search_locations), None)
+            folder = os.path.dirname(location) if location else None
+        else:
+            folder = os.path.dirname(spec.origin) if spec.origin else None
+        if folder and folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def _rerun_hardened(args: Sequence[str]) -> int:
+    """Run the command again under ``-I -S``: no ``.pth``, no ``sitecustomize``, no entry points."""
+    command = [
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        HARDENED_CODE.format(path=own_import_path()),
+        *args,
+    ]
+    try:
+        if os.name == "posix":
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, command)
+        return subprocess.run(command, check=False).returncode
+    except OSError as exc:
+        print(f"mlsupply: error: cannot re-run {sys.executable} isolated: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+
+
+def describe_python(python: str) -> dict[str, Any]:
+    """Paths and identity of *python*, which runs only its standard library to tell them.
+
+    ``-I -S`` keeps its ``site``, ``.pth`` files and ``sitecustomize`` from running;
+    the script is ``pytest_mlsupply/sitepath.py``, passed as text.
+    """
+    from pytest_mlsupply.errors import MlsupplyError
+
+    source = (Path(__file__).parent / "sitepath.py").read_text(encoding="utf-8")
+    try:
+        done = subprocess.run(
+            [python, "-I", "-S", "-c", source],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=exc)) from exc
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        problem = f"exited with status {done.returncode}: {last}"
+        raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
+    found = parse_description(python, done.stdout)
+    reported = {os.path.normcase(os.path.realpath(entry)) for entry in found["path"]}
+    left_out = [
+        d for d in _venv_site_dirs(python) if os.path.normcase(os.path.realpath(d)) not in reported
+    ]
+    if left_out:
+        problem = PYTHON_HIDES_SITE.format(site=", ".join(left_out))
+        raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
+    return found
+
+
+def parse_description(python: str, text: str) -> dict[str, Any]:
+    """What ``sitepath.py`` printed on *python*, checked key by key; MlsupplyError otherwise."""
+    from pytest_mlsupply.errors import MlsupplyError
+    from pytest_mlsupply.sitepath import KEYS
+
+    try:
+        found = json.loads(text)
+    except ValueError as exc:
+        problem = f"did not print its paths as JSON ({exc})"
+        raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem)) from exc
+    if not isinstance(found, dict) or any(key not in found for key in KEYS):
+        problem = f"printed {str(found)[:80]!r}, not the keys {', '.join(KEYS)}"
+        raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
+    wrong = [key for key in KEYS if not _expected_type(key, found[key])]
+    if wrong:
+        problem = f"printed {', '.join(wrong)} of the wrong type"
+        raise MlsupplyError(PYTHON_UNUSABLE.format(python=python, problem=problem))
+    return found
+
+
+def _expected_type(key: str, value: object) -> bool:
+    """``path``/``site_dirs`` are lists of strings, ``markers`` a string mapping, the rest str."""
+    if key in ("path", "site_dirs"):
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if key == "markers":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return isinstance(value, str)
+
+
+def _venv_site_dirs(python: str) -> list[str]:
+    """The site-packages of the venv *python* belongs to, found on disk by this process.
+
+    A cross-check of what that interpreter reports: ``-I -S`` still runs its
+    standard library, which could leave its own site-packages out of the answer.
+    """
+    exe_dir = Path(os.path.abspath(python)).parent
+    for root in (exe_dir, exe_dir.parent):
+        if (root / "pyvenv.cfg").is_file():
+            found = [*root.glob("lib*/python*/site-packages"), *root.glob("Lib/site-packages")]
+            # lib64 is often a link to lib: one folder, whichever name shows it.
+            return sorted({os.path.realpath(p) for p in found if p.is_dir()})
+    return []
+
+
+def _target(
+    args: argparse.Namespace, base_path: list[str] | None
+) -> tuple[list[str] | None, Interpreter | None, dict[str, str] | None]:
+    """Search path, interpreter and marker values of the environment to read."""
+    from pytest_mlsupply.snapshot import Interpreter
+
+    if args.python:
+        found = describe_python(args.python)
+        interpreter = Interpreter(
+            str(found["implementation"]), str(found["python_version"]), str(found["platform"])
+        )
+        markers = {str(k): str(v) for k, v in dict(found["markers"]).items()}
+        return args.path or list(found["path"]), interpreter, markers
+    if args.path or base_path is None:
+        return args.path, None, None
+    from pytest_mlsupply.sitepath import describe
+
+    return list(describe(base_path)["path"]), None, None
+
+
+def _main(argv: Sequence[str] | None, *, base_path: list[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -139,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lock_path = Path(args.lock).resolve()
     try:
+        search_path, interpreter, markers = _target(args, base_path)
         checking = args.command == "check"
         min_age = (
             parse_min_age(args.min_age, "--min-age")
@@ -148,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_gate(
             lock_path,
             update=not checking,
-            search_path=args.path,
+            search_path=search_path,
             base=Path.cwd(),
             verify_files=checking,
             cache_dir=_cache_dir(args.cache_dir) if checking and args.cache_dir else None,
@@ -162,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if checking
             else None,
+            interpreter=interpreter,
+            markers=markers,
         )
     except MlsupplyError as exc:
         print(f"mlsupply: error: {exc}", file=sys.stderr)

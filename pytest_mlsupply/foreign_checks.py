@@ -20,7 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
-from pytest_mlsupply.checks import snapshot_findings
+from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError
 from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
@@ -32,6 +32,12 @@ LOCK_SUBJECT = "lock"
 #: Installers a virtual environment is seeded with, and this plugin: never "unexpected".
 INSTALLER_BASELINE = frozenset({"pip", "setuptools", "wheel", "distribute"})
 PLUGIN_DISTRIBUTION = "pytest-mlsupply"
+#: The start-up code the baseline may ship unlisted; anything else of theirs (a name is
+#: easy to take) is an unlocked start-up hook like any other.
+BASELINE_STARTUP = {
+    PLUGIN_DISTRIBUTION: frozenset({"pytest11:mlsupply"}),
+    "setuptools": frozenset({"distutils-precedence.pth"}),
+}
 
 NOTE_NO_CONTENT = (
     "{title} records no digest of installed files: versions and sources were compared, and "
@@ -111,7 +117,11 @@ def check_foreign_lock(
         entries = applicable.get(dist.name) or everywhere.get(dist.name, [])
         if not entries:
             if dist.name in baseline:
-                unlisted_baseline.append(dist.name)
+                unlisted = _unexpected(dist, lock, BASELINE_STARTUP.get(dist.name, frozenset()))
+                if unlisted.severity is Severity.ERROR:
+                    findings.append(unlisted)
+                else:
+                    unlisted_baseline.append(dist.name)
                 continue
             findings.append(_unexpected(dist, lock))
             continue
@@ -155,8 +165,10 @@ def _where(shown: str, entries: Sequence[LockedPackage]) -> str:
     return f"{shown} ({spots})" if spots else shown
 
 
-def _unexpected(dist: InstalledDistribution, lock: ForeignLock) -> Finding:
-    return Finding.of(
+def _unexpected(
+    dist: InstalledDistribution, lock: ForeignLock, allowed: frozenset[str] = frozenset()
+) -> Finding:
+    finding = Finding.of(
         Kind.UNEXPECTED,
         dist.name,
         f"{dist.name} {dist.version} is installed but not in {lock.title}",
@@ -165,6 +177,7 @@ def _unexpected(dist: InstalledDistribution, lock: ForeignLock) -> Finding:
         hint=f"`pip uninstall {dist.name}`, or add it to the lock with the tool that writes it",
         location=dist.metadata_path,
     )
+    return unlocked_startup_error(finding, dist, allowed)
 
 
 def _missing(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +13,7 @@ from pytest_mlsupply.checks import check_environment
 from pytest_mlsupply.findings import Report
 from pytest_mlsupply.locks import FORMAT_MLSUPPLY, detect_format
 from pytest_mlsupply.locks.mlsupply_lock import Lock, load_lock, refresh_lock, write_lock
-from pytest_mlsupply.snapshot import Snapshot, take_snapshot
+from pytest_mlsupply.snapshot import Interpreter, Snapshot, take_snapshot
 
 if TYPE_CHECKING:
     from pytest_mlsupply.hashcache import RecordCache
@@ -56,6 +56,8 @@ def run_gate(
     now: datetime.datetime | None = None,
     known_bad: KnownBadConfig | None = None,
     import_path: Sequence[str] | None = None,
+    interpreter: Interpreter | None = None,
+    markers: Mapping[str, str] | None = None,
 ) -> GateResult:
     """Snapshot the environment, refresh the lock if asked, compare, verify installed files.
 
@@ -65,7 +67,8 @@ def run_gate(
     ignores what they hold (and writes them afresh). The *waivers* file is read
     before any work, so a malformed one stops the run at once. With
     *import_path* (the path imports will search, in order), a module on it
-    found before an installed distribution's own is an error.
+    found before an installed distribution's own is an error. *interpreter*
+    and *markers* describe the checked interpreter when it is not this one.
     """
     from pytest_mlsupply.waivers import Waiver, apply_waivers, load_waivers
 
@@ -73,14 +76,16 @@ def run_gate(
     if waivers is not None:
         accepted = load_waivers(waivers, shown=display_path(waivers, base) if base else None)
     record_cache = _record_cache(cache_dir, rehash) if verify_files else None
-    snapshot = take_snapshot(search_path, keep_rows=verify_files, record_cache=record_cache)
+    snapshot = take_snapshot(
+        search_path, keep_rows=verify_files, record_cache=record_cache, interpreter=interpreter
+    )
     shown = display_path(lock_path, base) if base else str(lock_path)
     fmt = detect_format(lock_path, lock_format)
     written: str | None = None
     foreign: ForeignLock | None = None
     if fmt != FORMAT_MLSUPPLY:
         report, written, foreign = _foreign_gate(
-            snapshot, lock_path, fmt, shown, update, base, min_age_days, now
+            snapshot, lock_path, fmt, shown, update, base, min_age_days, now, markers
         )
     else:
         if update:
@@ -92,6 +97,7 @@ def run_gate(
         report = check_environment(snapshot, lock, lock_path=shown)
         if min_age_days is not None:
             report = _add_notes(report, [NOTE_MIN_AGE_MLSUPPLY])
+    report = _with_launch_directory(report, snapshot)
     ownership: Ownership | None = None
     if verify_files:
         report, ownership = _with_file_verification(
@@ -156,6 +162,7 @@ def _foreign_gate(
     base: Path | None,
     min_age_days: float | None,
     now: datetime.datetime | None,
+    markers: Mapping[str, str] | None = None,
 ) -> tuple[Report, str | None, ForeignLock]:
     """Check against a foreign lock; with *update*, write mlsupply.lock beside it instead."""
     from pytest_mlsupply.foreign_checks import check_foreign_lock
@@ -166,7 +173,7 @@ def _foreign_gate(
     own_path = lock_path.parent / DEFAULT_LOCK_NAME
     own = load_lock(own_path) if own_path.exists() and not update else None
     report = check_foreign_lock(
-        snapshot, foreign, lock_path=shown, min_age_days=min_age_days, now=now
+        snapshot, foreign, lock_path=shown, environment=markers, min_age_days=min_age_days, now=now
     )
     if own is not None:
         report = _with_content_from(report, snapshot, own, own_path, base)
@@ -211,6 +218,27 @@ def _with_content_from(
         distributions_checked=report.distributions_checked,
         environment=report.environment,
         notes=[*notes, NOTE_CONTENT_ALONGSIDE.format(own=shown)],
+        stats=report.stats,
+    )
+
+
+def _with_launch_directory(report: Report, snapshot: Snapshot) -> Report:
+    """Add pytest plugins in the current directory, which ``python -m pytest`` would load."""
+    from pytest_mlsupply.checks import launch_directory_findings
+
+    try:
+        directory = os.getcwd()
+    except OSError:  # removed under us: nothing can be loaded from it either
+        return report
+    found = list(launch_directory_findings(directory, snapshot))
+    if not found:
+        return report
+    return Report.build(
+        [*report.findings, *found],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=report.notes,
         stats=report.stats,
     )
 

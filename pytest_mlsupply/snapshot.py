@@ -126,8 +126,11 @@ def take_snapshot(
     *,
     keep_rows: bool = False,
     record_cache: RecordCache | None = None,
+    interpreter: Interpreter | None = None,
 ) -> Snapshot:
     """Read every distribution on *search_path* (default: see ``default_search_path``).
+
+    *interpreter* describes another interpreter whose paths are read (``--python``).
 
     *keep_rows* keeps each RECORD's rows on its distribution, for the file
     verification that follows (parsing 35,000 rows twice costs a run 50 ms).
@@ -148,7 +151,7 @@ def take_snapshot(
             else:
                 active[found.name] = found
     return Snapshot(
-        interpreter=Interpreter.current(),
+        interpreter=interpreter or Interpreter.current(),
         distributions=tuple(sorted(active.values(), key=lambda d: d.name)),
         shadowed=tuple(shadowed),
         broken=tuple(broken),
