@@ -32,9 +32,28 @@ EXIT_UNUSABLE = 2
 #: dependencies; yaml only for YAML feeds). Their folders alone form the re-run's path.
 OWN_MODULES = ("pytest_mlsupply", "packaging", "tomli_w", "tomli", "yaml")
 
+#: Standard-library modules the re-run imports before it stops trusting bytecode
+#: caches: the interpreter's own ``__pycache__`` is as trusted as the interpreter.
+STDLIB_PRELOAD = (
+    "argparse", "base64", "collections", "csv", "dataclasses", "datetime", "email.parser",
+    "enum", "functools", "hashlib", "importlib.metadata", "io", "itertools", "json",
+    "marshal", "pathlib", "re", "stat", "struct", "subprocess", "tempfile", "threading",
+    "typing", "warnings", "zipfile", "zlib",
+)  # fmt: skip
+
+#: A bytecode-cache prefix under which no file can exist (``/dev/null`` is not a
+#: folder), so every module imported after it is set compiles from its source.
+NO_PYCACHE = os.devnull
+
 #: What the re-run executes: the standard library path, then the folders of OWN_MODULES.
+#: The checked environment's ``__pycache__`` files are not verified (a ``.pyc`` next to
+#: a verified source can hold any code), so our own modules and their dependencies,
+#: which may live in that environment, are compiled from source and nothing is written.
 HARDENED_CODE = (
-    "import sys; base = [p for p in sys.path if p]; sys.path.extend({path!r}); "
+    "import sys; base = [p for p in sys.path if p]; "
+    "[__import__(m) for m in {preload!r}]; "
+    "sys.pycache_prefix = {no_pycache!r}; sys.dont_write_bytecode = True; "
+    "sys.path.extend({path!r}); "
     "from pytest_mlsupply.cli import hardened_main; "
     "raise SystemExit(hardened_main(base, sys.argv[1:]))"
 )
@@ -195,7 +214,7 @@ def _rerun_hardened(args: Sequence[str]) -> int:
         "-I",
         "-S",
         "-c",
-        HARDENED_CODE.format(path=own_import_path()),
+        HARDENED_CODE.format(preload=STDLIB_PRELOAD, no_pycache=NO_PYCACHE, path=own_import_path()),
         *args,
     ]
     try:

@@ -184,3 +184,39 @@ def test_plugin_committed_to_the_project_directory_fails_the_gate(venv, project,
     checked = _mlsupply(venv, project, "check", env={})
     assert checked.returncode == EXIT_FINDINGS, checked.stdout + checked.stderr
     assert "loads its pytest11 plugin `helper`" in checked.stdout
+
+
+#: Appended to a verified module's source and compiled into its ``__pycache__``: the
+#: process exits 0 at shutdown whatever the check found.
+SILENCER = "\nimport atexit as _atexit, os as _os\n_atexit.register(_os._exit, 0)\n"
+
+
+def test_bytecode_next_to_a_verified_module_cannot_blind_check(venv, project, tmp_path):
+    """A ``.pyc`` the checked environment holds is never imported by the re-run.
+
+    An unchecked-hash ``.pyc`` is used whatever its source says; the re-run compiles
+    pytest-mlsupply and its dependencies from their (verified) sources instead.
+    """
+    _locked(venv, project)
+    source = venv.site / "packaging" / "version.py"
+    tampered = tmp_path / "version.py"
+    tampered.write_text(source.read_text(encoding="utf-8") + SILENCER, encoding="utf-8")
+    compiled = venv.run(
+        "-c",
+        "import importlib.util, py_compile, sys; "
+        "py_compile.compile(sys.argv[1], cfile=importlib.util.cache_from_source(sys.argv[2]), "
+        "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH, doraise=True)",
+        str(tampered),
+        str(source),
+        cwd=project,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    (venv.site / "zz_obvious.pth").write_text("import os\n", encoding="utf-8")
+
+    # The control: a process that imports packaging normally exits 0 whatever happens.
+    control = venv.run("-c", "import packaging.version; raise SystemExit(3)", cwd=project)
+    assert control.returncode == 0
+
+    result = _mlsupply(venv, project, "check", env={})
+    assert result.returncode == EXIT_FINDINGS, result.stdout + result.stderr
+    assert "zz_obvious.pth" in result.stdout
