@@ -1,0 +1,222 @@
+"""Once the gate fails, nothing more runs: no conftest.py, no test module, on no process.
+
+Every conftest.py and test module here leaves a marker file when it is imported,
+named after the process (the controller or an xdist worker), so "not imported"
+is observed. Runs are subprocesses, as users start pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pytest_mlsupply.plugin import GATE_NODEID, NOT_COLLECTED_NOTE
+from pytest_mlsupply.rootdir import ROOTDIR_MISREAD
+
+from gatehelpers import change_locked_version, locked
+
+USAGE_ERROR = pytest.ExitCode.USAGE_ERROR
+
+MARK = """
+import os as _os
+_role = _os.environ.get("PYTEST_XDIST_WORKER", "controller")
+open(_os.path.join({root!r}, "imported-{name}-" + _role), "w").close()
+"""
+
+
+def marked(pytester: pytest.Pytester, relative: str, body: str = "") -> None:
+    """Write *relative* so that importing it leaves ``imported-<name>-<process>``."""
+    path = pytester.path / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = relative.replace("/", "_").removesuffix(".py")
+    path.write_text(MARK.format(root=str(pytester.path), name=name) + body)
+
+
+def markers(pytester: pytest.Pytester) -> set[str]:
+    return {p.name for p in pytester.path.glob("imported-*")}
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project whose root conftest, sub-folder conftest and test modules all leave markers."""
+    marked(pytester, "conftest.py")
+    marked(pytester, "tests/conftest.py")
+    two_tests = "\ndef test_a():\n    pass\n\ndef test_b():\n    pass\n"
+    marked(pytester, "tests/test_model.py", two_tests)
+    marked(pytester, "test_top.py", "\ndef test_c():\n    pass\n")
+    locked(pytester)
+    for marker in pytester.path.glob("imported-*"):
+        marker.unlink()
+    return pytester
+
+
+EVERYTHING = {
+    "imported-conftest-controller",
+    "imported-tests_conftest-controller",
+    "imported-tests_test_model-controller",
+    "imported-test_top-controller",
+}
+
+
+def drift(project: pytest.Pytester) -> None:
+    change_locked_version(project.path / "mlsupply.lock", "iniconfig", "0.0.1")
+
+
+def test_a_passing_gate_imports_and_runs_everything(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess("--mlsupply")
+    result.assert_outcomes(passed=4)
+    assert markers(project) == EVERYTHING
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("-p", "no:cacheprovider"),
+        ("tests",),
+        ("tests/test_model.py::test_a",),
+        ("--collect-only",),
+        ("--fixtures",),
+        ("--lf",),
+    ],
+    ids=["plain", "no-cacheprovider", "folder", "node-id", "collect-only", "fixtures", "lf"],
+)
+def test_a_failed_gate_imports_no_conftest_and_no_test_module(
+    project: pytest.Pytester, extra: tuple[str, ...]
+) -> None:
+    drift(project)
+    result = project.runpytest_subprocess("--mlsupply", *extra)
+    assert markers(project) == set(), result.stdout.str()
+    if extra not in (("--collect-only",), ("--fixtures",)):
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines([f"mlsupply: {NOT_COLLECTED_NOTE}"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_failed_gate_still_reaches_junit_and_the_json_report(project: pytest.Pytester) -> None:
+    drift(project)
+    result = project.runpytest_subprocess(
+        "--mlsupply", "--junitxml=junit.xml", "--mlsupply-report=out/report.json"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert markers(project) == set()
+    [case] = ET.parse(project.path / "junit.xml").getroot().iter("testcase")
+    assert (case.get("classname"), case.get("name")) == ("mlsupply", "environment")
+    assert case.find("failure") is not None
+    document = json.loads((project.path / "out" / "report.json").read_text())
+    assert document["result"] == "failed"
+
+
+def test_warn_only_still_imports_and_runs_everything(project: pytest.Pytester) -> None:
+    drift(project)
+    result = project.runpytest_subprocess("--mlsupply", "--mlsupply-warn-only")
+    assert result.ret == 0
+    result.assert_outcomes(passed=4)
+    assert markers(project) == EVERYTHING
+
+
+def test_pyargs_does_not_import_the_package_after_a_failed_gate(
+    pytester: pytest.Pytester,
+) -> None:
+    """``--pyargs pkg.tests`` imports ``pkg`` to find it; a failed gate looks nothing up."""
+    marked(pytester, "pkg/__init__.py")
+    marked(pytester, "pkg/tests/__init__.py")
+    marked(pytester, "pkg/tests/test_p.py", "\ndef test_p():\n    pass\n")
+    locked(pytester)
+    drift(pytester)
+    for marker in pytester.path.glob("imported-*"):
+        marker.unlink()
+    result = pytester.runpytest_subprocess("--mlsupply", "--pyargs", "pkg.tests")
+    result.assert_outcomes(failed=1)
+    assert markers(pytester) == set()
+
+
+def test_xdist_workers_import_nothing_after_a_failed_gate(project: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    clean = project.runpytest_subprocess("--mlsupply", "-n", "2")
+    clean.assert_outcomes(passed=4)
+    # Each worker imported the conftest files (the controller collects nothing under xdist).
+    assert {"imported-conftest-gw0", "imported-conftest-gw1"} <= markers(project)
+    for marker in project.path.glob("imported-*"):
+        marker.unlink()
+    drift(project)
+    result = project.runpytest_subprocess("--mlsupply", "-n", "2", "--junitxml=junit.xml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert markers(project) == set()
+    result.stdout.fnmatch_lines(["*version-changed*iniconfig*", f"mlsupply: {NOT_COLLECTED_NOTE}"])
+    assert "1 failed" in result.stdout.str()
+    names = [c.get("name") for c in ET.parse(project.path / "junit.xml").getroot().iter("testcase")]
+    assert names == ["environment"]
+
+
+# Item 11: pytest picks the rootdir before it knows this plugin's options.
+
+
+@pytest.fixture
+def feed_elsewhere(pytester: pytest.Pytester) -> tuple[Path, Path]:
+    """A gated project (ini file turns the gate on) and a known-bad feed outside it."""
+    project = pytester.mkdir("project")
+    (project / "pytest.ini").write_text("[pytest]\nmlsupply = true\n")
+    (project / "test_x.py").write_text("def test_x():\n    pass\n")
+    feeds = pytester.mkdir("elsewhere")
+    feed = feeds / "feed.json"
+    feed.write_text('{"id": "X-1", "affected": []}')
+    return project, feed
+
+
+def test_a_spaced_path_option_that_moved_the_rootdir_is_a_usage_error(
+    pytester: pytest.Pytester, feed_elsewhere: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, feed = feed_elsewhere
+    monkeypatch.chdir(project)
+    update = pytester.runpytest_subprocess("--mlsupply-update-lock")
+    assert update.ret == 0, update.stdout.str()
+    spaced = pytester.runpytest_subprocess("--mlsupply-known-bad", str(feed))
+    assert spaced.ret == USAGE_ERROR
+    expected = ROOTDIR_MISREAD.split("{option}")[1].split("{value}")[0]
+    text = spaced.stderr.str()
+    assert f"--mlsupply-known-bad {feed}{expected}" in text, text
+    assert f"write --mlsupply-known-bad={feed}" in text
+    assert f"instead of {project} (ini file {project / 'pytest.ini'})" in text
+    assert "Traceback" not in text
+    fixed = pytester.runpytest_subprocess(f"--mlsupply-known-bad={feed}")
+    assert fixed.ret == 0, fixed.stdout.str() + fixed.stderr.str()
+    fixed.stdout.fnmatch_lines(["*2 passed*"])
+
+
+def test_a_spaced_value_that_leaves_the_rootdir_alone_is_fine(
+    pytester: pytest.Pytester, feed_elsewhere: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, _ = feed_elsewhere
+    monkeypatch.chdir(project)
+    (project / "feeds").mkdir()
+    (project / "feeds" / "feed.json").write_text('{"id": "X-1", "affected": []}')
+    assert pytester.runpytest_subprocess("--mlsupply-update-lock").ret == 0
+    inside = pytester.runpytest_subprocess("--mlsupply-known-bad", "feeds/feed.json")
+    assert inside.ret == 0, inside.stdout.str() + inside.stderr.str()
+    # A value that names no file cannot have moved anything either.
+    missing = pytester.runpytest_subprocess("--mlsupply-report", "/nonexistent/r.json", "-q")
+    assert "was given with a space" not in missing.stderr.str()
+
+
+def test_the_check_runs_whether_or_not_the_gate_is_on(
+    pytester: pytest.Pytester, feed_elsewhere: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A moved rootdir can hide the ini file that turns the gate on: an error, not a pass."""
+    project, feed = feed_elsewhere
+    monkeypatch.chdir(project)
+    assert pytester.runpytest_subprocess("--mlsupply-update-lock").ret == 0
+    result = pytester.runpytest_subprocess("--mlsupply-data", str(feed))
+    assert result.ret == USAGE_ERROR
+    assert f"write --mlsupply-data={feed}" in result.stderr.str()
+
+
+def test_gate_item_is_the_only_node(project: pytest.Pytester) -> None:
+    drift(project)
+    result = project.runpytest_subprocess("--mlsupply", "-v")
+    result.stdout.fnmatch_lines([f"{GATE_NODEID} FAILED*"])
+    assert "test_a" not in result.stdout.str()
