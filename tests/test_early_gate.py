@@ -40,7 +40,7 @@ def markers(pytester: pytest.Pytester) -> set[str]:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
+def marked_suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A project whose root conftest, sub-folder conftest and test modules all leave markers."""
     marked(pytester, "conftest.py")
     marked(pytester, "tests/conftest.py")
@@ -61,14 +61,14 @@ EVERYTHING = {
 }
 
 
-def drift(project: pytest.Pytester) -> None:
-    change_locked_version(project.path / "mlsupply.lock", "iniconfig", "0.0.1")
+def drift(marked_suite: pytest.Pytester) -> None:
+    change_locked_version(marked_suite.path / "mlsupply.lock", "iniconfig", "0.0.1")
 
 
-def test_a_passing_gate_imports_and_runs_everything(project: pytest.Pytester) -> None:
-    result = project.runpytest_subprocess("--mlsupply")
+def test_a_passing_gate_imports_and_runs_everything(marked_suite: pytest.Pytester) -> None:
+    result = marked_suite.runpytest_subprocess("--mlsupply")
     result.assert_outcomes(passed=4)
-    assert markers(project) == EVERYTHING
+    assert markers(marked_suite) == EVERYTHING
 
 
 @pytest.mark.parametrize(
@@ -85,11 +85,11 @@ def test_a_passing_gate_imports_and_runs_everything(project: pytest.Pytester) ->
     ids=["plain", "no-cacheprovider", "folder", "node-id", "collect-only", "fixtures", "lf"],
 )
 def test_a_failed_gate_imports_no_conftest_and_no_test_module(
-    project: pytest.Pytester, extra: tuple[str, ...]
+    marked_suite: pytest.Pytester, extra: tuple[str, ...]
 ) -> None:
-    drift(project)
-    result = project.runpytest_subprocess("--mlsupply", *extra)
-    assert markers(project) == set(), result.stdout.str()
+    drift(marked_suite)
+    result = marked_suite.runpytest_subprocess("--mlsupply", *extra)
+    assert markers(marked_suite) == set(), result.stdout.str()
     if extra not in (("--collect-only",), ("--fixtures",)):
         assert result.ret == pytest.ExitCode.TESTS_FAILED
         result.assert_outcomes(failed=1)
@@ -97,26 +97,28 @@ def test_a_failed_gate_imports_no_conftest_and_no_test_module(
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
-def test_a_failed_gate_still_reaches_junit_and_the_json_report(project: pytest.Pytester) -> None:
-    drift(project)
-    result = project.runpytest_subprocess(
+def test_a_failed_gate_still_reaches_junit_and_the_json_report(
+    marked_suite: pytest.Pytester,
+) -> None:
+    drift(marked_suite)
+    result = marked_suite.runpytest_subprocess(
         "--mlsupply", "--junitxml=junit.xml", "--mlsupply-report=out/report.json"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert markers(project) == set()
-    [case] = ET.parse(project.path / "junit.xml").getroot().iter("testcase")
+    assert markers(marked_suite) == set()
+    [case] = ET.parse(marked_suite.path / "junit.xml").getroot().iter("testcase")
     assert (case.get("classname"), case.get("name")) == ("mlsupply", "environment")
     assert case.find("failure") is not None
-    document = json.loads((project.path / "out" / "report.json").read_text())
+    document = json.loads((marked_suite.path / "out" / "report.json").read_text())
     assert document["result"] == "failed"
 
 
-def test_warn_only_still_imports_and_runs_everything(project: pytest.Pytester) -> None:
-    drift(project)
-    result = project.runpytest_subprocess("--mlsupply", "--mlsupply-warn-only")
+def test_warn_only_still_imports_and_runs_everything(marked_suite: pytest.Pytester) -> None:
+    drift(marked_suite)
+    result = marked_suite.runpytest_subprocess("--mlsupply", "--mlsupply-warn-only")
     assert result.ret == 0
     result.assert_outcomes(passed=4)
-    assert markers(project) == EVERYTHING
+    assert markers(marked_suite) == EVERYTHING
 
 
 def test_pyargs_does_not_import_the_package_after_a_failed_gate(
@@ -135,21 +137,23 @@ def test_pyargs_does_not_import_the_package_after_a_failed_gate(
     assert markers(pytester) == set()
 
 
-def test_xdist_workers_import_nothing_after_a_failed_gate(project: pytest.Pytester) -> None:
+def test_xdist_workers_import_nothing_after_a_failed_gate(marked_suite: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
-    clean = project.runpytest_subprocess("--mlsupply", "-n", "2")
+    clean = marked_suite.runpytest_subprocess("--mlsupply", "-n", "2")
     clean.assert_outcomes(passed=4)
     # Each worker imported the conftest files (the controller collects nothing under xdist).
-    assert {"imported-conftest-gw0", "imported-conftest-gw1"} <= markers(project)
-    for marker in project.path.glob("imported-*"):
+    assert {"imported-conftest-gw0", "imported-conftest-gw1"} <= markers(marked_suite)
+    for marker in marked_suite.path.glob("imported-*"):
         marker.unlink()
-    drift(project)
-    result = project.runpytest_subprocess("--mlsupply", "-n", "2", "--junitxml=junit.xml")
+    drift(marked_suite)
+    result = marked_suite.runpytest_subprocess("--mlsupply", "-n", "2", "--junitxml=junit.xml")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert markers(project) == set()
+    assert markers(marked_suite) == set()
     result.stdout.fnmatch_lines(["*version-changed*iniconfig*", f"mlsupply: {NOT_COLLECTED_NOTE}"])
     assert "1 failed" in result.stdout.str()
-    names = [c.get("name") for c in ET.parse(project.path / "junit.xml").getroot().iter("testcase")]
+    names = [
+        c.get("name") for c in ET.parse(marked_suite.path / "junit.xml").getroot().iter("testcase")
+    ]
     assert names == ["environment"]
 
 
@@ -215,8 +219,56 @@ def test_the_check_runs_whether_or_not_the_gate_is_on(
     assert f"write --mlsupply-data={feed}" in result.stderr.str()
 
 
-def test_gate_item_is_the_only_node(project: pytest.Pytester) -> None:
-    drift(project)
-    result = project.runpytest_subprocess("--mlsupply", "-v")
+def test_gate_item_is_the_only_node(marked_suite: pytest.Pytester) -> None:
+    drift(marked_suite)
+    result = marked_suite.runpytest_subprocess("--mlsupply", "-v")
     result.stdout.fnmatch_lines([f"{GATE_NODEID} FAILED*"])
     assert "test_a" not in result.stdout.str()
+
+
+# In a real venv: a tampered installed module whose import is the attack.
+
+PAYLOAD = """
+import os as _os
+open(_os.path.join(_os.getcwd(), "payload-ran-" + _os.environ.get("PYTEST_XDIST_WORKER", "main")),
+     "w").close()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [(), ("-p", "xdist", "-n", "2")], ids=["serial", "xdist"])
+def test_tampered_code_imported_by_conftest_and_tests_never_runs(
+    venv, project: Path, wheels: Path, xdist_venv_wheels: list[Path], extra: tuple[str, ...]
+) -> None:
+    from gatehelpers import gate, install_demo, lock, only_problem
+
+    install_demo(venv, wheels)
+    if extra:
+        venv.install(*xdist_venv_wheels)
+    (project / "conftest.py").write_text("import demo_model\n")
+    (project / "test_uses_model.py").write_text(
+        "import demo_model\n\ndef test_weights():\n    assert demo_model.WEIGHTS\n"
+    )
+    lock(venv, project)
+    clean = gate(venv, project, *extra)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    module = venv.site / "demo_model.py"
+    module.write_text(module.read_text() + PAYLOAD)
+    result = gate(venv, project, *extra)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert only_problem(project)["kind"] == "file-modified"
+    assert list(project.glob("payload-ran-*")) == []
+    assert NOT_COLLECTED_NOTE in result.stdout
+    # The same payload runs as soon as the gate is told to look away.
+    warned = gate(venv, project, "--mlsupply-warn-only", *extra)
+    assert warned.returncode == 0, warned.stdout + warned.stderr
+    assert list(project.glob("payload-ran-*")) != []
+
+
+@pytest.fixture(scope="session")
+def xdist_venv_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    pytest.importorskip("xdist")
+    from wheelfactory import repack_installed
+
+    folder = tmp_path_factory.mktemp("xdist-wheels-early")
+    return [repack_installed(name, folder) for name in ("pytest-xdist", "execnet")]
