@@ -338,10 +338,13 @@ def _early_cache_dir(config: pytest.Config) -> Path | None:
     """The hash caches' folder in pytest's cache, before the cache plugin has configured."""
     if not config.pluginmanager.hasplugin("cacheprovider"):
         return None
+    # Where the cache plugin will put it (``cache_dir`` ini, relative to the rootdir),
+    # through pytest's Cache so that the folder gets its .gitignore and CACHEDIR.TAG.
+    raw = os.path.expandvars(os.path.expanduser(str(config.getini("cache_dir"))))
     try:
-        cache = pytest.Cache.for_config(config, _ispytest=True)
+        cache = pytest.Cache(config.rootpath / raw, config, _ispytest=True)
         return Path(cache.mkdir("mlsupply"))
-    except (OSError, TypeError, AttributeError):
+    except (OSError, TypeError, AttributeError, ValueError):
         return None
 
 

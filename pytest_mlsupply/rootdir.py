@@ -86,11 +86,7 @@ def check_rootdir(config: pytest.Config, parser: pytest.Parser) -> str | None:
         *shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
         *(str(arg) for arg in config.invocation_params.args),
     ]
-    spaced = [
-        (option, value)
-        for option, value in spaced_values(words, value_options(parser))
-        if _exists(config.invocation_params.dir / value)
-    ]
+    spaced = spaced_values(words, value_options(parser))
     if not spaced:
         return None
     actual = (config.rootpath, config.inipath)
@@ -100,6 +96,9 @@ def check_rootdir(config: pytest.Config, parser: pytest.Parser) -> str | None:
         expected = None
     if expected is not None and _same(expected, actual):
         return None
+    # Blame a value naming an existing path first (pytest 9 only counts those;
+    # pytest 8 lets even a missing path move the rootdir).
+    spaced.sort(key=lambda pair: not _exists(config.invocation_params.dir / pair[1]))
     option, value = spaced[0]
     return ROOTDIR_MISREAD.format(
         option=option,

@@ -192,19 +192,38 @@ def test_a_spaced_path_option_that_moved_the_rootdir_is_a_usage_error(
     fixed.stdout.fnmatch_lines(["*2 passed*"])
 
 
-def test_a_spaced_value_that_leaves_the_rootdir_alone_is_fine(
-    pytester: pytest.Pytester, feed_elsewhere: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+def pytest_rootdir(pytester: pytest.Pytester, *args: str) -> str:
+    """The rootdir pytest itself picks for *args*, this plugin left out."""
+    result = pytester.runpytest_subprocess("-p", "no:mlsupply", "--co", *args)
+    [line] = [x for x in result.outlines + result.errlines if "rootdir:" in x]
+    return line.split("rootdir:")[1].strip()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["feeds/feed.json", "{elsewhere}/feed.json", "/nonexistent/feed.json", "../project"],
+)
+def test_a_spaced_value_is_an_error_exactly_when_pytest_moved_the_rootdir(
+    pytester: pytest.Pytester,
+    feed_elsewhere: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
 ) -> None:
-    project, _ = feed_elsewhere
+    """pytest's own choice is the oracle: 9 ignores paths that do not exist, 8 does not."""
+    project, feed = feed_elsewhere
+    value = value.format(elsewhere=feed.parent)
     monkeypatch.chdir(project)
     (project / "feeds").mkdir()
     (project / "feeds" / "feed.json").write_text('{"id": "X-1", "affected": []}')
     assert pytester.runpytest_subprocess("--mlsupply-update-lock").ret == 0
-    inside = pytester.runpytest_subprocess("--mlsupply-known-bad", "feeds/feed.json")
-    assert inside.ret == 0, inside.stdout.str() + inside.stderr.str()
-    # A value that names no file cannot have moved anything either.
-    missing = pytester.runpytest_subprocess("--mlsupply-report", "/nonexistent/r.json", "-q")
-    assert "was given with a space" not in missing.stderr.str()
+    moved = pytest_rootdir(pytester, "--mlsupply-known-bad", value) != str(project)
+    result = pytester.runpytest_subprocess("--mlsupply-known-bad", value)
+    if moved:
+        assert result.ret == USAGE_ERROR
+        assert f"write --mlsupply-known-bad={value}" in result.stderr.str()
+    else:
+        assert "was given with a space" not in result.stderr.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_the_check_runs_whether_or_not_the_gate_is_on(
