@@ -8,13 +8,22 @@ is observed. Runs are subprocesses, as users start pytest.
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pytest_mlsupply.plugin import GATE_NODEID, NOT_COLLECTED_NOTE
-from pytest_mlsupply.rootdir import ROOTDIR_MISREAD
+from pytest_mlsupply.plugin import (
+    GATE_NODEID,
+    NOT_COLLECTED_NOTE,
+    VERDICT_ENV,
+    _controller_verdict,
+    interpreter_identity,
+)
+from pytest_mlsupply.rootdir import ROOTDIR_MISREAD, spaced_values
 
 from gatehelpers import change_locked_version, locked
 
@@ -291,3 +300,53 @@ def xdist_venv_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
     folder = tmp_path_factory.mktemp("xdist-wheels-early")
     return [repack_installed(name, folder) for name in ("pytest-xdist", "execnet")]
+
+
+# The small parsers behind the two checks.
+
+NAMES = frozenset({"--mlsupply-lock", "--mlsupply-known-bad"})
+words = st.lists(st.sampled_from([*NAMES, "--", "-q", "x", "--mlsupply-lock=y", ""]) | st.text())
+
+
+@given(words)
+def test_spaced_values_are_adjacent_words_before_a_double_dash(args: list[str]) -> None:
+    found = spaced_values(args, NAMES)
+    end = args.index("--") if "--" in args else len(args)
+    pairs = [(args[i], args[i + 1]) for i in range(min(end, len(args) - 1)) if args[i] in NAMES]
+    assert found == pairs
+
+
+def test_spaced_values_ignore_the_equals_form() -> None:
+    args = ["--mlsupply-lock=a", "--mlsupply-known-bad", "/f", "--", "--mlsupply-lock", "b"]
+    assert spaced_values(args, NAMES) == [("--mlsupply-known-bad", "/f")]
+
+
+ENV_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\0"))
+
+
+@given(ENV_TEXT | st.builds(json.dumps, st.dictionaries(st.text(), st.integers() | st.text())))
+def test_any_verdict_in_the_environment_parses_or_is_ignored(
+    raw: str,
+) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(VERDICT_ENV, raw)
+        from_controller, failed = _controller_verdict()
+    assert failed is None  # never this process's parent, and never its interpreter
+    assert from_controller in (False, True)
+
+
+def test_only_the_parents_verdict_on_this_interpreter_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    here = interpreter_identity()
+    cases = [
+        ({"pid": os.getppid(), "interpreter": here, "failed": True}, (True, True)),
+        ({"pid": os.getppid(), "interpreter": here, "failed": False}, (True, False)),
+        ({"pid": os.getppid(), "interpreter": here, "failed": "no"}, (True, None)),
+        ({"pid": os.getppid(), "interpreter": "elsewhere", "failed": False}, (True, None)),
+        ({"pid": os.getpid(), "interpreter": here, "failed": False}, (False, None)),
+    ]
+    for verdict, expected in cases:
+        monkeypatch.setenv(VERDICT_ENV, json.dumps(verdict))
+        assert _controller_verdict() == expected
+        assert VERDICT_ENV not in os.environ
