@@ -32,6 +32,12 @@ NOT_COLLECTED_NOTE = (
     "the tests were not collected (no conftest.py or test module was imported) because "
     f"{NOT_RUN_REASON}; --mlsupply-warn-only runs them and reports the findings only"
 )
+#: When the plugin was registered too late to decide before conftest files loaded.
+NOT_COLLECTED_LATE_NOTE = (
+    f"the tests were not collected (no test module was imported) because {NOT_RUN_REASON}; "
+    "conftest.py files were imported before the gate ran, because the plugin was registered "
+    "late (load it as an installed plugin or with -p mlsupply)"
+)
 #: The controller's early verdict for its popen workers, which load their initial
 #: conftest files before ``workerinput`` reaches them (see ``_verdict_for_workers``).
 VERDICT_ENV = "PYTEST_MLSUPPLY_CONTROLLER_VERDICT"
@@ -472,6 +478,7 @@ class GatePlugin:
         self.own_verdict: str | None = None
         #: The verdict decided before conftest files loaded; a failure there stands.
         self.failed_early = early is not None and early.failed
+        self.decided_early = early is not None
         if early is not None and early.report is not None:
             self.report = early.report
             self.lock_written = early.lock_written
@@ -658,7 +665,8 @@ class GatePlugin:
             summary += " (-v lists the notes)"
         terminalreporter.line(summary, red=self.failed, green=not self.failed)
         if self.failed:
-            terminalreporter.line(f"mlsupply: {NOT_COLLECTED_NOTE}")
+            note = NOT_COLLECTED_NOTE if self.decided_early else NOT_COLLECTED_LATE_NOTE
+            terminalreporter.line(f"mlsupply: {note}")
         if self.settings.warn_only and report.fails(strict=self.settings.strict):
             terminalreporter.line(f"mlsupply: {WARN_ONLY_NOTE}", yellow=True)
         if self.settings.report_path:

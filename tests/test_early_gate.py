@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from pytest_mlsupply.plugin import (
     GATE_NODEID,
+    NOT_COLLECTED_LATE_NOTE,
     NOT_COLLECTED_NOTE,
     VERDICT_ENV,
     _controller_verdict,
@@ -350,3 +351,21 @@ def test_only_the_parents_verdict_on_this_interpreter_counts(
         monkeypatch.setenv(VERDICT_ENV, json.dumps(verdict))
         assert _controller_verdict() == expected
         assert VERDICT_ENV not in os.environ
+
+
+def test_a_plugin_registered_late_still_gates_at_session_start(
+    marked_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaded by a conftest's ``pytest_plugins``, the gate runs after that conftest (README)."""
+    drift(marked_suite)
+    conftest = marked_suite.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + "\npytest_plugins = ['pytest_mlsupply.plugin']\n")
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = marked_suite.runpytest_subprocess("--mlsupply")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"mlsupply: {NOT_COLLECTED_LATE_NOTE}"])
+    assert markers(marked_suite) == {
+        "imported-conftest-controller",
+        "imported-tests_conftest-controller",
+    }
