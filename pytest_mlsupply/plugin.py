@@ -20,6 +20,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_mlsupply.findings import Report
+    from pytest_mlsupply.gate import GateResult
     from pytest_mlsupply.settings import Settings
 
 GATE_ITEM_NAME = "environment"
@@ -384,7 +385,7 @@ def _run_gate(
     cache_dir: Path | None,
     rehash: bool,
     progress: Callable[[int, int], None] | None,
-) -> Any:
+) -> GateResult:
     from pytest_mlsupply.errors import MlsupplyError
     from pytest_mlsupply.gate import run_gate
     from pytest_mlsupply.knownbad import KnownBadConfig
