@@ -26,7 +26,7 @@ from pytest_mlsupply.plugin import (
 )
 from pytest_mlsupply.rootdir import ROOTDIR_MISREAD, spaced_values
 
-from gatehelpers import change_locked_version, locked
+from gatehelpers import change_locked_version
 
 USAGE_ERROR = pytest.ExitCode.USAGE_ERROR
 
@@ -45,6 +45,12 @@ def marked(pytester: pytest.Pytester, relative: str, body: str = "") -> None:
     path.write_text(MARK.format(root=str(pytester.path), name=name) + body)
 
 
+def lock_in_subprocess(pytester: pytest.Pytester) -> None:
+    """Lock as users do; an in-process run would import the marked files into this process."""
+    result = pytester.runpytest_subprocess("--mlsupply-update-lock")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+
+
 def markers(pytester: pytest.Pytester) -> set[str]:
     return {p.name for p in pytester.path.glob("imported-*")}
 
@@ -57,7 +63,7 @@ def marked_suite(pytester: pytest.Pytester) -> pytest.Pytester:
     two_tests = "\ndef test_a():\n    pass\n\ndef test_b():\n    pass\n"
     marked(pytester, "tests/test_model.py", two_tests)
     marked(pytester, "test_top.py", "\ndef test_c():\n    pass\n")
-    locked(pytester)
+    lock_in_subprocess(pytester)
     for marker in pytester.path.glob("imported-*"):
         marker.unlink()
     return pytester
@@ -138,7 +144,7 @@ def test_pyargs_does_not_import_the_package_after_a_failed_gate(
     marked(pytester, "pkg/__init__.py")
     marked(pytester, "pkg/tests/__init__.py")
     marked(pytester, "pkg/tests/test_p.py", "\ndef test_p():\n    pass\n")
-    locked(pytester)
+    lock_in_subprocess(pytester)
     drift(pytester)
     for marker in pytester.path.glob("imported-*"):
         marker.unlink()
