@@ -7,10 +7,12 @@ real work (and its imports) happens inside hooks, and only when enabled.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_mlsupply.findings import Finding, Report
+    from pytest_mlsupply.gate import GateResult
     from pytest_mlsupply.settings import Settings
     from pytest_mlsupply.shadowing import ImportIndex
 
@@ -26,15 +29,27 @@ GATE_NODEID = "mlsupply::environment"
 WORKERINPUT_KEY = "mlsupply_report"
 #: The controller's interpreter, so a worker can tell whether the verdict is about it.
 WORKERINPUT_ORIGIN_KEY = "mlsupply_interpreter"
-#: How many tests a worker left out because the gate failed, for the controller's summary.
-WORKEROUTPUT_NOT_RUN_KEY = "mlsupply_not_run"
 #: Installed import names and their locations, for a worker's check of ``sys.modules``.
 WORKERINPUT_IMPORTS_KEY = "mlsupply_imports"
 #: What a worker's check of ``sys.modules`` found, for the controller's report.
 WORKEROUTPUT_IMPORTS_KEY = "mlsupply_import_findings"
 NOT_RUN_REASON = "the mlsupply gate failed"
+NOT_COLLECTED_NOTE = (
+    "the tests were not collected (no conftest.py or test module was imported) because "
+    f"{NOT_RUN_REASON}; --mlsupply-warn-only runs them and reports the findings only"
+)
+#: When the plugin was registered too late to decide before conftest files loaded.
+NOT_COLLECTED_LATE_NOTE = (
+    f"the tests were not collected (no test module was imported) because {NOT_RUN_REASON}; "
+    "conftest.py files were imported before the gate ran, because the plugin was registered "
+    "late (load it as an installed plugin or with -p mlsupply)"
+)
+#: The controller's early verdict for its popen workers, which load their initial
+#: conftest files before ``workerinput`` reaches them (see ``_verdict_for_workers``).
+VERDICT_ENV = "PYTEST_MLSUPPLY_CONTROLLER_VERDICT"
 
 _gate_key = pytest.StashKey["GatePlugin"]()
+_early_key = pytest.StashKey["EarlyVerdict"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -172,13 +187,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _resolve_settings(config: pytest.Config) -> Settings:
+def _resolve_settings(
+    config: pytest.Config, option: Callable[[str], Any] | None = None
+) -> Settings:
     from pytest_mlsupply.errors import SettingsError
     from pytest_mlsupply.settings import SettingSources, resolve_settings
 
     inipath = config.inipath
     sources = SettingSources(
-        option=lambda name: config.getoption(name),
+        option=option or (lambda name: config.getoption(name)),
         ini=config.getini,
         ini_file=str(inipath) if inipath else None,
         invocation_dir=config.invocation_params.dir,
@@ -191,6 +208,223 @@ def _resolve_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"mlsupply: {exc}") from None
 
 
+@dataclass(frozen=True)
+class EarlyVerdict:
+    """The gate's outcome, decided before any conftest.py or test module is imported."""
+
+    failed: bool
+    #: None on an xdist worker that took its controller's verdict (the report
+    #: itself arrives later, in ``workerinput``).
+    report: Report | None = None
+    lock_written: bool = False
+    written_path: str | None = None
+    report_format: str = "JSON"
+    own_verdict: str | None = None
+    #: Installed import names and their locations, for the ``sys.modules`` backstop.
+    imports: ImportIndex | None = None
+    #: The value VERDICT_ENV had before this run set it, restored at unconfigure.
+    previous_env: str | None = None
+    env_set: bool = False
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser
+) -> Generator[None, None, None]:
+    """Decide the verdict before pytest imports the first conftest.py (issue: fail closed).
+
+    Outermost of this hook's wrappers, so the gate runs before output capturing
+    starts and before ``conftest.py`` files are loaded. What has run by now:
+    pytest itself, ``.pth`` files, ``sitecustomize``, plugins named by ``-p`` or
+    ``PYTEST_PLUGINS`` and every installed ``pytest11`` plugin (README, "When the
+    gate fails"). A failed gate turns conftest loading off for the whole run and
+    ``GatePlugin`` collects nothing, so no test code is imported.
+    """
+    namespace = early_config.known_args_namespace
+    if not (namespace.help or namespace.version):
+        words = [
+            os.environ.get("PYTEST_ADDOPTS", ""),
+            *map(str, early_config.invocation_params.args),
+        ]
+        if any("--mlsupply-" in word for word in words):
+            from pytest_mlsupply.rootdir import check_rootdir
+
+            misread = check_rootdir(early_config, parser)
+            if misread:
+                raise pytest.UsageError(f"mlsupply: {misread}")
+        settings = _resolve_settings(early_config, lambda name: getattr(namespace, name, None))
+        if settings.enabled:
+            early = _early_verdict(early_config, settings)
+            early_config.stash[_early_key] = early
+            if early.failed:
+                namespace.noconftest = True
+    return (yield)
+
+
+def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
+    from pytest_mlsupply.render import write_report
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    own_verdict = None
+    if worker is not None:
+        from_controller, told = _controller_verdict()
+        if told is not None:
+            return EarlyVerdict(failed=told and not settings.warn_only)
+        if from_controller:
+            # Started by a gated controller on another interpreter
+            # (``--tx popen//python=...``): its verdict says nothing about this one.
+            own_verdict = f"xdist worker {worker} runs {sys.executable}"
+        # Otherwise nothing here says a gated controller started this process (a
+        # pytest run inside a worker's test, a remote worker): it checks for itself.
+    namespace = config.known_args_namespace
+    result = _run_gate(
+        config,
+        settings,
+        update=settings.update_lock and own_verdict is None,
+        cache_dir=None if own_verdict else _early_cache_dir(config),
+        rehash=settings.rehash or bool(getattr(namespace, "cacheclear", False)),
+        progress=None if own_verdict else _early_progress(config),
+    )
+    failed = not settings.warn_only and result.report.fails(strict=settings.strict)
+    report_format = "JSON"
+    if settings.report_path and own_verdict is None:
+        try:
+            report_format = write_report(
+                settings.report_path,
+                result.report,
+                failed=failed,
+                strict=settings.strict,
+                warn_only=settings.warn_only,
+            )
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"mlsupply: cannot write the report {settings.report_path}: {exc}"
+            ) from None
+    previous, env_set = os.environ.get(VERDICT_ENV), False
+    if own_verdict is None:
+        os.environ[VERDICT_ENV] = _verdict_for_workers(failed)
+        env_set = True
+    return EarlyVerdict(
+        failed=failed,
+        report=result.report,
+        lock_written=result.lock_written,
+        written_path=result.written_path,
+        report_format=report_format,
+        own_verdict=own_verdict,
+        imports=result.imports,
+        previous_env=previous,
+        env_set=env_set,
+    )
+
+
+def _verdict_for_workers(failed: bool) -> str:
+    """The verdict as popen workers inherit it: bound to this process and interpreter.
+
+    xdist hands ``workerinput`` to a worker only after the worker has parsed its
+    command line and loaded its initial conftest files, too late to keep them
+    from running; the environment of a process this one starts arrives in time.
+    """
+    return json.dumps({"pid": os.getpid(), "interpreter": interpreter_identity(), "failed": failed})
+
+
+def _controller_verdict() -> tuple[bool, bool | None]:
+    """Whether this process's parent is a gated controller, and its verdict if it applies here.
+
+    Only a verdict set by this process's parent counts, and only on the same
+    interpreter; it is consumed, so a pytest run started by a test in this
+    worker does not take it for its own.
+    """
+    raw = os.environ.pop(VERDICT_ENV, None)
+    if raw is None:
+        return False, None
+    try:
+        told = json.loads(raw)
+    except ValueError:
+        return False, None
+    if not isinstance(told, dict) or told.get("pid") != os.getppid():
+        return False, None
+    failed = told.get("failed")
+    if told.get("interpreter") != interpreter_identity() or not isinstance(failed, bool):
+        return True, None
+    return True, failed
+
+
+def _early_cache_dir(config: pytest.Config) -> Path | None:
+    """The hash caches' folder in pytest's cache, before the cache plugin has configured."""
+    if not config.pluginmanager.hasplugin("cacheprovider"):
+        return None
+    # Where the cache plugin will put it (``cache_dir`` ini, relative to the rootdir),
+    # through pytest's Cache so that the folder gets its .gitignore and CACHEDIR.TAG.
+    raw = os.path.expandvars(os.path.expanduser(str(config.getini("cache_dir"))))
+    try:
+        cache = pytest.Cache(config.rootpath / raw, config, _ispytest=True)
+        return Path(cache.mkdir("mlsupply"))
+    except (OSError, TypeError, AttributeError, ValueError):
+        return None
+
+
+def _early_progress(config: pytest.Config) -> Callable[[int, int], None] | None:
+    """Progress for long first runs on an interactive terminal (no terminal reporter yet)."""
+    if getattr(config.known_args_namespace, "verbose", 0) < 0 or not sys.stderr.isatty():
+        return None
+    return _progress(lambda text: (sys.stderr.write(text), sys.stderr.flush()))
+
+
+def _progress(write: Callable[[str], object]) -> Callable[[int, int], None]:
+    started = time.monotonic()
+    shown = False
+
+    def show(done: int, total: int) -> None:
+        nonlocal shown
+        if time.monotonic() - started < 1.0 and not shown:
+            return
+        shown = True
+        end = "\n" if done >= total else "\r"
+        write(f"mlsupply: verifying installed files {done:,}/{total:,}{end}")
+
+    return show
+
+
+def _run_gate(
+    config: pytest.Config,
+    settings: Settings,
+    *,
+    update: bool,
+    cache_dir: Path | None,
+    rehash: bool,
+    progress: Callable[[int, int], None] | None,
+) -> GateResult:
+    from pytest_mlsupply.errors import MlsupplyError
+    from pytest_mlsupply.gate import run_gate
+    from pytest_mlsupply.knownbad import KnownBadConfig
+
+    try:
+        return run_gate(
+            settings.lock_path,
+            update=update,
+            base=config.rootpath,
+            cache_dir=cache_dir,
+            rehash=rehash,
+            progress=progress,
+            waivers=settings.waivers_path,
+            lock_format=settings.lock_format,
+            min_age_days=settings.min_age_days,
+            known_bad=KnownBadConfig(settings.known_bad, settings.builtin_known_bad),
+            import_path=import_path(config),
+        )
+    except MlsupplyError as exc:
+        raise pytest.UsageError(f"mlsupply: {exc}") from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    early = config.stash.get(_early_key, None)
+    if early is not None and early.env_set:
+        if early.previous_env is None:
+            os.environ.pop(VERDICT_ENV, None)
+        else:
+            os.environ[VERDICT_ENV] = early.previous_env
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_mlsupply import fixtures
 
@@ -201,7 +435,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not settings.enabled:
         return
-    plugin = GatePlugin(config, settings)
+    plugin = GatePlugin(config, settings, config.stash.get(_early_key, None))
     config.stash[_gate_key] = plugin
     config.pluginmanager.register(plugin, "mlsupply-gate")
     if config.pluginmanager.hasplugin("xdist"):
@@ -240,13 +474,14 @@ class GateItem(pytest.Item):
 class GatePlugin:
     """The gate, registered only when enabled; state lives here and in the stash."""
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(
+        self, config: pytest.Config, settings: Settings, early: EarlyVerdict | None = None
+    ) -> None:
         self.config = config
         self.settings = settings
         self.report: Report | None = None
         self.lock_written = False
         self.written_path: str | None = None
-        self.not_run = 0
         self.report_format = "JSON"
         #: Set on an xdist worker that runs another interpreter than the controller
         #: and so checked its own environment (README: "pytest-xdist").
@@ -254,6 +489,16 @@ class GatePlugin:
         #: Installed import names and where they may be imported from (the backstop).
         self.imports: ImportIndex | None = None
         self.backstop_findings: list[Finding] = []
+        #: The verdict decided before conftest files loaded; a failure there stands.
+        self.failed_early = early is not None and early.failed
+        self.decided_early = early is not None
+        if early is not None and early.report is not None:
+            self.report = early.report
+            self.lock_written = early.lock_written
+            self.written_path = early.written_path
+            self.report_format = early.report_format
+            self.own_verdict = early.own_verdict
+            self.imports = early.imports
 
     @property
     def is_worker(self) -> bool:
@@ -261,16 +506,22 @@ class GatePlugin:
 
     @property
     def failed(self) -> bool:
-        if self.report is None or self.settings.warn_only:
+        if self.settings.warn_only:
             return False
-        return self.report.fails(strict=self.settings.strict)
+        if self.failed_early:
+            return True
+        return self.report is not None and self.report.fails(strict=self.settings.strict)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        from pytest_mlsupply.errors import MlsupplyError
+        """Take the controller's report on a worker; run the gate if it did not run early.
+
+        It runs here only when the plugin was registered too late for
+        ``pytest_load_initial_conftests`` (say, from a conftest's ``pytest_plugins``).
+        """
         from pytest_mlsupply.findings import Report
 
-        if self.is_worker:
+        if self.is_worker and self.own_verdict is None:
             workerinput: dict[str, Any] = getattr(self.config, "workerinput")  # noqa: B009
             data = workerinput.get(WORKERINPUT_KEY)
             origin = workerinput.get(WORKERINPUT_ORIGIN_KEY)
@@ -279,28 +530,22 @@ class GatePlugin:
                 self._imports_from(workerinput)
                 return
             # Another interpreter (``--tx popen//python=...``, a remote host): the
-            # controller's verdict says nothing about this one, so check it here.
+            # controller's verdict says nothing about this one, so it checks (or,
+            # before its conftest files loaded, checked) its own.
             worker = workerinput.get("workerid", "?")
             self.own_verdict = f"xdist worker {worker} runs {sys.executable}"
-        from pytest_mlsupply.gate import run_gate
-        from pytest_mlsupply.knownbad import KnownBadConfig
-
-        try:
-            result = run_gate(
-                self.settings.lock_path,
-                update=self.settings.update_lock and not self.is_worker,
-                base=self.config.rootpath,
-                cache_dir=self._cache_dir(),
-                rehash=self.settings.rehash,
-                progress=self._progress_printer(),
-                waivers=self.settings.waivers_path,
-                lock_format=self.settings.lock_format,
-                min_age_days=self.settings.min_age_days,
-                known_bad=KnownBadConfig(self.settings.known_bad, self.settings.builtin_known_bad),
-                import_path=import_path(self.config),
-            )
-        except MlsupplyError as exc:
-            raise pytest.UsageError(f"mlsupply: {exc}") from None
+        if self.report is not None:
+            # Decided early: what plugins imported since is checked now.
+            self._check_loaded_modules()
+            return
+        result = _run_gate(
+            self.config,
+            self.settings,
+            update=self.settings.update_lock and not self.is_worker,
+            cache_dir=self._cache_dir(),
+            rehash=self.settings.rehash,
+            progress=self._progress_printer(),
+        )
         self.report = result.report
         self.imports = result.imports
         # Modules already loaded (by plugins, -p, conftest files) are checked now.
@@ -384,18 +629,7 @@ class GatePlugin:
         writer = self.config.get_terminal_writer()
         if not writer.hasmarkup:  # an interactive terminal (or --color=yes), not a CI log
             return None
-        started = time.monotonic()
-        shown = False
-
-        def show(done: int, total: int) -> None:
-            nonlocal shown
-            if time.monotonic() - started < 1.0 and not shown:
-                return
-            shown = True
-            end = "\n" if done >= total else "\r"
-            writer.write(f"mlsupply: verifying installed files {done:,}/{total:,}{end}", flush=True)
-
-        return show
+        return _progress(lambda text: writer.write(text, flush=True))
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from pytest_mlsupply.render import header_line
@@ -409,17 +643,32 @@ class GatePlugin:
         lines.append(header_line(self.report))
         return lines
 
+    def pytest_collection(self, session: pytest.Session) -> bool | None:
+        """After a failed gate, collect nothing: no test path is even looked up.
+
+        Decision (README, "When the gate fails"): collecting imports test modules
+        (and, with ``--pyargs``, their packages), so it does not happen in an
+        environment that failed the gate. The gate item alone is added below.
+        """
+        if not self.failed:
+            return None
+        session.perform_collect(args=[])
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Any:
+        """Every other way into collection (``--fixtures``, another plugin) finds nothing."""
+        if not self.failed:
+            return None
+        return pytest.CollectReport(collector.nodeid, "passed", None, [])
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         self._check_loaded_modules()
         gate = GateItem.from_parent(session, name=GATE_ITEM_NAME, nodeid=GATE_NODEID)
-        if self.failed and items and self.own_verdict is None:
-            # Decision (README, "When the gate fails"): the suite is not run in an
-            # environment that failed the gate; its tests are deselected so every
-            # report shows they were not run, and why.
-            self.not_run = len(items)
+        if self.failed and items:  # collection is blocked above; this is a second fence
             config.hook.pytest_deselected(items=list(items))
             items.clear()
         items.insert(0, gate)
@@ -427,17 +676,7 @@ class GatePlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
-            workeroutput[WORKEROUTPUT_NOT_RUN_KEY] = self.not_run
             workeroutput[WORKEROUTPUT_IMPORTS_KEY] = [f.to_dict() for f in self.backstop_findings]
-
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """On a worker that checked its own interpreter and failed, no test runs there.
-
-        Deselecting would make this worker's collection differ from the others',
-        which xdist refuses; an error per test says the same thing precisely.
-        """
-        if self.own_verdict and self.failed and not isinstance(item, GateItem):
-            pytest.fail(f"{NOT_RUN_REASON} on {self.own_verdict}:\n{self.failure_text()}", False)
 
     def failure_text(self) -> str:
         """The full finding list (errors and warnings, then waived ones), for FAILURES and JUnit."""
@@ -496,11 +735,9 @@ class GatePlugin:
         if hidden_info:
             summary += " (-v lists the notes)"
         terminalreporter.line(summary, red=self.failed, green=not self.failed)
-        if self.not_run:
-            terminalreporter.line(
-                f"mlsupply: {self.not_run} tests were not run because {NOT_RUN_REASON}; "
-                "--mlsupply-warn-only runs them and reports the findings only"
-            )
+        if self.failed:
+            note = NOT_COLLECTED_NOTE if self.decided_early else NOT_COLLECTED_LATE_NOTE
+            terminalreporter.line(f"mlsupply: {note}")
         if self.settings.warn_only and report.fails(strict=self.settings.strict):
             terminalreporter.line(f"mlsupply: {WARN_ONLY_NOTE}", yellow=True)
         if self.settings.report_path:
@@ -534,9 +771,7 @@ class XdistHandOff:
             node.workerinput[WORKERINPUT_IMPORTS_KEY] = index_to_dict(self.plugin.imports)
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """Workers deselect on their side; the controller learns how many to say so."""
-        reported = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_NOT_RUN_KEY, 0)
-        self.plugin.not_run = max(self.plugin.not_run, int(reported))
+        """A worker's check of ``sys.modules`` comes back for the controller's report."""
         from pytest_mlsupply.findings import Finding
 
         found = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_IMPORTS_KEY) or []

@@ -27,6 +27,14 @@ def _not_on_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pytest run a test starts is not a worker of this suite's own xdist run, so it
+    must not inherit the worker's ``PYTEST_XDIST_*`` variables (the gate reads them)."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _realdata_dir() -> Path:
     configured = os.environ.get(REALDATA_ENV)
     if configured:

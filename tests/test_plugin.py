@@ -7,6 +7,7 @@ lock (the real-venv tests in test_gate_venv.py change the environment itself).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from dataclasses import replace
@@ -15,7 +16,7 @@ import pytest
 
 from pytest_mlsupply.findings import REPORT_SCHEMA_NAME, REPORT_SCHEMA_VERSION
 from pytest_mlsupply.locks.mlsupply_lock import load_lock, write_lock
-from pytest_mlsupply.plugin import GATE_NODEID
+from pytest_mlsupply.plugin import GATE_NODEID, NOT_COLLECTED_NOTE, VERDICT_ENV
 from pytest_mlsupply.render import GATE_FAILED, GATE_PASSED
 
 from gatehelpers import change_locked_version, locked
@@ -103,17 +104,18 @@ def test_update_lock_writes_and_the_next_run_passes(suite: pytest.Pytester) -> N
     )
 
 
-def test_drift_fails_the_run_and_deselects_the_tests(suite: pytest.Pytester) -> None:
+def test_drift_fails_the_run_and_collects_no_test(suite: pytest.Pytester) -> None:
     lock_path = locked(suite)
     change_locked_version(lock_path, "iniconfig", "0.0.1")
     result = suite.runpytest("--mlsupply")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(failed=1, deselected=1)
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
+            "collected 0 items",
             "*ERROR [[]version-changed[]] iniconfig version changed: locked 0.0.1, installed *",
             f"mlsupply: {GATE_FAILED} (mlsupply.lock): * distributions, 1 error, *",
-            "mlsupply: 1 tests were not run because the mlsupply gate failed*",
+            f"mlsupply: {NOT_COLLECTED_NOTE}",
         ]
     )
 
@@ -172,7 +174,7 @@ def test_warnings_fail_in_strict_mode(suite: pytest.Pytester) -> None:
         ["WARNING [[]unexpected[]] iniconfig * is installed but not locked*"]
     )
     strict = suite.runpytest("--mlsupply", "--mlsupply-strict")
-    strict.assert_outcomes(failed=1, deselected=1)
+    strict.assert_outcomes(failed=1)
 
 
 def test_json_report_follows_the_documented_schema(suite: pytest.Pytester) -> None:
@@ -320,23 +322,36 @@ def pytest_configure(config):
 """
 
 
-def fake_worker(suite: pytest.Pytester, *, same_interpreter: bool) -> None:
-    """Make the next in-process run behave as an xdist worker of a controller."""
+def fake_worker(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *, same_interpreter: bool
+) -> None:
+    """Make the next in-process run behave as an xdist worker of a (passing) controller.
+
+    As xdist does: the worker's environment names it, and ``workerinput`` is set
+    only after its initial conftest files loaded (here, by a conftest). The
+    controller's early verdict arrives in the environment, bound to the parent
+    process (this test's parent, for an in-process run) and to an interpreter.
+    """
     from pytest_mlsupply.findings import Report
+    from pytest_mlsupply.plugin import interpreter_identity
 
     controller = Report.build([], lock_path="mlsupply.lock", environment="cpython")
     (suite.path / "controller-report.json").write_text(json.dumps(controller.to_dict()))
     suite.makeconftest(f"SAME = {same_interpreter}\n" + FAKE_WORKER)
+    interpreter = interpreter_identity() if same_interpreter else "elsewhere:/opt/py:3.99"
+    verdict = {"pid": os.getppid(), "interpreter": interpreter, "failed": False}
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw7")
+    monkeypatch.setenv(VERDICT_ENV, json.dumps(verdict))
 
 
 def test_a_worker_takes_the_controllers_verdict_and_writes_nothing(
-    suite: pytest.Pytester,
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lock_path = locked(suite)
     change_locked_version(lock_path, "iniconfig", "0.0.1")  # a snapshot here would fail
     before = lock_path.read_text()
     shutil.rmtree(suite.path / ".pytest_cache")
-    fake_worker(suite, same_interpreter=True)
+    fake_worker(suite, monkeypatch, same_interpreter=True)
     result = suite.runpytest(
         "--mlsupply-update-lock", "--mlsupply-report", "worker-report.json", "-v"
     )
@@ -344,22 +359,41 @@ def test_a_worker_takes_the_controllers_verdict_and_writes_nothing(
     assert lock_path.read_text() == before
     assert not (suite.path / "worker-report.json").exists()
     assert not (suite.path / ".pytest_cache" / "d" / "mlsupply").exists()
+    # Consumed: a pytest run started by a test on this worker does not take it.
+    assert VERDICT_ENV not in os.environ
 
 
-def test_a_worker_on_another_interpreter_checks_itself_and_runs_no_test(
-    suite: pytest.Pytester,
+def test_a_worker_on_another_interpreter_checks_itself_and_collects_no_test(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lock_path = locked(suite)
     change_locked_version(lock_path, "iniconfig", "0.0.1")
-    fake_worker(suite, same_interpreter=False)
+    fake_worker(suite, monkeypatch, same_interpreter=False)
+    (suite.path / "conftest.py").write_text(
+        "open('conftest-ran', 'w').close()\n" + (suite.path / "conftest.py").read_text()
+    )
     result = suite.runpytest("--mlsupply", "--mlsupply-report", "worker-report.json")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(failed=1, errors=1)
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*the mlsupply gate failed on xdist worker gw7 runs *python*",
             "*[[]checked on xdist worker gw7 runs*",
             "ERROR [[]version-changed[]] iniconfig*",
         ]
     )
     assert not (suite.path / "worker-report.json").exists()
+    assert not (suite.path / "conftest-ran").exists()
+
+
+def test_a_verdict_from_another_process_is_not_taken(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A passing verdict left in the environment by some other process counts for nothing."""
+    lock_path = locked(suite)
+    change_locked_version(lock_path, "iniconfig", "0.0.1")
+    forged = {"pid": os.getpid(), "interpreter": "x", "failed": False}
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    for value in (json.dumps(forged), "{not json", json.dumps([1]), json.dumps({"pid": "1"})):
+        monkeypatch.setenv(VERDICT_ENV, value)
+        result = suite.runpytest("--mlsupply")
+        result.assert_outcomes(failed=1)

@@ -1,8 +1,9 @@
 """pytest-xdist as ML suites run it: the work happens once, on the controller.
 
-An audit hook in the project's conftest logs which process opens a file that
-only the gate reads (a data file inside an installed package), so "read by one
-process only" is observed, not inferred.
+An audit hook logs which process opens a file that only the gate reads (a data
+file inside an installed package), so "read by one process only" is observed,
+not inferred. It is a ``-p`` plugin, not a conftest: the gate decides before any
+conftest.py is imported.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from pytest_mlsupply.plugin import NOT_COLLECTED_NOTE
 
 from gatehelpers import findings, gate, lock
 from wheelfactory import build_wheel, copy_venv, repack_installed
@@ -56,8 +59,13 @@ def xdist_project(venv, project: Path, xdist_wheels: list[Path], tmp_path: Path)
         "".join(f"def test_{n}():\n    pass\n\n" for n in range(6))
     )
     lock(venv, project)
-    (project / "conftest.py").write_text(AUDIT_CONFTEST)
+    (project / "audit_opens.py").write_text(AUDIT_CONFTEST)
     return project
+
+
+def audited(venv, project: Path, *args: str):
+    """A gated run with the audit hook loaded before the gate (``-p``, from the project)."""
+    return gate(venv, project, "-p", "audit_opens", *args, env={"PYTHONPATH": str(project)})
 
 
 def weights_path(venv) -> Path:
@@ -70,7 +78,7 @@ def readers(project: Path) -> list[str]:
 
 
 def test_installed_files_are_read_by_the_controller_only(venv, xdist_project: Path) -> None:
-    result = gate(venv, xdist_project, "-n", "2", "--mlsupply-rehash")
+    result = audited(venv, xdist_project, "-n", "2", "--mlsupply-rehash")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "9 passed" in result.stdout
     assert readers(xdist_project) and set(readers(xdist_project)) == {"controller"}
@@ -79,7 +87,7 @@ def test_installed_files_are_read_by_the_controller_only(venv, xdist_project: Pa
 def test_a_tampered_file_fails_the_run_and_is_named_once(venv, xdist_project: Path) -> None:
     with weights_path(venv).open("ab") as stream:
         stream.write(b"\0")
-    result = gate(venv, xdist_project, "-n", "2")
+    result = audited(venv, xdist_project, "-n", "2")
     assert result.returncode == 1, result.stdout + result.stderr
     assert set(readers(xdist_project)) == {"controller"}
 
@@ -99,8 +107,8 @@ def test_a_tampered_file_fails_the_run_and_is_named_once(venv, xdist_project: Pa
     errors = findings(xdist_project, "error")
     assert [(f["kind"], f["subject"]) for f in errors] == [("file-modified", "demo-weights")]
     assert "1 failed" in result.stdout
-    # Workers deselect the suite; the controller still says how many tests did not run.
-    assert "mlsupply: 8 tests were not run because the mlsupply gate failed" in result.stdout
+    # No process collected the suite, and the controller says so.
+    assert f"mlsupply: {NOT_COLLECTED_NOTE}" in result.stdout
 
 
 def test_a_worker_on_another_interpreter_checks_for_itself(
@@ -113,6 +121,6 @@ def test_a_worker_on_another_interpreter_checks_for_itself(
     check ran there, on the worker's side.
     """
     other_python = copy_venv(venv.root, tmp_path / "other")
-    result = gate(venv, xdist_project, "--dist=load", "--tx", f"popen//python={other_python}")
+    result = audited(venv, xdist_project, "--dist=load", "--tx", f"popen//python={other_python}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(set(readers(xdist_project))) == ["controller", "gw0"]
