@@ -28,9 +28,11 @@ from pytest_mlsupply.locks.foreign import (
     FORMAT_UV,
     LockedArtifact,
     LockedPackage,
+    Problems,
     detect_format,
     load_foreign_lock,
     locked_artifacts,
+    parse_upload_time,
     select,
 )
 from pytest_mlsupply.locks.pipfile import parse_pipfile_lock
@@ -879,3 +881,76 @@ def test_artifact_file_name_matches_the_url_parser(tail: str) -> None:
     url = f"https://files.example.invalid/{tail}"
     expected = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "fallback"
     assert filename_of(url, "fallback") == expected
+
+
+# Upload times: one RFC 3339 grammar on every Python (3.10's fromisoformat rejects the two-digit
+# fractions uv writes; 3.11+ accepts forms RFC 3339 does not).
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.timezones() | st.just(timezone.utc),
+    ),
+    digits=st.integers(0, 9),
+    separator=st.sampled_from("Tt "),
+    zulu=st.booleans(),
+)
+def test_upload_time_reads_every_rfc3339_spelling_alike(
+    moment: datetime, digits: int, separator: str, zulu: bool
+) -> None:
+    offset = moment.utcoffset()
+    assert offset is not None
+    moment = moment.replace(tzinfo=timezone(offset))
+    if offset.seconds % 60:  # RFC 3339 offsets are whole minutes
+        moment = moment.astimezone(timezone.utc)
+    if zulu:
+        moment = moment.astimezone(timezone.utc)
+    fraction = f"{moment.microsecond:06d}".ljust(9, "7")[:digits]
+    zone = "Z" if zulu else moment.strftime("%z")
+    zone = zone if zulu else f"{zone[:3]}:{zone[3:]}"
+    text = f"{moment.year:04d}-{moment:%m-%d}{separator}{moment:%H:%M:%S}"  # %Y does not pad
+    text += (f".{fraction}" if digits else "") + zone
+    problems = Problems("uv.lock")
+    parsed = parse_upload_time(text, "w.upload-time", problems)
+    expected = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")) if digits else 0)
+    assert problems.items == []
+    assert parsed == expected
+    assert parsed is not None and parsed.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20250908T230759Z",  # basic format: 3.11+ fromisoformat reads it
+        "2025-09-08T23:07:59,05Z",  # comma fraction: likewise
+        "2025-09-08T23:07:59+0000",  # offset without a colon: likewise
+        "2025-09-08",  # a date alone is no date-time
+        "2025-09-08T23:07Z",  # seconds are required
+        "2025-09-08T23:07:59.Z",  # an empty fraction (3.10 reads it)
+        "2025-13-01T00:00:00Z",
+        "2025-09-08T24:00:00Z",
+        "2025-09-08T23:07:59+00:60",
+        "2025-09-08T23:07:59+24:00",
+        "2025-09-08T23:07:59Z junk",
+        "\u0662\u0660\u0662\u0665-09-08T23:07:59Z",  # non-ASCII digits
+        "yesterday",
+        "",
+    ],
+)
+def test_upload_time_outside_rfc3339_is_a_located_problem(text: str) -> None:
+    problems = Problems("uv.lock")
+    assert parse_upload_time(text, "package[0].wheels[0].upload-time", problems) is None
+    assert problems.items == [
+        f"package[0].wheels[0].upload-time: invalid upload-time {text!r} "
+        "(expected an RFC 3339 date-time)"
+    ]
+
+
+def test_uv_lock_with_two_digit_fractions_loads_on_every_python() -> None:
+    text = UV_LOCK.replace('"2022-10-25T02:36:20.889Z"', '"2022-10-25T02:36:20.05Z"')
+    lock = parse_uv_lock(text, "uv.lock")
+    [colorama] = [p for p in lock.packages if p.name == "colorama"]
+    assert colorama.artifacts[0].upload_time == datetime(
+        2022, 10, 25, 2, 36, 20, 50000, tzinfo=timezone.utc
+    )
