@@ -30,6 +30,7 @@ from pytest_mlsupply.locks.foreign import (
     LockedPackage,
     Problems,
     detect_format,
+    filename_of,
     load_foreign_lock,
     locked_artifacts,
     parse_upload_time,
@@ -960,3 +961,18 @@ def test_uv_lock_with_two_digit_fractions_loads_on_every_python() -> None:
     assert colorama.artifacts[0].upload_time == datetime(
         2022, 10, 25, 2, 36, 20, 50000, tzinfo=timezone.utc
     )
+
+
+def test_a_url_urlsplit_rejects_is_read_not_a_crash() -> None:
+    text = UV_LOCK.replace(
+        "https://files.example.invalid/colorama-0.4.6-py2.py3-none-any.whl",
+        "https://[files.example.invalid/colorama-0.4.6-py2.py3-none-any.whl?x=1#frag",
+    )
+    lock = parse_uv_lock(text, "uv.lock")
+    [colorama] = [p for p in lock.packages if p.name == "colorama"]
+    assert colorama.artifacts[0].filename == "colorama-0.4.6-py2.py3-none-any.whl"
+
+
+@given(st.text())
+def test_filename_of_never_raises(url: str) -> None:
+    assert isinstance(filename_of(url, "fallback"), str)

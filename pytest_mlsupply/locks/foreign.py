@@ -410,10 +410,11 @@ def parse_upload_time(value: Any, where: str, problems: Problems) -> datetime | 
 def filename_of(url: str | None, fallback: str = "") -> str:
     if not url:
         return fallback
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import unquote
 
-    # Lock URLs rarely carry a query or fragment; urlsplit is the slow part of reading uv.lock.
-    path = urlsplit(url).path if ("?" in url or "#" in url) else url
+    # The query and fragment cut off by hand: urlsplit raised ValueError on a hostile URL
+    # ("https://[x/a.whl?y") and its clean-up of tabs and newlines differs between patch releases.
+    path = url.partition("#")[0].partition("?")[0]
     name = path.rsplit("/", 1)[-1]
     return (unquote(name) if "%" in name else name) or fallback
 
