@@ -39,6 +39,7 @@ KNOWN_KEYS = frozenset({*REQUIRED_KEYS, "kind"})
 #: GHSA-92x9-889m-jgmw, CVE-2024-1234 ... (a prefix of capitals, a dash, the rest).
 _ADVISORY_ID = re.compile(r"^[A-Z][A-Z0-9]*-[A-Za-z0-9][A-Za-z0-9.:_-]*$")
 _GLOB_CHARACTERS = frozenset("*?[")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 class WaiverFileError(FileProblemsError):
@@ -182,7 +183,9 @@ def _date(entry: Mapping[str, Any], where: str, problems: list[str]) -> datetime
         return None
     if isinstance(value, datetime.date):
         return value
-    if isinstance(value, str):
+    # YYYY-MM-DD only: 3.11+'s date.fromisoformat also reads "20261231" and "2026-W53-4", which
+    # 3.10 rejects, and a waiver file must mean the same on every Python.
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
         try:
             return datetime.date.fromisoformat(value.strip())
         except ValueError:

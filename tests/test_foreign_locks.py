@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -28,9 +28,12 @@ from pytest_mlsupply.locks.foreign import (
     FORMAT_UV,
     LockedArtifact,
     LockedPackage,
+    Problems,
     detect_format,
+    filename_of,
     load_foreign_lock,
     locked_artifacts,
+    parse_upload_time,
     select,
 )
 from pytest_mlsupply.locks.pipfile import parse_pipfile_lock
@@ -50,6 +53,17 @@ from pytest_mlsupply.snapshot import take_snapshot
 from wheelfactory import install_fake
 
 ASSETS = Path(__file__).parent / "assets" / "foreign"
+
+
+def _json_error_place(name: str) -> str:
+    """Where this Python's JSON reader stops in a malformed asset: 3.13 names the trailing
+    comma itself ("line 4, column 39"), earlier versions the brace after it (column 40)."""
+    try:
+        json.loads((ASSETS / name).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        return f"line {exc.lineno}, column {exc.colno}: not valid JSON"
+    raise AssertionError(f"{name} is valid JSON")
+
 
 LINUX = {
     "implementation_name": "cpython",
@@ -102,7 +116,7 @@ MALFORMED = {
             "package[1].markers: invalid environment marker 'sys_platform ==='",
         ],
     ),
-    "pipfile-not-json.lock": (FORMAT_PIPFILE, ["line 4, column 40: not valid JSON"]),
+    "pipfile-not-json.lock": (FORMAT_PIPFILE, [_json_error_place("pipfile-not-json.lock")]),
     "pipfile-problems.lock": (
         FORMAT_PIPFILE,
         [
@@ -879,3 +893,86 @@ def test_artifact_file_name_matches_the_url_parser(tail: str) -> None:
     url = f"https://files.example.invalid/{tail}"
     expected = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "fallback"
     assert filename_of(url, "fallback") == expected
+
+
+# Upload times: one RFC 3339 grammar on every Python (3.10's fromisoformat rejects the two-digit
+# fractions uv writes; 3.11+ accepts forms RFC 3339 does not).
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    digits=st.integers(0, 9),
+    separator=st.sampled_from("Tt "),
+    zone=st.sampled_from(["Z", "z", ""]) | st.integers(-(24 * 60 - 1), 24 * 60 - 1),
+)
+def test_upload_time_reads_every_rfc3339_spelling_alike(
+    moment: datetime, digits: int, separator: str, zone: str | int
+) -> None:
+    fraction = f"{moment.microsecond:06d}".ljust(9, "7")[:digits]
+    text = f"{moment.year:04d}-{moment:%m-%d}{separator}{moment:%H:%M:%S}"  # %Y does not pad
+    text += f".{fraction}" if digits else ""
+    if isinstance(zone, int):  # an offset in minutes, written +HH:MM
+        hours, minutes = divmod(abs(zone), 60)
+        text += f"{'-' if zone < 0 else '+'}{hours:02d}:{minutes:02d}"
+        tz = timezone(timedelta(minutes=zone))
+    else:  # Z, or no offset at all (a local date-time, taken as UTC)
+        text += zone
+        tz = timezone.utc
+    problems = Problems("uv.lock")
+    parsed = parse_upload_time(text, "w.upload-time", problems)
+    micro = int(fraction[:6].ljust(6, "0")) if digits else 0
+    expected = moment.replace(microsecond=micro, tzinfo=tz)
+    assert problems.items == []
+    assert parsed == expected
+    assert parsed is not None and parsed.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20250908T230759Z",  # basic format: 3.11+ fromisoformat reads it
+        "2025-09-08T23:07:59,05Z",  # comma fraction: likewise
+        "2025-09-08T23:07:59+0000",  # offset without a colon: likewise
+        "2025-09-08",  # a date alone is no date-time
+        "2025-09-08T23:07Z",  # seconds are required
+        "2025-09-08T23:07:59.Z",  # an empty fraction (3.10 reads it)
+        "2025-13-01T00:00:00Z",
+        "2025-09-08T24:00:00Z",
+        "2025-09-08T23:07:59+00:60",
+        "2025-09-08T23:07:59+24:00",
+        "2025-09-08T23:07:59Z junk",
+        "\u0662\u0660\u0662\u0665-09-08T23:07:59Z",  # non-ASCII digits
+        "yesterday",
+        "",
+    ],
+)
+def test_upload_time_outside_rfc3339_is_a_located_problem(text: str) -> None:
+    problems = Problems("uv.lock")
+    assert parse_upload_time(text, "package[0].wheels[0].upload-time", problems) is None
+    assert problems.items == [
+        f"package[0].wheels[0].upload-time: invalid upload-time {text!r} "
+        "(expected an RFC 3339 date-time)"
+    ]
+
+
+def test_uv_lock_with_two_digit_fractions_loads_on_every_python() -> None:
+    text = UV_LOCK.replace('"2022-10-25T02:36:20.889Z"', '"2022-10-25T02:36:20.05Z"')
+    lock = parse_uv_lock(text, "uv.lock")
+    [colorama] = [p for p in lock.packages if p.name == "colorama"]
+    assert colorama.artifacts[0].upload_time == datetime(
+        2022, 10, 25, 2, 36, 20, 50000, tzinfo=timezone.utc
+    )
+
+
+def test_a_url_urlsplit_rejects_is_read_not_a_crash() -> None:
+    text = UV_LOCK.replace(
+        "https://files.example.invalid/colorama-0.4.6-py2.py3-none-any.whl",
+        "https://[files.example.invalid/colorama-0.4.6-py2.py3-none-any.whl?x=1#frag",
+    )
+    lock = parse_uv_lock(text, "uv.lock")
+    [colorama] = [p for p in lock.packages if p.name == "colorama"]
+    assert colorama.artifacts[0].filename == "colorama-0.4.6-py2.py3-none-any.whl"
+
+
+@given(st.text())
+def test_filename_of_never_raises(url: str) -> None:
+    assert isinstance(filename_of(url, "fallback"), str)

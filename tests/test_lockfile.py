@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from pytest_mlsupply.errors import LockfileError, LockfileNotFoundError
 from pytest_mlsupply.locks.mlsupply_lock import (

@@ -219,3 +219,17 @@ def test_each_waiver_is_either_used_or_reported_unused(names: list[str], data) -
     unused = [f for f in result.findings if f.kind is Kind.WAIVER_UNUSED]
     assert len(unused) == len(waivers) - len(matched)
     assert result.fails(strict=False) is False
+
+
+@pytest.mark.parametrize("value", ["20261231", "2026-W53-4", "2026-365", "2026-12-3", " "])
+def test_expires_strings_other_than_yyyy_mm_dd_are_errors_on_every_python(
+    tmp_path: Path, value: str
+) -> None:
+    # Python 3.11+ reads the first three as dates; 3.10 does not. One grammar everywhere.
+    path = tmp_path / "waivers.toml"
+    path.write_text(f'[[waiver]]\nmatch = "x"\nreason = "r"\nexpires = "{value}"\n')
+    with pytest.raises(WaiverFileError) as caught:
+        load_waivers(path, shown="waivers.toml")
+    assert list(caught.value.problems) == [
+        f"waiver[1].expires: expected a date like 2026-12-31, got {value!r}"
+    ]

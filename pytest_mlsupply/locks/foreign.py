@@ -12,6 +12,7 @@ every format, so that an entry meant for another platform is never "missing".
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -352,6 +353,40 @@ def parse_digest(text: Any, where: str, problems: Problems, separator: str = ":"
         return None
 
 
+# RFC 3339 section 5.6 (date-time), with the offset optional as TOML's local date-time. Parsed
+# here rather than by ``datetime.fromisoformat``, whose grammar differs between Pythons: 3.10
+# rejects the two-digit fractions uv writes ("...:59.05Z"), 3.11+ also accepts non-RFC forms
+# ("20250908T230759", "...,05"). One grammar keeps a lock's meaning the same on every Python.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))?",
+    re.ASCII,
+)
+
+
+def _rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 date-time (fractions past microseconds cut, as TOML readers do), or None."""
+    from datetime import timedelta, timezone
+
+    found = _RFC3339.fullmatch(text)
+    if found is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = found.groups()
+    tz: timezone | None = timezone.utc if zulu else None
+    try:
+        if sign:
+            if int(off_m) > 59:
+                return None
+            offset = timedelta(hours=int(off_h), minutes=int(off_m))
+            tz = timezone(-offset if sign == "-" else offset)
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz
+        )
+    except ValueError:  # month 13, hour 24, offset 24:00 and the like
+        return None
+
+
 def parse_upload_time(value: Any, where: str, problems: Problems) -> datetime | None:
     """A TOML datetime or an RFC 3339 string (uv writes strings), made timezone-aware."""
     from datetime import timezone
@@ -359,17 +394,12 @@ def parse_upload_time(value: Any, where: str, problems: Problems) -> datetime | 
     if value is None:
         return None
     if isinstance(value, datetime):
-        parsed = value
+        parsed: datetime | None = value
     elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            problems.add(where, f"invalid upload-time {value!r} (expected an RFC 3339 date-time)")
-            return None
+        parsed = _rfc3339(value.strip())
     else:
+        parsed = None
+    if parsed is None:
         problems.add(where, f"invalid upload-time {value!r} (expected an RFC 3339 date-time)")
         return None
     if parsed.tzinfo is None:
@@ -380,10 +410,11 @@ def parse_upload_time(value: Any, where: str, problems: Problems) -> datetime | 
 def filename_of(url: str | None, fallback: str = "") -> str:
     if not url:
         return fallback
-    from urllib.parse import unquote, urlsplit
+    from urllib.parse import unquote
 
-    # Lock URLs rarely carry a query or fragment; urlsplit is the slow part of reading uv.lock.
-    path = urlsplit(url).path if ("?" in url or "#" in url) else url
+    # The query and fragment cut off by hand: urlsplit raised ValueError on a hostile URL
+    # ("https://[x/a.whl?y") and its clean-up of tabs and newlines differs between patch releases.
+    path = url.partition("#")[0].partition("?")[0]
     name = path.rsplit("/", 1)[-1]
     return (unquote(name) if "%" in name else name) or fallback
 
