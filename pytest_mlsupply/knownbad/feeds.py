@@ -48,7 +48,10 @@ BUILTIN_SOURCE = "built-in list"
 
 OSV_SUFFIXES = (".json", ".yaml", ".yml")
 CACHE_FILE = "known-bad-index.marshal"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+#: The cache file: this tag, the payload's length and CRC-32, then the marshalled payload.
+_CACHE_MAGIC = b"mlsupply-known-bad-index\n"
+_CACHE_HEADER = struct.Struct("<QL")
 
 YAML_MISSING = (
     "an OSV YAML record, and reading YAML needs PyYAML, which is not installed: "
@@ -583,7 +586,9 @@ def _save_cache(path: Path, fingerprint: str, loaded: LoadedFeeds) -> None:
         "problems": [(p.path, p.message, p.line) for p in loaded.problems],
         "notes": loaded.notes,
     }
-    write_bytes_atomic(path, marshal.dumps(data))
+    payload = marshal.dumps(data)
+    header = _CACHE_MAGIC + _CACHE_HEADER.pack(len(payload), zlib.crc32(payload))
+    write_bytes_atomic(path, header + payload)
 
 
 CACHE_UNUSABLE = "the known-bad index cache {path} was not usable ({reason}); compiled afresh"
@@ -610,7 +615,7 @@ def _load_cache(path: Path, fingerprint: str) -> LoadedFeeds | str | None:
     except OSError:
         return None  # no cache yet
     try:
-        data = marshal.loads(raw)
+        data = marshal.loads(_checked_payload(raw))
         _expect(isinstance(data, dict), "not a mapping")
         if data.get("version") != CACHE_VERSION or data.get("fingerprint") != fingerprint:
             return None
@@ -634,6 +639,22 @@ def _load_cache(path: Path, fingerprint: str) -> LoadedFeeds | str | None:
     loaded = LoadedFeeds(index, from_cache=True)
     loaded.stats, loaded.problems, loaded.notes = stats, problems, list(notes)
     return loaded
+
+
+def _checked_payload(raw: bytes) -> memoryview:
+    """The marshalled payload, once its length and CRC-32 match.
+
+    ``marshal`` is not made for untrusted bytes: a single changed byte once made
+    one load take 20 seconds. The checksum keeps a truncated or corrupted file
+    away from it (a cache is no defence against someone who may write to it).
+    """
+    start = len(_CACHE_MAGIC) + _CACHE_HEADER.size
+    _expect(raw.startswith(_CACHE_MAGIC) and len(raw) >= start, "not a cache file of this version")
+    length, crc = _CACHE_HEADER.unpack_from(raw, len(_CACHE_MAGIC))
+    payload = memoryview(raw)[start:]
+    _expect(len(payload) == length, "truncated")
+    _expect(zlib.crc32(payload) == crc, "checksum mismatch")
+    return payload
 
 
 _STATS_ROW = (str, int, int, int, (str, type(None)))

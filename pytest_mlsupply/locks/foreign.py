@@ -320,10 +320,16 @@ def parse_specifier(text: Any, where: str, problems: Problems) -> SpecifierSet |
         problems.add(where, f"expected a version specifier string, got {text!r}")
         return None
     try:
-        return SpecifierSet(text)
+        specifiers = SpecifierSet(text)
     except InvalidSpecifier:
         problems.add(where, f"invalid version specifier {text!r}")
         return None
+    for specifier in specifiers:
+        too_long = version_problem(specifier.version)
+        if too_long:  # compared with int() later, which raises past 4,300 digits
+            problems.add(where, f"in the version specifier: {too_long}")
+            return None
+    return specifiers
 
 
 def parse_version(text: Any, where: str, problems: Problems) -> str | None:

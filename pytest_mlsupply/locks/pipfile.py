@@ -15,6 +15,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
+from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import FORMAT_PIPFILE
 from pytest_mlsupply.locks.foreign import (
     ForeignLock,
@@ -128,6 +129,9 @@ def _package(
             problems.add(f"{where}.version", f"expected '==VERSION', got {pin!r}")
             return None
         version = pin[3:].strip() if pin.startswith("===") else pin[2:].strip()
+        if too_long := version_problem(version):
+            problems.add(f"{where}.version", too_long)
+            return None
         arbitrary = pin.startswith("===")
         return LockedPackage(
             name,

@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
 from pytest_mlsupply.hashing import Digest
+from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import FORMAT_UV
 from pytest_mlsupply.locks.foreign import (
     Dependency,
@@ -166,6 +167,8 @@ def _package(
     if raw_version is not None:
         if isinstance(raw_version, str):
             version = raw_version
+            if too_long := version_problem(version):
+                problems.add(f"{where}.version", too_long)
         else:
             problems.add(f"{where}.version", f"must be a string, got {raw_version!r}")
     source_table = raw.get("source")
