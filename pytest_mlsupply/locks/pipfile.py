@@ -15,7 +15,12 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
-from pytest_mlsupply.limits import version_problem
+from pytest_mlsupply.limits import (
+    MAX_NESTING_DEPTH,
+    NESTED_TOO_DEEPLY,
+    json_too_deep,
+    version_problem,
+)
 from pytest_mlsupply.locks import FORMAT_PIPFILE
 from pytest_mlsupply.locks.foreign import (
     ForeignLock,
@@ -40,6 +45,8 @@ def load_pipfile_lock(path: Path) -> ForeignLock:
 
 
 def parse_pipfile_lock(text: str, source: str) -> ForeignLock:
+    if json_too_deep(text):  # json.loads recurses once per level
+        raise LockfileError(source, [NESTED_TOO_DEEPLY.format(limit=MAX_NESTING_DEPTH)])
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
