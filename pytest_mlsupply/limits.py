@@ -24,6 +24,8 @@ MAX_FEED_FILE_BYTES = 16 * 1024 * 1024
 MAX_HASH_LIST_BYTES = 256 * 1024 * 1024
 #: Bytes inflated from all members of one zip feed together (OSV's PyPI all.zip: ~0.2 GiB).
 MAX_ZIP_TOTAL_BYTES = 4 * 1024 * 1024 * 1024
+#: Bytes of one installed RECORD (torch's, 35,000 rows, is about 3 MiB).
+MAX_RECORD_BYTES = 256 * 1024 * 1024
 #: Members of one zip feed (OSV's all-ecosystems all.zip holds about 400,000).
 MAX_ZIP_MEMBERS = 2_000_000
 

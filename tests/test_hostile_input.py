@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from pytest_mlsupply.checks import _same_version
+from pytest_mlsupply.checks import _same_version, check_environment
 from pytest_mlsupply.errors import LockfileError
+from pytest_mlsupply.knownbad import KnownBadConfig, run_known_bad
 from pytest_mlsupply.knownbad.feeds import (
     _CACHE_HEADER,
     _CACHE_MAGIC,
@@ -37,12 +38,17 @@ from pytest_mlsupply.knownbad.model import CACHE_ENTRY_BROKEN
 from pytest_mlsupply.limits import (
     MAX_FEED_FILE_BYTES,
     MAX_NESTING_DEPTH,
+    MAX_RECORD_BYTES,
     MAX_VERSION_LENGTH,
     NESTED_TOO_DEEPLY,
     parse_version,
 )
 from pytest_mlsupply.locks.foreign import load_foreign_lock
-from pytest_mlsupply.locks.mlsupply_lock import parse_lock
+from pytest_mlsupply.locks.mlsupply_lock import parse_lock, refresh_lock
+from pytest_mlsupply.quirks import QuirksFileError, find_quirk, load_quirks, parse_quirks
+from pytest_mlsupply.snapshot import RECORD_MALFORMED, take_snapshot
+
+from wheelfactory import install_fake
 
 HUGE = "1" * 5000  # past Python's 4,300-digit int() limit
 
@@ -519,3 +525,49 @@ def test_a_5000_digit_version_in_the_lock_is_a_usage_error_not_a_crash(
     assert result.ret == pytest.ExitCode.USAGE_ERROR, output
     assert "Traceback" not in output and "INTERNALERROR" not in output
     assert "distribution[0] (demo).version: version is 5,000 characters long" in output
+
+
+# ------------------------------------------------------------------ installed distributions
+
+
+def test_an_installed_5000_digit_version_is_compared_as_text_not_a_crash(tmp_path: Path) -> None:
+    """METADATA is as hostile as any lock: its version meets the lock, the feeds and the quirks."""
+    site = tmp_path / "site"
+    install_fake(
+        site, "demo", "1.0", metadata_text=f"Metadata-Version: 2.1\nName: demo\nVersion: {HUGE}\n"
+    )
+    snapshot = take_snapshot([str(site)])
+    [dist] = snapshot.distributions
+    assert dist.version == HUGE
+    lock = refresh_lock(None, snapshot)
+    assert not check_environment(snapshot, lock).findings  # equal as text
+    other = parse_lock(LOCK.format(version="1.0").replace("cpython-3.11-linux", "x"), "l")
+    kinds = {f.kind.value for f in check_environment(snapshot, other).findings}
+    assert "version-changed" in kinds
+    feed = tmp_path / "feed.json"
+    record = _record(affected=_affected(versions=["1.0"]))
+    record["affected"][0]["package"]["name"] = "demo"
+    feed.write_text(json.dumps(record))
+    assert not run_known_bad(KnownBadConfig((feed,), builtin=False), snapshot).findings
+    assert find_quirk(load_quirks(), "demo", HUGE, "demo.py", "hash") is None
+
+
+def test_a_record_over_the_size_limit_is_malformed_and_not_read(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    dist_info = install_fake(site, "demo", "1.0")
+    with (dist_info / "RECORD").open("r+b") as record:
+        record.truncate(MAX_RECORD_BYTES + 1)  # sparse: no disk used, no memory if read
+    snapshot = take_snapshot([str(site)])
+    [dist] = snapshot.distributions
+    assert dist.record_state == RECORD_MALFORMED
+    assert dist.problem == (
+        f"RECORD is larger than {MAX_RECORD_BYTES:,} bytes, the limit for one RECORD; "
+        "it was not read"
+    )
+
+
+def test_a_quirk_with_a_5000_digit_version_is_a_located_error() -> None:
+    text = f'[[quirk]]\nname = "demo"\nversions = ">={HUGE}"\nmismatch = ["hash"]\nreason = "r"\n'
+    with pytest.raises(QuirksFileError) as caught:
+        parse_quirks(text, "quirks.toml")
+    assert "versions: version is 5,000 characters long" in str(caught.value)
