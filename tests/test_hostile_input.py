@@ -23,7 +23,7 @@ import pytest
 
 from pytest_mlsupply.checks import _same_version, check_environment
 from pytest_mlsupply.errors import LockfileError
-from pytest_mlsupply.knownbad import KnownBadConfig, run_known_bad
+from pytest_mlsupply.knownbad import KnownBadConfig, feeds, run_known_bad
 from pytest_mlsupply.knownbad.feeds import (
     _CACHE_HEADER,
     _CACHE_MAGIC,
@@ -337,6 +337,34 @@ def test_a_stored_member_that_lies_about_its_size_is_refused(tmp_path: Path) -> 
     path.write_bytes(bytes(raw))
     [problem] = _problems(path)
     assert "inflates past its declared size" in problem or "cannot be extracted" in problem
+
+
+def test_a_zip_feed_stops_at_its_total_and_member_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The totals, lowered here, that bound a zip of many members that each pass on their own."""
+    path = tmp_path / "feed.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(3):
+            archive.writestr(f"r{number}.json", json.dumps(_record(id=f"MAL-{number}")))
+    size = len(json.dumps(_record(id="MAL-0")))
+    monkeypatch.setattr(feeds, "MAX_ZIP_TOTAL_BYTES", 2 * size)
+    [problem] = _problems(path)
+    assert problem == (
+        f"{path}: inflates to more than {2 * size:,} bytes, the limit for one zip feed; "
+        "stopped at r2.json"
+    )
+    monkeypatch.setattr(feeds, "MAX_ZIP_MEMBERS", 2)
+    assert _problems(path) == [f"{path}: holds 3 members; the limit is 2"]
+
+
+def test_an_oversized_hash_list_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "bad.sha256"
+    path.write_text(f"sha256:{'a' * 64}\n" * 10)
+    monkeypatch.setattr(feeds, "MAX_HASH_LIST_BYTES", 100)
+    assert _problems(path) == [f"{path}: is larger than 100 bytes, the limit for a hash list"]
 
 
 def test_an_oversized_record_file_is_a_problem_and_not_read_whole(tmp_path: Path) -> None:

@@ -57,6 +57,13 @@ YAML_MISSING = (
     "an OSV YAML record, and reading YAML needs PyYAML, which is not installed: "
     "`pip install 'pytest-mlsupply[yaml]'`, or use the JSON form of the feed"
 )
+YAML_ALIAS = (
+    "uses a YAML anchor or alias (&name, *name); OSV records need neither, and aliases can "
+    "expand a few hundred bytes into gigabytes"
+)
+ZIP_TOO_LARGE = (
+    "inflates to more than {limit:,} bytes, the limit for one zip feed; stopped at {name}"
+)
 PATH_MISSING = "{path} does not exist (given as a known-bad feed)"
 NO_RECORDS = (
     "holds no OSV records (.json, .yaml, .yml or .zip files); an empty feed protects nothing"
@@ -216,7 +223,11 @@ def _walk(root: str) -> Iterator[str]:
 
 
 def _read_bytes(
-    loaded: LoadedFeeds, path: str, shown: str, limit: int = MAX_FEED_FILE_BYTES
+    loaded: LoadedFeeds,
+    path: str,
+    shown: str,
+    limit: int = MAX_FEED_FILE_BYTES,
+    what: str = "one OSV record file",
 ) -> bytes | None:
     """The file's bytes; a file over *limit* is a problem, and no more than that is read."""
     try:
@@ -226,7 +237,6 @@ def _read_bytes(
         loaded.problems.append(FeedProblem(shown, f"cannot be read: {exc.strerror or exc}"))
         return None
     if len(data) > limit:
-        what = "a hash list" if limit == MAX_HASH_LIST_BYTES else "one OSV record file"
         loaded.problems.append(FeedProblem(shown, TOO_LARGE.format(limit=limit, what=what)))
         return None
     return data
@@ -241,7 +251,7 @@ def _decode(loaded: LoadedFeeds, data: bytes, shown: str) -> str | None:
 
 
 def _read_text(loaded: LoadedFeeds, path: Path, shown: str) -> str | None:
-    data = _read_bytes(loaded, str(path), shown, MAX_HASH_LIST_BYTES)
+    data = _read_bytes(loaded, str(path), shown, MAX_HASH_LIST_BYTES, "a hash list")
     return None if data is None else _decode(loaded, data, shown)
 
 
@@ -298,12 +308,6 @@ def _add_yaml(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: Feed
         loaded.problems.append(FeedProblem(shown, f"not valid YAML: {problem}", line))
         return
     _add_document(loaded, document, shown, stem, stats)
-
-
-YAML_ALIAS = (
-    "uses a YAML anchor or alias (&name, *name); OSV records need neither, and aliases can "
-    "expand a few hundred bytes into gigabytes"
-)
 
 
 def _safe_yaml(yaml: Any, text: str) -> Any:
@@ -404,8 +408,7 @@ def _load_zip(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> 
                     continue
                 budget -= len(data)
                 if budget < 0:
-                    total = TOO_LARGE.format(limit=MAX_ZIP_TOTAL_BYTES, what="one zip feed")
-                    message = f"inflated {total}; stopped at {name}"
+                    message = ZIP_TOO_LARGE.format(limit=MAX_ZIP_TOTAL_BYTES, name=name)
                     loaded.problems.append(FeedProblem(shown, message))
                     return
                 try:
