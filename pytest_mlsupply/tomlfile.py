@@ -17,8 +17,9 @@ _POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 def parse_toml(text: str) -> tuple[dict[str, Any] | None, str | None]:
     """The decoded document, or None and the problem with its line and column.
 
-    Deeply nested input makes the decoder recurse past Python's limit; that is
-    a malformed file too, not a crash.
+    Deeply nested input makes the decoder recurse past Python's limit, and an
+    integer of 5,000 digits makes it raise a plain ValueError; both are a
+    malformed file too, not a crash.
     """
     try:
         return tomllib.loads(text), None
@@ -29,3 +30,5 @@ def parse_toml(text: str) -> tuple[dict[str, Any] | None, str | None]:
         match = _POSITION.search(message)
         where = f"line {match.group(1)}, column {match.group(2)}: " if match else ""
         return None, f"{where}not valid TOML: {_POSITION.sub('', message).strip()}"
+    except ValueError as exc:  # int() of a literal past Python's 4,300-digit limit
+        return None, f"not valid TOML: {exc}"

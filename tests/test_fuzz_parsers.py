@@ -54,6 +54,7 @@ from pytest_mlsupply.locks.requirements import parse_requirements
 from pytest_mlsupply.locks.uvlock import parse_uv_lock
 from pytest_mlsupply.quirks import QuirksFileError, parse_quirks
 from pytest_mlsupply.record import iter_record_rows, parse_record, summarize_record
+from pytest_mlsupply.sources import Source
 from pytest_mlsupply.waivers import WaiverFileError, parse_waivers
 
 pytestmark = pytest.mark.fuzz
@@ -226,6 +227,7 @@ MLSUPPLY_LOCK = mutated(
     f'version = "{HUGE_NUMBER}"\nsource = "index"\nenvironments = ["k"]\n'
 )
 @example("[" * 5000)
+@example(f"lock-version = {HUGE_NUMBER}\n")  # found by the uv.lock fuzzer: tomllib ValueError
 def test_mlsupply_lock_parses_or_raises_a_lockfile_error(text: str) -> None:
     try:
         lock = parse_lock(text, "mlsupply.lock")
@@ -347,6 +349,7 @@ PYLOCK = mutated(
 @given(UV_LOCK)
 @example(f'version = 1\nrequires-python = ">={HUGE_NUMBER}"\n')
 @example('version = 1\nmanifest = " "\n')  # found by this test: AttributeError
+@example(f"x = [\n{HUGE_NUMBER}]\n")  # found by this test: ValueError from tomllib
 def test_uv_lock_parses_or_raises_a_lockfile_error(text: str) -> None:
     try:
         lock = parse_uv_lock(text, "uv.lock")
@@ -411,6 +414,7 @@ PIPFILE_LOCK = mutated(
 @given(PIPFILE_LOCK)
 @example('{"default": {"demo": {"version": "==' + HUGE_NUMBER + '"}}}')
 @example("[" * 5000 + "]" * 5000)  # found by this test: RecursionError
+@example(HUGE_NUMBER)  # found by this test: ValueError from json.loads
 def test_pipfile_lock_parses_or_raises_a_lockfile_error(text: str) -> None:
     try:
         lock = parse_pipfile_lock(text, "Pipfile.lock")
@@ -801,6 +805,31 @@ def test_known_bad_cache_loads_as_a_cache_or_a_miss(
     loaded.index.match_digest(Digest("sha256", bytes.fromhex(SHA)))
     loaded.index.record_spellings()
     loaded.freshness_note()
+
+
+# ------------------------------------------------------------------ direct_url.json
+
+_DIRECT_URL = shaped(
+    {
+        "url": NASTY_TEXT,
+        "vcs_info": shaped({"vcs": st.just("git"), "commit_id": NASTY_TEXT}, JSON_VALUE),
+        "dir_info": shaped({"editable": st.booleans()}, JSON_VALUE),
+        "archive_info": shaped(
+            {"hash": NASTY_TEXT, "hashes": st.dictionaries(st.just("sha256"), NASTY_TEXT)},
+            JSON_VALUE,
+        ),
+    },
+    JSON_VALUE,
+)
+
+
+@fuzz
+@given(mutated(_DIRECT_URL.map(json.dumps)))
+@example("[" * 100_000)  # found while reviewing: RecursionError from json.loads
+def test_direct_url_json_gives_a_source_never_an_exception(text: str) -> None:
+    source = Source.from_direct_url(text)
+    source.describe()
+    source.portable()
 
 
 # ------------------------------------------------------------------ versions

@@ -53,6 +53,8 @@ def parse_pipfile_lock(text: str, source: str) -> ForeignLock:
         raise LockfileError(
             source, [f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}"]
         ) from exc
+    except ValueError as exc:  # int() of a number past Python's 4,300-digit limit
+        raise LockfileError(source, [f"not valid JSON: {exc}"]) from exc
     if not isinstance(document, Mapping):
         raise LockfileError(source, ["the top level must be a JSON object"])
     problems = Problems(source)
