@@ -178,6 +178,15 @@ def test_a_5000_digit_version_in_a_feed_is_a_feed_problem(
         ),
         (_record(affected=_affected(versions=[True])), "affected[0].versions[0] must be a"),
         (_record(aliases="GHSA-1"), "'aliases' must be a list of strings, got 'GHSA-1'"),
+        (_record(affected=None), "'affected' must be a list"),
+        (
+            _record(affected=[{"package": {"ecosystem": ["PyPI"], "name": "evil"}}]),
+            "affected[0].package.ecosystem must be a string, got ['PyPI']",
+        ),
+        (
+            _record(affected=_affected(ranges=[{"type": 5, "events": []}])),
+            "affected[0].ranges[0].type must be a string",
+        ),
         (_record(id=7), "'id' must be a string, got 7"),
     ],
 )

@@ -101,8 +101,6 @@ def add_record(
     if "id" not in record and "affected" not in record:
         raise RecordProblem("has neither 'id' nor 'affected'; not an OSV record")
     affected = record.get("affected", [])
-    if affected is None:
-        affected = []
     if not isinstance(affected, list):
         raise RecordProblem("'affected' must be a list")
     _check_types(record)
@@ -120,7 +118,12 @@ def add_record(
         package = item.get("package")
         if not isinstance(package, dict) or not _text(package.get("name")):
             raise RecordProblem(f"{where}.package.name is missing")
-        ecosystem = str(package.get("ecosystem", "")).split(":", 1)[0].strip().lower()
+        raw_ecosystem = package.get("ecosystem", "")
+        if not isinstance(raw_ecosystem, str):
+            raise RecordProblem(
+                f"{where}.package.ecosystem must be a string, got {_shown(raw_ecosystem)}"
+            )
+        ecosystem = raw_ecosystem.split(":", 1)[0].strip().lower()
         if ecosystem != PYPI:
             continue
         name = canonicalize_name(str(package["name"]).strip())
@@ -134,6 +137,8 @@ def add_record(
         for number, raw in enumerate(_list(item, "ranges", where)):
             if not isinstance(raw, dict):
                 raise RecordProblem(f"{where}.ranges[{number}] must be a mapping")
+            if not isinstance(raw.get("type"), str):
+                raise RecordProblem(f"{where}.ranges[{number}].type must be a string")
             if raw.get("type") != ECOSYSTEM:
                 continue  # GIT and SEMVER ranges say nothing about PyPI releases
             events = raw.get("events")
