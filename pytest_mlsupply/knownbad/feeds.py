@@ -232,11 +232,16 @@ def _read_bytes(
     """The file's bytes; a file over *limit* is a problem, and no more than that is read."""
     try:
         with open(path, "rb") as stream:
-            data = stream.read(limit + 1)
+            # read(limit + 1) alone would allocate 16 MiB per record file: size the first read
+            # by fstat, and bound only what a growing or special file (size 0) adds.
+            size = os.fstat(stream.fileno()).st_size
+            data = b"" if size > limit else stream.read(size + 1 if size else limit + 1)
+            if size and len(data) > size:
+                data += stream.read(limit + 1 - len(data))
     except OSError as exc:
         loaded.problems.append(FeedProblem(shown, f"cannot be read: {exc.strerror or exc}"))
         return None
-    if len(data) > limit:
+    if size > limit or len(data) > limit:
         loaded.problems.append(FeedProblem(shown, TOO_LARGE.format(limit=limit, what=what)))
         return None
     return data
