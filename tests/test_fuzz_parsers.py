@@ -737,7 +737,18 @@ _STATE = FileState(1, 2, 3, 4, 5)
 
 @fuzz
 @given(document=JSON_VALUE | shaped({"version": st.just(1), "entries": JSON_VALUE}, JSON_VALUE))
-@example(document={"version": 1, "entries": {"/a": {"stat": [1], "rows": 1e999}}})
+@example(  # found by this test: OverflowError from int(inf)
+    document={
+        "version": 1,
+        "entries": {"/a": {"stat": [1], "content": "x", "rows": 1e999, "unhashed": 0}},
+    }
+)
+@example(
+    document={
+        "version": 1,
+        "entries": {"/a": {"stat": [1], "paths": [1], "tops": [None], "skipped": {"a": "b"}}},
+    }
+)
 def test_json_caches_load_as_a_cache_or_a_miss(
     tmp_path_factory: pytest.TempPathFactory, document: Any
 ) -> None:
