@@ -5,14 +5,17 @@ else. Without limits a few hundred bytes become an INTERNALERROR or gigabytes of
 memory: a 5,000-digit version overflows Python's integer-string limit, a
 100,000-deep JSON array exhausts the recursion limit, a YAML alias bomb or a
 zip member that inflates a thousandfold fills memory. Each limit is far above
-any real input; the README lists them.
+any real input; the README lists them. Standard library only at import
+(``tomlfile`` imports it).
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from packaging.version import InvalidVersion, Version
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 #: Characters in one version string (PyPI's longest real versions are under 100).
 MAX_VERSION_LENGTH = 256
@@ -29,6 +32,7 @@ MAX_RECORD_BYTES = 256 * 1024 * 1024
 #: Members of one zip feed (OSV's all-ecosystems all.zip holds about 400,000).
 MAX_ZIP_MEMBERS = 2_000_000
 
+NUMBER_TOO_LONG = "a number of more than {limit:,} digits, past what Python reads"
 VERSION_TOO_LONG = "version is {length:,} characters long; the limit is {limit:,}"
 NESTED_TOO_DEEPLY = "nested more than {limit} levels deep"
 TOO_LARGE = "is larger than {limit:,} bytes, the limit for {what}"
@@ -49,10 +53,27 @@ def parse_version(text: str) -> Version | None:
     """
     if len(text) > MAX_VERSION_LENGTH:
         return None
+    from packaging.version import InvalidVersion, Version  # not needed to read TOML or JSON
+
     try:
         return Version(text)
     except (InvalidVersion, ValueError):
         return None
+
+
+_LONG_NUMBER = re.compile(r"[0-9_]{4300,}")
+
+
+def number_too_long(text: str) -> tuple[int | None, str]:
+    """The line of the first over-long number in *text*, and what is wrong with it.
+
+    For the plain ValueError ``json`` and ``tomllib`` raise (after ``int()``) for a
+    literal past Python's 4,300-digit limit: their message suggests raising the
+    limit, which is no advice for a file someone else wrote.
+    """
+    found = _LONG_NUMBER.search(text)
+    line = text.count("\n", 0, found.start()) + 1 if found else None
+    return line, NUMBER_TOO_LONG.format(limit=4300)
 
 
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)

@@ -6,6 +6,8 @@ import re
 import sys
 from typing import Any
 
+from pytest_mlsupply.limits import number_too_long
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
@@ -30,5 +32,7 @@ def parse_toml(text: str) -> tuple[dict[str, Any] | None, str | None]:
         match = _POSITION.search(message)
         where = f"line {match.group(1)}, column {match.group(2)}: " if match else ""
         return None, f"{where}not valid TOML: {_POSITION.sub('', message).strip()}"
-    except ValueError as exc:  # int() of a literal past Python's 4,300-digit limit
-        return None, f"not valid TOML: {exc}"
+    except ValueError:  # int() of a literal past Python's 4,300-digit limit
+        line, problem = number_too_long(text)
+        where = f"line {line}: " if line else ""
+        return None, f"{where}not valid TOML: {problem}"

@@ -100,6 +100,25 @@ def test_a_5000_digit_version_in_the_lock_is_a_located_lockfile_error() -> None:
     assert f"the limit is {MAX_VERSION_LENGTH}" in text
 
 
+def test_a_5000_digit_toml_integer_is_a_located_lockfile_error() -> None:
+    """tomllib raises a plain ValueError (not TOMLDecodeError) for it: once an INTERNALERROR."""
+    with pytest.raises(LockfileError) as caught:
+        parse_lock(f"lock-version = 1\ncreated-by = 'x'\nn = [\n  {HUGE}]\n", "mlsupply.lock")
+    assert str(caught.value) == (
+        "mlsupply.lock: line 4: not valid TOML: a number of more than 4,300 digits, "
+        "past what Python reads"
+    )
+
+
+def test_a_5000_digit_json_number_in_a_feed_is_a_located_problem(tmp_path: Path) -> None:
+    path = tmp_path / "number.json"
+    path.write_text(json.dumps(_record()).replace('"MAL-2026-1"', f'"MAL-2026-1", "n":\n{HUGE}'))
+    assert _problems(path) == [
+        f"{path}, line 2: not valid JSON: a number of more than 4,300 digits, "
+        "past what Python reads"
+    ]
+
+
 def test_a_version_at_the_limit_still_parses() -> None:
     longest = "1." + "0" * (MAX_VERSION_LENGTH - 2)
     lock = parse_lock(LOCK.format(version=longest), "mlsupply.lock")

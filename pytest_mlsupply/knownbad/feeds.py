@@ -39,6 +39,7 @@ from pytest_mlsupply.limits import (
     NESTED_TOO_DEEPLY,
     TOO_LARGE,
     json_too_deep,
+    number_too_long,
 )
 
 #: The curated list shipped with the plugin, and the date it was last reviewed.
@@ -287,10 +288,12 @@ def _add_json(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: Feed
     except RecursionError:  # pragma: no cover - json_too_deep stops this first
         loaded.problems.append(FeedProblem(shown, "not valid JSON: nested too deeply"))
         return
-    except ValueError as exc:
-        line = getattr(exc, "lineno", None)
-        message = getattr(exc, "msg", str(exc))
-        loaded.problems.append(FeedProblem(shown, f"not valid JSON: {message}", line))
+    except json.JSONDecodeError as exc:
+        loaded.problems.append(FeedProblem(shown, f"not valid JSON: {exc.msg}", exc.lineno))
+        return
+    except ValueError:  # int() of a number past Python's 4,300-digit limit
+        line, problem = number_too_long(text)
+        loaded.problems.append(FeedProblem(shown, f"not valid JSON: {problem}", line))
         return
     _add_document(loaded, document, shown, stem, stats)
 

@@ -19,6 +19,7 @@ from pytest_mlsupply.limits import (
     MAX_NESTING_DEPTH,
     NESTED_TOO_DEEPLY,
     json_too_deep,
+    number_too_long,
     version_problem,
 )
 from pytest_mlsupply.locks import FORMAT_PIPFILE
@@ -54,7 +55,9 @@ def parse_pipfile_lock(text: str, source: str) -> ForeignLock:
             source, [f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}"]
         ) from exc
     except ValueError as exc:  # int() of a number past Python's 4,300-digit limit
-        raise LockfileError(source, [f"not valid JSON: {exc}"]) from exc
+        line, problem = number_too_long(text)
+        where = f"line {line}: " if line else ""
+        raise LockfileError(source, [f"{where}not valid JSON: {problem}"]) from exc
     if not isinstance(document, Mapping):
         raise LockfileError(source, ["the top level must be a JSON object"])
     problems = Problems(source)
