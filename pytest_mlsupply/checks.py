@@ -14,10 +14,10 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from pytest_mlsupply.errors import RecordError
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
+from pytest_mlsupply.limits import parse_version
 from pytest_mlsupply.locks.mlsupply_lock import (
     REFRESH_COMMAND,
     Lock,
@@ -67,10 +67,10 @@ STARTUP_MODULES = ("sitecustomize", "usercustomize")
 
 def _same_version(installed: str, locked: str) -> bool:
     """Version equality by PEP 440 (``1.0 == 1.0.0``; local labels such as ``+cpu`` count)."""
-    try:
-        return Version(installed) == Version(locked)
-    except InvalidVersion:
-        return installed == locked
+    left, right = parse_version(installed), parse_version(locked)
+    if left is None or right is None:
+        return installed == locked  # not PEP 440 (or over the length limit): exact text only
+    return left == right
 
 
 def _pin(name: str, version: str) -> str:

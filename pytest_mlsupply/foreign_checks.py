@@ -66,7 +66,7 @@ def version_matches(installed: str, locked: str, *, arbitrary: bool = False) -> 
         return installed.strip().lower() == locked.strip().lower()
     try:
         return Specifier(f"=={locked}").contains(installed, prereleases=True)
-    except InvalidSpecifier:
+    except (InvalidSpecifier, ValueError):  # ValueError: an int() past 4,300 digits
         return installed.strip() == locked.strip()
 
 

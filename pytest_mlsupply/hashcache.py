@@ -217,6 +217,10 @@ class VerdictCache:
 RECORDS_VERSION = 2  # 2: top-level names come from rows with a hash only
 
 
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def record_stat_key(metadata_path: str) -> tuple[int, ...] | None:
     """The stat of a distribution's RECORD, or None when it cannot be stat-ed."""
     try:
@@ -270,11 +274,14 @@ class RecordCache:
     ) -> tuple[str, int, int] | None:
         """(content digest, rows, rows without a hash) when RECORD is unchanged."""
         entry = self._entry(metadata_path, stat_key)
-        try:
-            if entry is not None:
-                return str(entry["content"]), int(entry["rows"]), int(entry["unhashed"])
-        except (KeyError, TypeError, ValueError):
-            pass
+        if entry is None:
+            return None
+        content: Any = entry.get("content")
+        rows: Any = entry.get("rows")
+        unhashed: Any = entry.get("unhashed")
+        # Types checked, not converted: int() of 1e999 (valid JSON) raises OverflowError.
+        if isinstance(content, str) and _count(rows) and _count(unhashed):
+            return content, rows, unhashed
         return None
 
     def put_summary(
@@ -302,6 +309,10 @@ class RecordCache:
             return None
         paths, tops, skipped = entry["paths"], entry.get("tops"), entry.get("skipped")
         if not (isinstance(paths, list) and isinstance(tops, list) and isinstance(skipped, dict)):
+            return None
+        if not all(isinstance(p, str) for p in (*paths, *tops, *skipped)):
+            return None  # a hand-edited or corrupted entry: read RECORD again
+        if not all(_count(n) for n in skipped.values()):
             return None
         return paths, tops, skipped
 

@@ -29,6 +29,7 @@ from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pytest_mlsupply.errors import FileProblemsError
+from pytest_mlsupply.limits import parse_version, version_problem
 from pytest_mlsupply.tomlfile import parse_toml
 
 #: The ``format`` this version of pytest-mlsupply reads.
@@ -102,7 +103,7 @@ def _names_prerelease(specifiers: SpecifierSet) -> bool:
         try:
             if Version(text).is_prerelease:
                 return True
-        except InvalidVersion:  # ``===`` arbitrary equality
+        except (InvalidVersion, ValueError):  # ``===`` arbitrary equality; int() past its limit
             continue
     return False
 
@@ -125,9 +126,8 @@ def find_quirk(
         raise ValueError(
             f"unknown RECORD mismatch kind {mismatch!r}; expected one of {MISMATCH_KINDS}"
         )
-    try:
-        parsed = Version(version)
-    except InvalidVersion:
+    parsed = parse_version(version)
+    if parsed is None:
         return None
     canonical = canonicalize_name(name)
     path = relative_path.replace("\\", "/")
@@ -290,7 +290,7 @@ class _QuirksReader:
         if value is None:
             return None
         try:
-            return SpecifierSet(value)
+            specifiers = SpecifierSet(value)
         except InvalidSpecifier:
             self.problem(
                 f"{where}.versions",
@@ -298,6 +298,12 @@ class _QuirksReader:
                 line,
             )
             return None
+        for specifier in specifiers:
+            too_long = version_problem(specifier.version)
+            if too_long:
+                self.problem(f"{where}.versions", too_long, line)
+                return None
+        return specifiers
 
     def _list(
         self, table: Mapping[str, Any], key: str, where: str, line: int | None

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import RecordError
 from pytest_mlsupply.hashcache import RecordCache, record_stat_key
+from pytest_mlsupply.limits import MAX_RECORD_BYTES, TOO_LARGE
 from pytest_mlsupply.record import summarize_record
 from pytest_mlsupply.sources import Source
 
@@ -172,6 +173,16 @@ def _metadata_path(dist: metadata.Distribution) -> str | None:
     return None if path is None else str(path)
 
 
+def _record_size(metadata_path: str, stat_key: tuple[int, ...] | None) -> int:
+    """RECORD's size in bytes (0 when it cannot be stat-ed: reading it then says why)."""
+    if stat_key is not None:
+        return stat_key[2]
+    try:
+        return os.stat(os.path.join(metadata_path, "RECORD")).st_size
+    except OSError:
+        return 0
+
+
 def _read_text(dist: metadata.Distribution, filename: str) -> str | None:
     try:
         return dist.read_text(filename)
@@ -222,9 +233,14 @@ def _read_distribution(
     # so the next run reads it again.
     stat_key = record_stat_key(metadata_path) if record_cache is not None else None
     cached = record_cache.summary(metadata_path, stat_key) if record_cache is not None else None
-    record_text = None if cached is not None else _read_text(dist, "RECORD")
+    oversized = cached is None and _record_size(metadata_path, stat_key) > MAX_RECORD_BYTES
+    record_text = None if cached is not None or oversized else _read_text(dist, "RECORD")
     if cached is not None:
         content, files, unhashed = cached
+    elif oversized:
+        state = RECORD_MALFORMED
+        too_large = TOO_LARGE.format(limit=MAX_RECORD_BYTES, what="one RECORD")
+        problem = f"RECORD {too_large}; it was not read"
     elif record_text is None:
         state = RECORD_LEGACY if legacy else RECORD_MISSING
         problem = "has no RECORD file, so its files cannot be checked"

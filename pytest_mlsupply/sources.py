@@ -60,7 +60,7 @@ class Source:
             return cls(INDEX)
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
             return cls(UNKNOWN)
         if not isinstance(data, Mapping):
             return cls(UNKNOWN)

@@ -10,6 +10,7 @@ instead of parsing.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import marshal
@@ -29,6 +30,17 @@ from pytest_mlsupply.atomic import write_bytes_atomic
 from pytest_mlsupply.knownbad.hashlist import parse_hash_list
 from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex, PackedBlobs
 from pytest_mlsupply.knownbad.osv import RecordProblem, add_record
+from pytest_mlsupply.limits import (
+    MAX_FEED_FILE_BYTES,
+    MAX_HASH_LIST_BYTES,
+    MAX_NESTING_DEPTH,
+    MAX_ZIP_MEMBERS,
+    MAX_ZIP_TOTAL_BYTES,
+    NESTED_TOO_DEEPLY,
+    TOO_LARGE,
+    json_too_deep,
+    number_too_long,
+)
 
 #: The curated list shipped with the plugin, and the date it was last reviewed.
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "data" / "known_bad"
@@ -37,11 +49,21 @@ BUILTIN_SOURCE = "built-in list"
 
 OSV_SUFFIXES = (".json", ".yaml", ".yml")
 CACHE_FILE = "known-bad-index.marshal"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+#: The cache file: this tag, the payload's length and CRC-32, then the marshalled payload.
+_CACHE_MAGIC = b"mlsupply-known-bad-index\n"
+_CACHE_HEADER = struct.Struct("<QL")
 
 YAML_MISSING = (
     "an OSV YAML record, and reading YAML needs PyYAML, which is not installed: "
     "`pip install 'pytest-mlsupply[yaml]'`, or use the JSON form of the feed"
+)
+YAML_ALIAS = (
+    "uses a YAML anchor or alias (&name, *name); OSV records need neither, and aliases can "
+    "expand a few hundred bytes into gigabytes"
+)
+ZIP_TOO_LARGE = (
+    "inflates to more than {limit:,} bytes, the limit for one zip feed; stopped at {name}"
 )
 PATH_MISSING = "{path} does not exist (given as a known-bad feed)"
 NO_RECORDS = (
@@ -131,9 +153,10 @@ def load_feeds(
     started = time.perf_counter()
     sources = ([BUILTIN_DIR] if builtin else []) + [Path(p) for p in paths]
     fingerprint = _fingerprint(sources) if cache_dir is not None else None
+    cached: LoadedFeeds | str | None = None
     if cache_dir is not None and fingerprint is not None and not rebuild:
         cached = _load_cache(cache_dir / CACHE_FILE, fingerprint)
-        if cached is not None:
+        if isinstance(cached, LoadedFeeds):
             cached.seconds = time.perf_counter() - started
             return cached
     loaded = LoadedFeeds(KnownBadIndex())
@@ -147,6 +170,8 @@ def load_feeds(
             _save_cache(cache_dir / CACHE_FILE, fingerprint, loaded)
         except OSError as exc:
             loaded.notes.append(f"the known-bad index cache could not be written: {exc}")
+    if isinstance(cached, str):
+        loaded.notes.append(cached)  # after saving: the next run need not repeat it
     loaded.seconds = time.perf_counter() - started
     return loaded
 
@@ -198,13 +223,29 @@ def _walk(root: str) -> Iterator[str]:
             yield entry.path
 
 
-def _read_bytes(loaded: LoadedFeeds, path: str, shown: str) -> bytes | None:
+def _read_bytes(
+    loaded: LoadedFeeds,
+    path: str,
+    shown: str,
+    limit: int = MAX_FEED_FILE_BYTES,
+    what: str = "one OSV record file",
+) -> bytes | None:
+    """The file's bytes; a file over *limit* is a problem, and no more than that is read."""
     try:
         with open(path, "rb") as stream:
-            return stream.read()
+            # read(limit + 1) alone would allocate 16 MiB per record file: size the first read
+            # by fstat, and bound only what a growing or special file (size 0) adds.
+            size = os.fstat(stream.fileno()).st_size
+            data = b"" if size > limit else stream.read(size + 1 if size else limit + 1)
+            if size and len(data) > size:
+                data += stream.read(limit + 1 - len(data))
     except OSError as exc:
         loaded.problems.append(FeedProblem(shown, f"cannot be read: {exc.strerror or exc}"))
-    return None
+        return None
+    if size > limit or len(data) > limit:
+        loaded.problems.append(FeedProblem(shown, TOO_LARGE.format(limit=limit, what=what)))
+        return None
+    return data
 
 
 def _decode(loaded: LoadedFeeds, data: bytes, shown: str) -> str | None:
@@ -216,7 +257,7 @@ def _decode(loaded: LoadedFeeds, data: bytes, shown: str) -> str | None:
 
 
 def _read_text(loaded: LoadedFeeds, path: Path, shown: str) -> str | None:
-    data = _read_bytes(loaded, str(path), shown)
+    data = _read_bytes(loaded, str(path), shown, MAX_HASH_LIST_BYTES, "a hash list")
     return None if data is None else _decode(loaded, data, shown)
 
 
@@ -238,12 +279,21 @@ def _load_osv_file(loaded: LoadedFeeds, path: str, shown: str, stats: FeedStats)
 
 
 def _add_json(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: FeedStats) -> None:
+    if json_too_deep(text):
+        message = f"not valid JSON: {NESTED_TOO_DEEPLY.format(limit=MAX_NESTING_DEPTH)}"
+        loaded.problems.append(FeedProblem(shown, message))
+        return
     try:
         document = json.loads(text)
-    except ValueError as exc:
-        line = getattr(exc, "lineno", None)
-        message = getattr(exc, "msg", str(exc))
-        loaded.problems.append(FeedProblem(shown, f"not valid JSON: {message}", line))
+    except RecursionError:  # pragma: no cover - json_too_deep stops this first
+        loaded.problems.append(FeedProblem(shown, "not valid JSON: nested too deeply"))
+        return
+    except json.JSONDecodeError as exc:
+        loaded.problems.append(FeedProblem(shown, f"not valid JSON: {exc.msg}", exc.lineno))
+        return
+    except ValueError:  # int() of a number past Python's 4,300-digit limit
+        line, problem = number_too_long(text)
+        loaded.problems.append(FeedProblem(shown, f"not valid JSON: {problem}", line))
         return
     _add_document(loaded, document, shown, stem, stats)
 
@@ -255,7 +305,10 @@ def _add_yaml(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: Feed
         loaded.problems.append(FeedProblem(shown, YAML_MISSING))
         return
     try:
-        document = yaml.safe_load(text)
+        document = _safe_yaml(yaml, text)
+    except RecursionError:  # pragma: no cover - the loader's depth limit stops this first
+        loaded.problems.append(FeedProblem(shown, "not valid YAML: nested too deeply"))
+        return
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -263,6 +316,43 @@ def _add_yaml(loaded: LoadedFeeds, text: str, shown: str, stem: str, stats: Feed
         loaded.problems.append(FeedProblem(shown, f"not valid YAML: {problem}", line))
         return
     _add_document(loaded, document, shown, stem, stats)
+
+
+def _safe_yaml(yaml: Any, text: str) -> Any:
+    """``yaml.safe_load`` without anchors or aliases, and with a nesting limit."""
+    loader = _yaml_loader(yaml)(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+@functools.cache
+def _yaml_loader(yaml: Any) -> Any:
+    """A SafeLoader that refuses anchors and aliases and documents nested too deeply.
+
+    A 469-byte alias bomb expands ninefold per level into gigabytes; refusing the
+    anchor keeps a document as large in memory as its text. The depth limit stops
+    the composer's recursion (Python frames per level) long before Python's own.
+    """
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise yaml.composer.ComposerError(None, None, YAML_ALIAS, event.start_mark)
+            if self.depth >= MAX_NESTING_DEPTH:
+                deep = NESTED_TOO_DEEPLY.format(limit=MAX_NESTING_DEPTH)
+                raise yaml.composer.ComposerError(None, None, deep, event.start_mark)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return Loader
 
 
 def _add_document(
@@ -294,19 +384,45 @@ def _load_zip(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> 
             mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as whole,
             zipfile.ZipFile(stream) as archive,
         ):
-            for info in archive.infolist():
+            members = archive.infolist()
+            if len(members) > MAX_ZIP_MEMBERS:
+                message = f"holds {len(members):,} members; the limit is {MAX_ZIP_MEMBERS:,}"
+                loaded.problems.append(FeedProblem(shown, message))
+                return
+            budget = MAX_ZIP_TOTAL_BYTES
+            for info in members:
                 name = info.filename
                 if info.is_dir() or not name.lower().endswith(OSV_SUFFIXES):
                     continue
                 found = True
                 inner = f"{shown}!{name}"
+                if info.file_size > MAX_FEED_FILE_BYTES:
+                    too_large = TOO_LARGE.format(
+                        limit=MAX_FEED_FILE_BYTES, what="one OSV record file"
+                    )
+                    loaded.problems.append(FeedProblem(inner, f"declares it {too_large}"))
+                    continue
                 try:
-                    text = _member(archive, info, whole).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    loaded.problems.append(FeedProblem(inner, f"not UTF-8 text ({exc.reason})"))
+                    data = _member(archive, info, whole)
+                except _MemberTooLarge:
+                    too_large = TOO_LARGE.format(
+                        limit=MAX_FEED_FILE_BYTES, what="one OSV record file"
+                    )
+                    message = f"inflates past its declared size: it {too_large}"
+                    loaded.problems.append(FeedProblem(inner, message))
                     continue
                 except (zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError) as exc:
                     loaded.problems.append(FeedProblem(inner, f"cannot be extracted: {exc}"))
+                    continue
+                budget -= len(data)
+                if budget < 0:
+                    message = ZIP_TOO_LARGE.format(limit=MAX_ZIP_TOTAL_BYTES, name=name)
+                    loaded.problems.append(FeedProblem(shown, message))
+                    return
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    loaded.problems.append(FeedProblem(inner, f"not UTF-8 text ({exc.reason})"))
                     continue
                 stem = _stem(name)
                 if name.lower().endswith(".json"):
@@ -323,21 +439,40 @@ def _load_zip(loaded: LoadedFeeds, path: Path, shown: str, stats: FeedStats) -> 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader
 
 
+class _MemberTooLarge(Exception):
+    """A zip member inflates past MAX_FEED_FILE_BYTES, whatever size it declared."""
+
+
 def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, whole: mmap.mmap) -> bytes:
     """One member's bytes, decompressed straight from the archive's bytes.
 
     ``ZipFile.read`` builds a file object per member; for the 400,000 small
     members of OSV's ``all.zip`` that overhead is most of the load. Deflated and
     stored members are read here (CRC checked); anything else goes to zipfile.
+    The size declared in the central directory can lie (a 1.5 MB member once
+    inflated to 1.5 GiB), so inflating stops at the limit whatever it says.
     """
+    limit = MAX_FEED_FILE_BYTES
     if info.compress_type not in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED) or info.flag_bits & 1:
-        return archive.read(info)
+        with archive.open(info) as member:
+            data = member.read(limit + 1)
+        if len(data) > limit:
+            raise _MemberTooLarge(info.filename)
+        return data
     header = _LOCAL_HEADER.unpack_from(whole, info.header_offset)
     if header[0] != b"PK\x03\x04":
         raise zipfile.BadZipFile(f"bad local header for {info.filename}")
     start = info.header_offset + _LOCAL_HEADER.size + header[10] + header[11]
     raw = whole[start : start + info.compress_size]
-    data = zlib.decompress(raw, -15) if info.compress_type == zipfile.ZIP_DEFLATED else raw
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        inflater = zlib.decompressobj(-15)
+        data = inflater.decompress(raw, limit + 1)
+        if len(data) > limit or inflater.unconsumed_tail:
+            raise _MemberTooLarge(info.filename)
+    else:
+        data = raw
+    if len(data) > limit:
+        raise _MemberTooLarge(info.filename)
     if zlib.crc32(data) != info.CRC:
         raise zipfile.BadZipFile(f"bad CRC for {info.filename}")
     return data
@@ -462,28 +597,93 @@ def _save_cache(path: Path, fingerprint: str, loaded: LoadedFeeds) -> None:
         "problems": [(p.path, p.message, p.line) for p in loaded.problems],
         "notes": loaded.notes,
     }
-    write_bytes_atomic(path, marshal.dumps(data))
+    payload = marshal.dumps(data)
+    header = _CACHE_MAGIC + _CACHE_HEADER.pack(len(payload), zlib.crc32(payload))
+    write_bytes_atomic(path, header + payload)
 
 
-def _load_cache(path: Path, fingerprint: str) -> LoadedFeeds | None:
-    """The cached index if it was compiled from exactly these feeds; None otherwise."""
+CACHE_UNUSABLE = "the known-bad index cache {path} was not usable ({reason}); compiled afresh"
+
+
+class _BadCache(Exception):
+    """A cache file that is not what ``_save_cache`` writes: a miss, never a crash."""
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise _BadCache(what)
+
+
+def _load_cache(path: Path, fingerprint: str) -> LoadedFeeds | str | None:
+    """The cached index if it was compiled from exactly these feeds; None when it was not.
+
+    A file that is not what ``_save_cache`` writes (corrupted, truncated, edited)
+    gives the reason as text: the caller compiles afresh and says why. Each field
+    is checked here; the per-name entries are checked when decoded (model.py).
+    """
     try:
-        data = marshal.loads(path.read_bytes())
-        if data["version"] != CACHE_VERSION or data["fingerprint"] != fingerprint:
+        raw = path.read_bytes()
+    except OSError:
+        return None  # no cache yet
+    try:
+        data = marshal.loads(_checked_payload(raw))
+        _expect(isinstance(data, dict), "not a mapping")
+        if data.get("version") != CACHE_VERSION or data.get("fingerprint") != fingerprint:
             return None
-        packages, digests = data["packages"], data["digests"]
-        if isinstance(packages, tuple):
+        packages, digests = data.get("packages"), data.get("digests")
+        if isinstance(packages, tuple) and len(packages) == 3:
             packages = PackedBlobs(*packages)
-        elif not isinstance(packages, dict):
-            return None
-        if not isinstance(digests, dict):
-            return None
-        index = KnownBadIndex(lazy_packages=packages, lazy_digests=digests)
-        index.spellings = dict(data["spellings"])
-        loaded = LoadedFeeds(index, from_cache=True)
-        loaded.stats = [FeedStats(*row) for row in data["stats"]]
-        loaded.problems = [FeedProblem(*row) for row in data["problems"]]
-        loaded.notes = list(data["notes"])
-        return loaded
-    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
-        return None  # no cache, or one we cannot trust: compile afresh
+        else:
+            _expect(_str_to(packages, bytes), "bad 'packages'")
+        _expect(_str_to(digests, bytes), "bad 'digests'")
+        spellings = data.get("spellings")
+        _expect(_str_to(spellings, str), "bad 'spellings'")
+        stats = [FeedStats(*_row(row, _STATS_ROW)) for row in _list(data.get("stats"))]
+        problems = [FeedProblem(*_row(row, _PROBLEM_ROW)) for row in _list(data.get("problems"))]
+        notes = _list(data.get("notes"))
+        _expect(all(isinstance(note, str) for note in notes), "bad 'notes'")
+    except (_BadCache, EOFError, ValueError, TypeError) as exc:
+        # marshal raises EOFError, ValueError ("bad marshal data") and TypeError
+        return CACHE_UNUSABLE.format(path=path, reason=str(exc) or type(exc).__name__)
+    index = KnownBadIndex(lazy_packages=packages, lazy_digests=digests)
+    index.spellings = dict(spellings)
+    loaded = LoadedFeeds(index, from_cache=True)
+    loaded.stats, loaded.problems, loaded.notes = stats, problems, list(notes)
+    return loaded
+
+
+def _checked_payload(raw: bytes) -> memoryview:
+    """The marshalled payload, once its length and CRC-32 match.
+
+    ``marshal`` is not made for untrusted bytes: a single changed byte once made
+    one load take 20 seconds. The checksum keeps a truncated or corrupted file
+    away from it (a cache is no defence against someone who may write to it).
+    """
+    start = len(_CACHE_MAGIC) + _CACHE_HEADER.size
+    _expect(raw.startswith(_CACHE_MAGIC) and len(raw) >= start, "not a cache file of this version")
+    length, crc = _CACHE_HEADER.unpack_from(raw, len(_CACHE_MAGIC))
+    payload = memoryview(raw)[start:]
+    _expect(len(payload) == length, "truncated")
+    _expect(zlib.crc32(payload) == crc, "checksum mismatch")
+    return payload
+
+
+_STATS_ROW = (str, int, int, int, (str, type(None)))
+_PROBLEM_ROW = (str, str, (int, type(None)))
+
+
+def _str_to(value: Any, kind: type) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, kind) for k, v in value.items()
+    )
+
+
+def _list(value: Any) -> list[Any]:
+    _expect(isinstance(value, list), "a list expected")
+    return list(value)
+
+
+def _row(value: Any, kinds: tuple[Any, ...]) -> tuple[Any, ...]:
+    _expect(isinstance(value, tuple) and len(value) == len(kinds), "bad row")
+    _expect(all(isinstance(v, k) for v, k in zip(value, kinds, strict=True)), "bad row")
+    return tuple(value)

@@ -12,11 +12,19 @@ import marshal
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pytest_mlsupply.hashing import Digest, DigestError
+from pytest_mlsupply.limits import parse_version
+
+#: The advisory a name or digest gets when its cached entries cannot be decoded: fail closed.
+CACHE_ENTRY_BROKEN = (
+    "the known-bad index cache holds unreadable entries for it; rerun with "
+    "--mlsupply-rehash (or `check --rehash`) to compile the feeds afresh"
+)
+CACHE_SOURCE = "known-bad index cache"
 
 #: OSV event kinds of an ECOSYSTEM range (OSV schema, "affected[].ranges[].events").
 INTRODUCED = "introduced"
@@ -124,6 +132,8 @@ class KnownBadIndex:
     lazy_digests: dict[str, bytes] = field(default_factory=dict)
     #: RECORD spelling (``sha256=b64``) -> ``alg:hex``, for matching RECORD rows as text.
     spellings: dict[str, str] | None = None
+    #: Names whose cached entries could not be decoded, and the advisory that says so.
+    broken_names: dict[str, int] = field(default_factory=dict)
     _known: dict[Advisory, int] = field(default_factory=dict, repr=False)
 
     def add_advisory(self, advisory: Advisory) -> int:
@@ -137,11 +147,24 @@ class KnownBadIndex:
             known = self._known[advisory] = self.add_advisory(advisory)
         return known
 
+    def _broken(self) -> int:
+        return self._cached_advisory(_BROKEN_FIELDS)
+
     def _decode_name(self, name: str) -> None:
         blob = self.lazy_packages.pop(name, None)
         if blob is None:
             return
-        for fields, versions, ranges in marshal.loads(blob):
+        try:
+            decoded = [
+                (_advisory_fields(fields), _strings(versions), _ranges(ranges))
+                for fields, versions, ranges in _marshalled_list(blob)
+            ]
+        except (EOFError, ValueError, TypeError):
+            # A cache entry we cannot read says nothing about the name: it fails closed,
+            # matching every version, where a miss would pass whatever the feed said.
+            self.broken_names[name] = self._broken()
+            return
+        for fields, versions, ranges in decoded:
             advisory = self._cached_advisory(fields)
             self.add_package(AffectedPackage(name, advisory, versions, ranges))
 
@@ -150,7 +173,11 @@ class KnownBadIndex:
         if blob is None:
             return
         listed = self.digests.setdefault(key, [])
-        for fields in marshal.loads(blob):
+        try:
+            decoded = [_advisory_fields(fields) for fields in _marshalled_list(blob)]
+        except (EOFError, ValueError, TypeError):
+            decoded = [_BROKEN_FIELDS]
+        for fields in decoded:
             advisory = self._cached_advisory(fields)
             if advisory not in listed:
                 listed.append(advisory)
@@ -184,6 +211,8 @@ class KnownBadIndex:
         """Advisories naming release *version* of canonical *name*, each once."""
         if self.lazy_packages:
             self._decode_name(name)
+        if name in self.broken_names:
+            return (self.advisories[self.broken_names[name]],)
         entries = self.packages.get(name)
         if not entries:
             return ()
@@ -219,10 +248,53 @@ class KnownBadIndex:
 
 
 def _parse(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
+    return parse_version(text)
+
+
+_BROKEN_FIELDS = ((CACHE_SOURCE,), CACHE_ENTRY_BROKEN, CACHE_SOURCE, None)
+
+
+def _marshalled_list(blob: bytes) -> list[Any]:
+    """``marshal.loads`` of one cached entry, which must be a list (of tuples)."""
+    value = marshal.loads(blob)
+    if not isinstance(value, list) or not all(isinstance(v, tuple) for v in value):
+        raise ValueError("not a list of tuples")
+    return value
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError("not a tuple of strings")
+    return value
+
+
+def _advisory_fields(value: Any) -> tuple[tuple[str, ...], str, str, str | None]:
+    if not (isinstance(value, tuple) and len(value) == 4):
+        raise ValueError("not advisory fields")
+    ids, summary, source, reference = value
+    if not _strings(ids) or not isinstance(summary, str) or not isinstance(source, str):
+        raise ValueError("not advisory fields")
+    if reference is not None and not isinstance(reference, str):
+        raise ValueError("not advisory fields")
+    return ids, summary, source, reference
+
+
+def _ranges(value: Any) -> tuple[Range, ...]:
+    """Cached ranges, held to what ``valid_events`` keeps (``in_range`` relies on it)."""
+    if not isinstance(value, tuple):
+        raise ValueError("not a tuple of ranges")
+    for events in value:
+        if not isinstance(events, tuple):
+            raise ValueError("not a range")
+        for event in events:
+            if not (isinstance(event, tuple) and len(event) == 2):
+                raise ValueError("not an event")
+            kind, text = event
+            if kind not in EVENT_KINDS or not isinstance(text, str):
+                raise ValueError("not an event")
+            if not (kind == INTRODUCED and text == "0") and _parse(text) is None:
+                raise ValueError("not a PEP 440 event")
+    return value
 
 
 def affects(entry: AffectedPackage, version: str, parsed: Version | None) -> bool:

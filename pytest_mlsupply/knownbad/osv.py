@@ -11,6 +11,7 @@ missing ``id``, unsorted versions, ranges inside ``database_specific`` origins
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from pytest_mlsupply.knownbad.model import (
     KnownBadIndex,
     valid_events,
 )
+from pytest_mlsupply.limits import version_problem
 
 PYPI = "pypi"
 ECOSYSTEM = "ECOSYSTEM"
@@ -45,6 +47,12 @@ class RecordOutcome:
     withdrawn: bool = False
     modified: str | None = None
     notes: list[str] = field(default_factory=list)
+
+
+#: OSV's timestamps are RFC 3339 (``2026-06-17T00:00:00Z``); YAML may give a datetime.
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}:?\d{2})?)?"
+)
 
 
 def _text(value: Any) -> str | None:
@@ -95,8 +103,9 @@ def add_record(
     affected = record.get("affected", [])
     if not isinstance(affected, list):
         raise RecordProblem("'affected' must be a list")
+    _check_types(record)
     outcome = RecordOutcome(modified=_when(record.get("modified")))
-    if record.get("withdrawn"):
+    if _withdrawn(record.get("withdrawn")):
         outcome.withdrawn = True
         return outcome
     ids = record_ids(record, fallback_id)
@@ -109,7 +118,12 @@ def add_record(
         package = item.get("package")
         if not isinstance(package, dict) or not _text(package.get("name")):
             raise RecordProblem(f"{where}.package.name is missing")
-        ecosystem = str(package.get("ecosystem", "")).split(":", 1)[0].strip().lower()
+        raw_ecosystem = package.get("ecosystem", "")
+        if not isinstance(raw_ecosystem, str):
+            raise RecordProblem(
+                f"{where}.package.ecosystem must be a string, got {_shown(raw_ecosystem)}"
+            )
+        ecosystem = raw_ecosystem.split(":", 1)[0].strip().lower()
         if ecosystem != PYPI:
             continue
         name = canonicalize_name(str(package["name"]).strip())
@@ -117,24 +131,27 @@ def add_record(
         if not isinstance(versions, list):
             raise RecordProblem(f"{where}.versions must be a list")
         # YAML gives unquoted versions as numbers; every version is compared as text or PEP 440
-        texts = [v if isinstance(v, str) else str(v) for v in versions]
+        texts = [_version_text(v, f"{where}.versions[{n}]") for n, v in enumerate(versions)]
         kept_versions = tuple(t.strip() for t in texts if t and not t.isspace())
         ranges = []
-        for number, raw in enumerate(item.get("ranges") or []):
+        for number, raw in enumerate(_list(item, "ranges", where)):
             if not isinstance(raw, dict):
                 raise RecordProblem(f"{where}.ranges[{number}] must be a mapping")
+            if not isinstance(raw.get("type"), str):
+                raise RecordProblem(f"{where}.ranges[{number}].type must be a string")
             if raw.get("type") != ECOSYSTEM:
                 continue  # GIT and SEMVER ranges say nothing about PyPI releases
             events = raw.get("events")
             if not isinstance(events, list):
                 raise RecordProblem(f"{where}.ranges[{number}].events must be a list")
-            pairs = [
-                (kind, str(value).strip())
-                for event in events
-                if isinstance(event, dict)
-                for kind, value in event.items()
-                if kind in EVENT_KINDS
-            ]
+            pairs = []
+            for at, event in enumerate(events):
+                if not isinstance(event, dict):
+                    raise RecordProblem(f"{where}.ranges[{number}].events[{at}] must be a mapping")
+                for kind, value in event.items():
+                    if kind in EVENT_KINDS:
+                        text = _version_text(value, f"{where}.ranges[{number}].events[{at}].{kind}")
+                        pairs.append((kind, text.strip()))
             kept, bad = valid_events(pairs)
             if bad:
                 outcome.notes.append(
@@ -147,9 +164,61 @@ def add_record(
             advisory = index.add_advisory(Advisory(ids, summary, source, _reference(record)))
         if kept_versions or ranges:
             index.add_package(AffectedPackage(name, advisory, kept_versions, tuple(ranges)))
-        _add_digests(index, item.get("database_specific"), advisory)
+        _add_digests(index, item.get("database_specific"), advisory, where)
         outcome.used = True
     return outcome
+
+
+def _check_types(record: Mapping[str, Any]) -> None:
+    """The record-level keys whose wrong type would change what matches."""
+    if not isinstance(record.get("id", ""), str):
+        raise RecordProblem(f"'id' must be a string, got {_shown(record['id'])}")
+    aliases = record.get("aliases")
+    if aliases is not None and (
+        not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases)
+    ):
+        raise RecordProblem(f"'aliases' must be a list of strings, got {_shown(aliases)}")
+
+
+def _withdrawn(value: Any) -> bool:
+    """OSV's ``withdrawn`` is a timestamp; anything else (``"false"``, ``true``) is refused.
+
+    Reading ``"false"`` as truthy text once withdrew a record, so it matched nothing.
+    """
+    if value is None:
+        return False
+    if hasattr(value, "isoformat") and not isinstance(value, str):
+        return True  # YAML's unquoted timestamp
+    if isinstance(value, str) and _TIMESTAMP.fullmatch(value.strip()):
+        return True
+    raise RecordProblem(
+        f"'withdrawn' must be an RFC 3339 timestamp (2026-06-17T00:00:00Z), got {_shown(value)}"
+    )
+
+
+def _list(table: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = table.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RecordProblem(f"{where}.{key} must be a list, got {_shown(value)}")
+    return value
+
+
+def _version_text(value: Any, where: str) -> str:
+    """A version as text; YAML gives unquoted versions as numbers, nothing else is a version."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RecordProblem(f"{where} must be a version string, got {_shown(value)}")
+    text = value if isinstance(value, str) else str(value)
+    problem = version_problem(text)
+    if problem:
+        raise RecordProblem(f"{where}: {problem}")
+    return text
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{type(value).__name__} {text[:50]}..."
 
 
 def _first_line(value: Any) -> str | None:
@@ -163,21 +232,39 @@ def _first_line(value: Any) -> str | None:
     return None
 
 
-def _add_digests(index: KnownBadIndex, specific: Any, advisory: int) -> None:
-    """ossf's ``indicators``: digests of the malicious archives and of evidence files."""
-    if not isinstance(specific, dict):
+def _add_digests(index: KnownBadIndex, specific: Any, advisory: int, where: str) -> None:
+    """ossf's ``indicators``: digests of the malicious archives and of evidence files.
+
+    ``database_specific`` is free-form in OSV, but once ``indicators`` is there a
+    wrong type would drop digests silently, so it is a problem of the record.
+    """
+    if not isinstance(specific, dict) or specific.get("indicators") is None:
         return
-    indicators = specific.get("indicators")
+    indicators = specific["indicators"]
+    where = f"{where}.database_specific.indicators"
     if not isinstance(indicators, dict):
-        return
-    for artifact in indicators.get("package_integrity") or []:
-        hashes = artifact.get("hashes") if isinstance(artifact, dict) else None
-        if isinstance(hashes, dict):
-            for algorithm, value in hashes.items():
-                _add(index, str(algorithm), value, advisory)
-    for evidence in indicators.get("evidence_files") or []:
-        if isinstance(evidence, dict):
-            _add(index, "sha256", evidence.get("sha256"), advisory)
+        raise RecordProblem(f"{where} must be a mapping, got {_shown(indicators)}")
+    for number, artifact in enumerate(_list(indicators, "package_integrity", where)):
+        at = f"{where}.package_integrity[{number}]"
+        if not isinstance(artifact, dict):
+            raise RecordProblem(f"{at} must be a mapping, got {_shown(artifact)}")
+        hashes = artifact.get("hashes")
+        if hashes is None:
+            continue
+        if not isinstance(hashes, dict):
+            raise RecordProblem(f"{at}.hashes must be a mapping, got {_shown(hashes)}")
+        for algorithm, value in hashes.items():
+            if not isinstance(value, str):
+                raise RecordProblem(f"{at}.hashes.{algorithm} must be a string")
+            _add(index, str(algorithm), value, advisory)
+    for number, evidence in enumerate(_list(indicators, "evidence_files", where)):
+        at = f"{where}.evidence_files[{number}]"
+        if not isinstance(evidence, dict):
+            raise RecordProblem(f"{at} must be a mapping, got {_shown(evidence)}")
+        value = evidence.get("sha256")
+        if value is not None and not isinstance(value, str):
+            raise RecordProblem(f"{at}.sha256 must be a string, got {_shown(value)}")
+        _add(index, "sha256", value, advisory)
 
 
 def _add(index: KnownBadIndex, algorithm: str, value: Any, advisory: int) -> None:

@@ -25,6 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from pytest_mlsupply.errors import LockfileError, LockfileNotFoundError, SettingsError
 from pytest_mlsupply.hashing import Digest, DigestError
+from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import (  # noqa: F401 - re-exported: the formats live there
     FORMAT_AUTO,
     FORMAT_MLSUPPLY,
@@ -320,15 +321,25 @@ def parse_specifier(text: Any, where: str, problems: Problems) -> SpecifierSet |
         problems.add(where, f"expected a version specifier string, got {text!r}")
         return None
     try:
-        return SpecifierSet(text)
+        specifiers = SpecifierSet(text)
     except InvalidSpecifier:
         problems.add(where, f"invalid version specifier {text!r}")
         return None
+    for specifier in specifiers:
+        too_long = version_problem(specifier.version)
+        if too_long:  # compared with int() later, which raises past 4,300 digits
+            problems.add(where, f"in the version specifier: {too_long}")
+            return None
+    return specifiers
 
 
 def parse_version(text: Any, where: str, problems: Problems) -> str | None:
     if not isinstance(text, str) or not text.strip():
         problems.add(where, f"expected a version string, got {text!r}")
+        return None
+    too_long = version_problem(text)
+    if too_long:
+        problems.add(where, too_long)
         return None
     try:
         Version(text)

@@ -20,6 +20,7 @@ from pytest_mlsupply import __version__
 from pytest_mlsupply.atomic import write_text_atomic
 from pytest_mlsupply.errors import LockfileError, LockfileNotFoundError
 from pytest_mlsupply.hashing import Digest, DigestError
+from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.snapshot import Interpreter, Snapshot
 from pytest_mlsupply.sources import SOURCE_KINDS, Source
 from pytest_mlsupply.tomlfile import parse_toml
@@ -346,6 +347,9 @@ class _LockReader:
                 where = f"{where} ({name})"
             self._unknown_keys(table, allowed, f"{where}.", line)
             version = self._string(table, "version", where, line, True)
+            if version is not None and (too_long := version_problem(version)):
+                self.problem(f"{where}.version", too_long, line)
+                version = None
             source = self._source(table, where, line)
             content = self._strings(table, "content", where, line)
             environments = self._strings(table, "environments", where, line)

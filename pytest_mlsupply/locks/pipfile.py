@@ -15,6 +15,13 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
+from pytest_mlsupply.limits import (
+    MAX_NESTING_DEPTH,
+    NESTED_TOO_DEEPLY,
+    json_too_deep,
+    number_too_long,
+    version_problem,
+)
 from pytest_mlsupply.locks import FORMAT_PIPFILE
 from pytest_mlsupply.locks.foreign import (
     ForeignLock,
@@ -39,12 +46,18 @@ def load_pipfile_lock(path: Path) -> ForeignLock:
 
 
 def parse_pipfile_lock(text: str, source: str) -> ForeignLock:
+    if json_too_deep(text):  # json.loads recurses once per level
+        raise LockfileError(source, [NESTED_TOO_DEEPLY.format(limit=MAX_NESTING_DEPTH)])
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LockfileError(
             source, [f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}"]
         ) from exc
+    except ValueError as exc:  # int() of a number past Python's 4,300-digit limit
+        line, problem = number_too_long(text)
+        where = f"line {line}: " if line else ""
+        raise LockfileError(source, [f"{where}not valid JSON: {problem}"]) from exc
     if not isinstance(document, Mapping):
         raise LockfileError(source, ["the top level must be a JSON object"])
     problems = Problems(source)
@@ -128,6 +141,9 @@ def _package(
             problems.add(f"{where}.version", f"expected '==VERSION', got {pin!r}")
             return None
         version = pin[3:].strip() if pin.startswith("===") else pin[2:].strip()
+        if too_long := version_problem(version):
+            problems.add(f"{where}.version", too_long)
+            return None
         arbitrary = pin.startswith("===")
         return LockedPackage(
             name,

@@ -22,6 +22,7 @@ from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
+from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import FORMAT_POETRY
 from pytest_mlsupply.locks.foreign import (
     Dependency,
@@ -117,6 +118,8 @@ def _package(
     if not isinstance(version, str):
         problems.add(f"{where}.version", f"must be a string, got {version!r}")
         version = None
+    elif too_long := version_problem(version):
+        problems.add(f"{where}.version", too_long)
     files = raw.get("files", files_by_name.get(name, []))
     artifacts = _artifacts(files, f"{where}.files", problems)
     hashes = [d for artifact in artifacts for d in artifact.hashes]

@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
 from pytest_mlsupply.hashing import Digest
+from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import FORMAT_REQUIREMENTS
 from pytest_mlsupply.locks.foreign import (
     ForeignLock,
@@ -316,6 +317,10 @@ def _requirement(
         problems.add(where, f"{requirement_text!r} {NOT_PINNED}")
         return None
     pin = specifiers[0]
+    too_long = version_problem(pin.version)
+    if too_long:
+        problems.add(where, too_long)
+        return None
     artifact_list = (LockedArtifact(f"{name}=={pin.version}", hashes),) if hashes else ()
     return LockedPackage(
         name,

@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import LockfileError
 from pytest_mlsupply.hashing import Digest
+from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import FORMAT_UV
 from pytest_mlsupply.locks.foreign import (
     Dependency,
@@ -110,11 +111,15 @@ def parse_uv_lock(
     if not isinstance(raw_packages, list):
         problems.add("package", "must be an array of tables ([[package]])")
         raw_packages = []
-    members = {
-        canonicalize_name(str(m))
-        for m in (document.get("manifest", {}) or {}).get("members", []) or []
-        if isinstance(m, str)
-    }
+    manifest = document.get("manifest") or {}
+    if not isinstance(manifest, Mapping):
+        problems.add("manifest", "must be a table ([manifest])")
+        manifest = {}
+    listed = manifest.get("members") or []
+    if not isinstance(listed, list):
+        problems.add("manifest.members", "must be an array of names")
+        listed = []
+    members = {canonicalize_name(m) for m in listed if isinstance(m, str)}
     by_name: dict[str, list[int]] = {}
     for index, raw in enumerate(raw_packages):
         if isinstance(raw, Mapping) and isinstance(raw.get("name"), str):
@@ -166,6 +171,8 @@ def _package(
     if raw_version is not None:
         if isinstance(raw_version, str):
             version = raw_version
+            if too_long := version_problem(version):
+                problems.add(f"{where}.version", too_long)
         else:
             problems.add(f"{where}.version", f"must be a string, got {raw_version!r}")
     source_table = raw.get("source")
