@@ -702,15 +702,15 @@ def find_unowned_code(
         owned = ownership.top_level.get(site_dir, {})
         # A folder some RECORD claims is walked even when a RECORD-less distribution
         # names it too: a top_level.txt anyone can write must not switch the walk off.
-        claimed = {
-            name
-            for dist in with_record.get(site_dir, ())
-            for name in ownership.dist_tops.get(dist.metadata_path, ())
-        }
-        unverified = ownership.unverified_tops.get(site_dir, set()) - claimed
+        claimed: dict[str, str] = {}
+        for dist in with_record.get(site_dir, ()):
+            for name in ownership.dist_tops.get(dist.metadata_path, ()):
+                claimed.setdefault(name, dist.name)
+        unverified = ownership.unverified_tops.get(site_dir, set()) - claimed.keys()
         version = site_python_version(site_dir)
         tops = [entry for entry in entries if _walked(entry, owned, unverified)]
-        key = walks.key(site_dir, [(entry.name, owned[entry.name]) for entry in tops])
+        owners = {entry.name: claimed.get(entry.name, owned[entry.name]) for entry in tops}
+        key = walks.key(site_dir, sorted(owners.items()))
         walked: list[Finding] = []
         for entry in entries:
             findings.extend(
@@ -721,7 +721,7 @@ def find_unowned_code(
             folders: list[tuple[str, tuple[int, ...]]] = []
             for entry in tops:
                 walked.extend(
-                    _unlisted_code(entry.path, owned[entry.name], ownership.files, folders)
+                    _unlisted_code(entry.path, owners[entry.name], ownership.files, folders)
                 )
             for dist in with_record.get(site_dir, ()):
                 own = ownership.dist_files.get(dist.metadata_path, ())
