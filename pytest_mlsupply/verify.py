@@ -744,9 +744,7 @@ INTRUDER_HINT = (
 )
 
 
-def find_intruders(
-    snapshot: Snapshot, ownership: Ownership, locked: Set[str]
-) -> list[Finding]:
+def find_intruders(snapshot: Snapshot, ownership: Ownership, locked: Set[str]) -> list[Finding]:
     """Files in a locked distribution's folder that only an unlocked distribution vouches for.
 
     A RECORD proves a file is what its distribution shipped, not that the lock

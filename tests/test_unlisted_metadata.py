@@ -31,7 +31,9 @@ VICTIM = {"victim/__init__.py": "from victim import core\n", "victim/core.py": "
 PLUGIN = "[pytest11]\nevil = victim.core\n"
 
 
-def check(site: Path, cache_dir: Path | None = None, locked: set[str] | None = None) -> list[Finding]:
+def check(
+    site: Path, cache_dir: Path | None = None, locked: set[str] | None = None
+) -> list[Finding]:
     """One gated run's verification, as the gate does it (record cache when *cache_dir*)."""
     records = RecordCache.load(cache_dir / RECORD_CACHE_FILE) if cache_dir else None
     snapshot = take_snapshot([str(site)], keep_rows=True, record_cache=records)
@@ -115,9 +117,7 @@ def test_entry_points_in_a_subfolder_is_only_a_warning(site: Path) -> None:
     """importlib.metadata reads entry_points.txt only at the top of the .dist-info."""
     (site / "victim-1.0.dist-info" / "sboms").mkdir()
     (site / "victim-1.0.dist-info" / "sboms" / "entry_points.txt").write_text(PLUGIN)
-    assert problems(check(site)) == [
-        ("unowned-module", "warning", "victim", "entry_points.txt")
-    ]
+    assert problems(check(site)) == [("unowned-module", "warning", "victim", "entry_points.txt")]
 
 
 def test_what_installers_write_after_record_passes(tmp_path: Path) -> None:
@@ -179,7 +179,9 @@ def test_a_record_less_top_level_does_not_switch_the_walk_off(site: Path) -> Non
     assert ("unowned-module", "error", "victim", "extra.py") in problems(check(site))
 
 
-def test_a_warm_run_lists_no_dist_info(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_warm_run_lists_no_dist_info(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
     check(site, cache)
