@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pytest_mlsupply.verify as verify_module
 from pytest_mlsupply.findings import Finding, Kind, Severity
@@ -276,3 +278,28 @@ def test_a_shared_namespace_file_with_the_same_hash_passes(tmp_path: Path) -> No
 def test_unlocked_distributions_in_their_own_folders_are_not_intruders(site: Path) -> None:
     install_fake(site, "other", "1.0", {"other/__init__.py": "\n"})
     assert problems(check(site, locked={"victim"})) == []
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    names=st.sets(
+        st.text(alphabet="abcdefgXYZ_.-0123456789", min_size=1, max_size=12).filter(
+            lambda n: n not in {".", ".."}
+        ),
+        max_size=6,
+    )
+)
+def test_every_added_file_is_listed_allowed_or_reported(tmp_path: Path, names: set[str]) -> None:
+    """Whatever names are added to a .dist-info, each is either one installers write after
+    RECORD, already listed, or exactly one finding: none is silently passed."""
+    site = tmp_path / f"site{len(list(tmp_path.iterdir()))}"
+    dist_info = install_fake(site, "victim", "1.0", VICTIM)
+    before = {p.name for p in dist_info.iterdir()}
+    added = {name for name in names if name not in before}
+    for name in added:
+        (dist_info / name).write_text("x\n")
+    allowed = {"RECORD.jws", "RECORD.p7s", "REQUESTED", "direct_url.json", "INSTALLER"}
+    reported = [os.path.basename(f.location or "") for f in check(site)]
+    assert sorted(reported) == sorted(added - allowed)
