@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.utils import canonicalize_name
+
 from pytest_mlsupply.checks import check_environment
 from pytest_mlsupply.findings import Report
 from pytest_mlsupply.locks import FORMAT_MLSUPPLY, detect_format
@@ -87,6 +89,7 @@ def run_gate(
         report, written, foreign = _foreign_gate(
             snapshot, lock_path, fmt, shown, update, base, min_age_days, now, markers
         )
+        locked = frozenset(package.name for package in foreign.packages)
     else:
         if update:
             previous = load_lock(lock_path) if lock_path.exists() else None
@@ -95,13 +98,14 @@ def run_gate(
         else:
             lock = load_lock(lock_path)
         report = check_environment(snapshot, lock, lock_path=shown)
+        locked = frozenset(canonicalize_name(dist.name) for dist in lock.distributions)
         if min_age_days is not None:
             report = _add_notes(report, [NOTE_MIN_AGE_MLSUPPLY])
     report = _with_launch_directory(report, snapshot)
     ownership: Ownership | None = None
     if verify_files:
         report, ownership = _with_file_verification(
-            report, snapshot, cache_dir, rehash, progress, record_cache
+            report, snapshot, cache_dir, rehash, progress, record_cache, locked
         )
     imports: ImportIndex | None = None
     if import_path is not None:
@@ -302,9 +306,13 @@ def _with_file_verification(
     rehash: bool,
     progress: Callable[[int, int], None] | None,
     record_cache: RecordCache | None = None,
+    locked: frozenset[str] | None = None,
 ) -> tuple[Report, Ownership]:
+    """Verify installed files; with *locked* (canonical names), unlocked distributions
+    may not vouch for files in a locked distribution's folder."""
     from pytest_mlsupply.verify import (
         RECORD_CACHE_FILE,
+        find_intruders,
         find_unowned_code,
         verify_installed_files,
     )
@@ -322,6 +330,8 @@ def _with_file_verification(
         except OSError as exc:
             stats.notes.append(f"the record cache in {cache_dir} could not be written: {exc}")
     findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir, rehash=rehash))
+    if locked is not None:
+        findings.extend(find_intruders(snapshot, ownership, locked))
     report = Report.build(
         [*report.findings, *findings],
         lock_path=report.lock_path,

@@ -10,6 +10,7 @@ catches an installed module edited in place.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.machinery
 import json
@@ -141,6 +142,8 @@ class Ownership:
     #: what it counts as not verifiable, for the record cache.
     dist_tops: dict[str, list[str]] = field(default_factory=dict)
     dist_skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Per distribution (metadata path): the absolute paths its own RECORD lists with a hash.
+    dist_files: dict[str, list[str]] = field(default_factory=dict)
 
 
 def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership:
@@ -164,6 +167,7 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
         metadata_dir = os.path.basename(dist.metadata_path)
         own_tops: dict[str, None] = {}
         own_skipped: dict[str, int] = {}
+        own_files: list[str] = []
         for relative, hash_text, size in rows:
             if relative.endswith((".pyc", ".pyo")):
                 own_skipped["compiled .pyc files"] = own_skipped.get("compiled .pyc files", 0) + 1
@@ -183,6 +187,7 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
                 absolute = os.path.normpath(os.path.join(base, relative))
             else:
                 absolute = base + relative  # already normal: skip normpath
+            own_files.append(absolute)
             owner = Owner(dist, relative, hash_text, size)
             listed = claims.get(absolute)
             if listed is None:
@@ -190,6 +195,7 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
             else:
                 listed.append(owner)
         _add_owned(ownership, location, dist, list(own_tops), own_skipped)
+        ownership.dist_files[dist.metadata_path] = own_files
     ownership.files = claims.keys()
     return ownership
 
@@ -392,6 +398,7 @@ def _unchanged_since_last_run(
             return None
         checked.update(paths)
         _add_owned(ownership, location, dist, names, skipped)
+        ownership.dist_files[dist.metadata_path] = paths
     ownership.files = checked
     stats = VerificationStats(not_verifiable=dict(ownership.not_verifiable))
     stats.files_verified = stats.from_cache = len(checked)
@@ -675,12 +682,17 @@ def find_unowned_code(
     folder of every distribution with a RECORD is walked, and each code file in
     it (``_is_code``) must be one its RECORD lists with a hash, or it is an
     error: an added ``extra.py``, a ``core/__init__.py`` shadowing a verified
-    ``core.py``, a sourceless ``.pyc``, a dropped-in ``.so``. With *cache_dir*,
+    ``core.py``, a sourceless ``.pyc``, a dropped-in ``.so``. Each ``.dist-info``
+    with a RECORD is walked too (``_unlisted_metadata``). With *cache_dir*,
     a site directory whose walk found nothing is not walked again while every
     folder in it keeps its stat (``_WalkCache``).
     """
     walks = _WalkCache.load(cache_dir, rehash, snapshot)
     findings: list[Finding] = []
+    with_record: dict[str, list[InstalledDistribution]] = defaultdict(list)
+    for dist in (*snapshot.distributions, *(pair.hidden for pair in snapshot.shadowed)):
+        if dist.record_state == RECORD_OK:
+            with_record[os.path.normpath(dist.location)].append(dist)
     for site_dir in site_directories(snapshot):
         by_virtualenv = _created_by_virtualenv(site_dir)
         try:
@@ -688,10 +700,17 @@ def find_unowned_code(
         except OSError:
             continue
         owned = ownership.top_level.get(site_dir, {})
-        unverified = ownership.unverified_tops.get(site_dir, set())
+        # A folder some RECORD claims is walked even when a RECORD-less distribution
+        # names it too: a top_level.txt anyone can write must not switch the walk off.
+        claimed: dict[str, str] = {}
+        for dist in with_record.get(site_dir, ()):
+            for name in ownership.dist_tops.get(dist.metadata_path, ()):
+                claimed.setdefault(name, dist.name)
+        unverified = ownership.unverified_tops.get(site_dir, set()) - claimed.keys()
         version = site_python_version(site_dir)
         tops = [entry for entry in entries if _walked(entry, owned, unverified)]
-        key = walks.key(site_dir, [(entry.name, owned[entry.name]) for entry in tops])
+        owners = {entry.name: claimed.get(entry.name, owned[entry.name]) for entry in tops}
+        key = walks.key(site_dir, sorted(owners.items()))
         walked: list[Finding] = []
         for entry in entries:
             findings.extend(
@@ -702,12 +721,108 @@ def find_unowned_code(
             folders: list[tuple[str, tuple[int, ...]]] = []
             for entry in tops:
                 walked.extend(
-                    _unlisted_code(entry.path, owned[entry.name], ownership.files, folders)
+                    _unlisted_code(entry.path, owners[entry.name], ownership.files, folders)
                 )
+            for dist in with_record.get(site_dir, ()):
+                own = ownership.dist_files.get(dist.metadata_path, ())
+                walked.extend(_unlisted_metadata(dist, own, folders))
             walks.record(site_dir, key, folders, clean=not walked, started=started)
         findings.extend(walked)
     walks.save()
     return iter(findings)
+
+
+INTRUDER = (
+    "{path} is inside the folder of {owner}, which the lock names, but only {intruder}, "
+    "which the lock does not name, lists it in its RECORD{differs}: the lock does not vouch "
+    "for it"
+)
+INTRUDER_DIFFERS = " (with a hash no locked distribution gives it)"
+INTRUDER_HINT = (
+    "if {intruder} belongs there (a plugin or part of a shared namespace), add it to the lock; "
+    "otherwise uninstall it and reinstall {owner}"
+)
+
+
+def find_intruders(snapshot: Snapshot, ownership: Ownership, locked: Set[str]) -> list[Finding]:
+    """Files in a locked distribution's folder that only an unlocked distribution vouches for.
+
+    A RECORD proves a file is what its distribution shipped, not that the lock
+    accepted that distribution: an unlocked ``evil`` listing ``numpy/evil.py``
+    (or ``numpy-2.0.dist-info/entry_points.txt``) with a hash would make the file
+    owned, and only the warning ``unexpected`` would tell. Such a file is an error
+    when it is code or metadata, else a warning, unless a locked distribution
+    lists the same path with the same hash (a namespace ``__init__.py``). Only
+    unlocked distributions' RECORDs are read, so a fully locked environment pays
+    nothing. *locked* holds canonical names.
+    """
+    everything = [*snapshot.distributions, *(pair.hidden for pair in snapshot.shadowed)]
+    unlocked = [d for d in everything if d.name not in locked and d.record_state == RECORD_OK]
+    if not unlocked:
+        return []
+    folders: dict[tuple[str, str], str] = {}
+    for dist in everything:
+        if dist.name in locked:
+            location = os.path.normpath(dist.location)
+            for top in ownership.dist_tops.get(dist.metadata_path, ()):
+                folders.setdefault((location, top), dist.name)
+    suspects: dict[str, list[tuple[InstalledDistribution, str, str, str]]] = defaultdict(list)
+    for dist in unlocked:
+        location = os.path.normpath(dist.location)
+        for top, hash_text, absolute in _hashed_rows(dist):
+            owner = folders.get((location, top))
+            if owner is not None:
+                suspects[absolute].append((dist, owner, hash_text, top))
+    if not suspects:
+        return []
+    involved = {owner for claims in suspects.values() for _, owner, _, _ in claims}
+    vouched: dict[str, set[str]] = defaultdict(set)
+    for dist in everything:
+        if dist.name in involved and dist.record_state == RECORD_OK:
+            for _, hash_text, absolute in _hashed_rows(dist):
+                if absolute in suspects:
+                    vouched[absolute].add(hash_text)
+    findings: list[Finding] = []
+    for absolute, claims in sorted(suspects.items()):
+        for dist, owner, hash_text, top in claims:
+            if hash_text in vouched.get(absolute, ()):
+                continue
+            serious = _is_code(os.path.basename(absolute)) or top.endswith(".dist-info")
+            differs = INTRUDER_DIFFERS if absolute in vouched else ""
+            finding = Finding.of(
+                Kind.UNOWNED_MODULE,
+                dist.name,
+                INTRUDER.format(path=absolute, owner=owner, intruder=dist.name, differs=differs),
+                expected=f"listed by a locked distribution ({owner})",
+                actual=f"listed only by {dist.name} {dist.version}, not locked",
+                hint=INTRUDER_HINT.format(intruder=dist.name, owner=owner),
+                location=absolute,
+            )
+            if serious:
+                finding = dataclasses.replace(finding, severity=Severity.ERROR)
+            findings.append(finding)
+    return findings
+
+
+def _hashed_rows(dist: InstalledDistribution) -> Iterator[tuple[str, str, str]]:
+    """(top-level name, normalised hash, absolute path) of each hashed row in the site dir."""
+    rows = dist.record_rows
+    if rows is None:
+        try:
+            text = Path(dist.metadata_path, "RECORD").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return  # the snapshot already reported an unreadable RECORD
+        rows = tuple(iter_record_rows(text))
+    base = os.path.normpath(dist.location)
+    for relative, hash_text, _ in rows:
+        if not hash_text or relative.endswith((".pyc", ".pyo")):
+            continue  # they own nothing (ownership_index)
+        if is_outside_site_dir(relative):
+            continue
+        algorithm, _, value = hash_text.partition("=")
+        absolute = os.path.normpath(os.path.join(base, relative))
+        top = os.path.relpath(absolute, base).split(os.sep)[0]
+        yield top, f"{algorithm.lower()}={value.rstrip('=')}", absolute
 
 
 class _WalkCache:
@@ -877,21 +992,100 @@ def _unlisted_code(
                 yield _unlisted(UNLISTED_CODE, entry.path, owner)
 
 
-def _unlisted(template: str, path: str, owner: str, error: str = "") -> Finding:
+#: What installers write into a ``.dist-info`` after (or without) a hash in RECORD:
+#: RECORD itself and its signatures; pip and uv list INSTALLER, REQUESTED and
+#: direct_url.json with hashes, Poetry lists direct_url.json without one. A forged
+#: direct_url.json changes the source the lock compares, so it is judged there.
+_INSTALLER_WRITTEN = frozenset({*_RECORD_FILES, "INSTALLER", "REQUESTED", "direct_url.json"})
+
+#: Metadata files that change what runs or what the distribution is: pytest loads the
+#: ``pytest11`` entry points of every distribution, console scripts are entry points.
+_BEHAVIOUR_METADATA = frozenset({"entry_points.txt", "METADATA", "top_level.txt"})
+
+UNLISTED_METADATA = (
+    "{path} is in the metadata folder of {owner}, but its RECORD does not list it with a hash"
+)
+UNLISTED_METADATA_BEHAVIOUR = (
+    " (it changes what runs: pytest loads plugins and console scripts from entry points)"
+)
+UNLISTED_METADATA_HINT = "remove it and reinstall the distribution from a trusted source"
+
+
+def _unlisted_metadata(
+    dist: InstalledDistribution,
+    own: Iterable[str],
+    folders: list[tuple[str, tuple[int, ...]]],
+) -> Iterator[Finding]:
+    """Every file in *dist*'s ``.dist-info`` that its own RECORD does not list with a hash.
+
+    Another distribution's RECORD row does not count (it would vouch for a file in
+    a folder it does not own). An unlisted behaviour file or code file is an error;
+    anything else (a stray note, a licence added later) a warning. Subfolders
+    (``licenses/``, ``sboms/``) are walked too.
+    """
+    top = os.path.normpath(dist.metadata_path)
+    prefix = top + os.sep
+    listed = {path for path in own if path.startswith(prefix)}
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            folders.append((folder, _folder_stat(folder)))
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+            yield _unlisted(UNLISTED_UNREADABLE, folder, dist.name, error=error)
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+            except OSError as exc:
+                yield _unlisted(UNLISTED_UNREADABLE, entry.path, dist.name, error=str(exc))
+                continue
+            name = entry.name
+            if entry.path in listed or (folder == top and name in _INSTALLER_WRITTEN):
+                continue
+            if (name in _BEHAVIOUR_METADATA and folder == top) or _is_code(name):
+                template = UNLISTED_METADATA + (
+                    UNLISTED_METADATA_BEHAVIOUR if name == "entry_points.txt" else ""
+                )
+                yield _unlisted(template, entry.path, dist.name, hint=UNLISTED_METADATA_HINT)
+            else:
+                yield _unlisted(
+                    UNLISTED_METADATA,
+                    entry.path,
+                    dist.name,
+                    hint=UNLISTED_METADATA_HINT,
+                    severity=Severity.WARNING,
+                )
+
+
+def _unlisted(
+    template: str,
+    path: str,
+    owner: str,
+    error: str = "",
+    *,
+    hint: str = UNLISTED_HINT,
+    severity: Severity = Severity.ERROR,
+) -> Finding:
     finding = Finding.of(
         Kind.UNOWNED_MODULE,
         owner,
         template.format(path=path, owner=owner, error=error),
         expected="listed with a hash in a RECORD",
         actual="not listed",
-        hint=UNLISTED_HINT,
+        hint=hint,
         location=path,
     )
     # Inside a distribution's folder an unlisted file is an error, not the
     # default warning: it runs with the distribution's verified code (issue 11).
     return Finding(
         finding.kind,
-        Severity.ERROR,
+        severity,
         finding.subject,
         finding.message,
         finding.expected,
