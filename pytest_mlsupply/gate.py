@@ -107,6 +107,7 @@ def run_gate(
         report, ownership = _with_file_verification(
             report, snapshot, cache_dir, rehash, progress, record_cache, locked
         )
+        report = _with_startup_modules(report, snapshot, ownership)
     imports: ImportIndex | None = None
     if import_path is not None:
         report, imports = _with_shadowing(report, snapshot, ownership, import_path, base)
@@ -119,6 +120,25 @@ def run_gate(
             report, lock_written=written is not None, written_path=written, imports=imports
         )
     return GateResult(report, lock_written=update, imports=imports)
+
+
+def _with_startup_modules(report: Report, snapshot: Snapshot, ownership: Ownership) -> Report:
+    """Add ``sitecustomize``/``usercustomize`` found off the site directories (a ``.pth``
+    path line or ``PYTHONPATH`` leading ``site`` to them) that no RECORD vouches for."""
+    from pytest_mlsupply.shadowing import find_startup_modules
+    from pytest_mlsupply.verify import site_directories
+
+    found = find_startup_modules(snapshot.search_path, ownership.files, site_directories(snapshot))
+    if not found:
+        return report
+    return Report.build(
+        [*report.findings, *found],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=report.notes,
+        stats=report.stats,
+    )
 
 
 def _with_shadowing(

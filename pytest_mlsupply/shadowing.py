@@ -613,3 +613,60 @@ def _is_own(real: str, top: str, providers: Sequence[Provider]) -> bool:
         if first == top or (os.sep not in relative and import_name(p.location, first) == top):
             return True
     return False
+
+
+# ------------------------------------------------------------------ start-up modules
+
+#: The modules ``site`` imports at every interpreter start (Lib/site.py, ``execsitecustomize``
+#: and ``execusercustomize``), from wherever the import system finds them first.
+STARTUP_MODULE_NAMES = ("sitecustomize", "usercustomize")
+
+MESSAGE_STARTUP_OFF_SITE = (
+    "{origin} is imported as `{name}` at every interpreter start (it is the first `{name}` on "
+    "the search path, in {entry}, a folder a .pth path line or PYTHONPATH adds) and no "
+    "installed package owns it"
+)
+HINT_STARTUP_OFF_SITE = (
+    "remove it, and the .pth line or PYTHONPATH entry that puts its folder on the path, unless "
+    "you put them there on purpose"
+)
+
+
+def find_startup_modules(
+    search_path: Sequence[str],
+    owned_files: Iterable[str],
+    checked_dirs: Iterable[str],
+    *,
+    cwd: str | None = None,
+) -> list[Finding]:
+    """``sitecustomize``/``usercustomize`` found, as ``site`` imports them, outside the checks.
+
+    ``site`` appends every ``.pth`` path line to ``sys.path`` before it imports
+    these modules, so a path-only ``.pth`` can point them at any folder. A hit in
+    one of *checked_dirs* (the site directories, whose top level the file
+    verification already judges) or in the standard library is left alone; any
+    other hit must be a file a RECORD row with a hash vouches for.
+    """
+    view = _PathView(cwd or os.getcwd())
+    owned = {_real(path) for path in owned_files}
+    skipped = {_real(path) for path in (*checked_dirs, *_stdlib_dirs())}
+    findings: list[Finding] = []
+    for name in STARTUP_MODULE_NAMES:
+        hit, _portions = resolve(name, search_path, view)
+        if hit is None:
+            continue
+        entry_real = _real(os.path.abspath(hit.entry or view.cwd))
+        if entry_real in skipped or _real(hit.origin) in owned:
+            continue
+        findings.append(
+            Finding.of(
+                Kind.UNOWNED_STARTUP_CODE,
+                name,
+                MESSAGE_STARTUP_OFF_SITE.format(origin=hit.origin, name=name, entry=hit.entry),
+                expected="no unowned start-up code",
+                actual=hit.origin,
+                hint=HINT_STARTUP_OFF_SITE,
+                location=hit.origin,
+            )
+        )
+    return findings

@@ -79,6 +79,26 @@ def test_path_only_pth_is_fine(locked_venv, project, tmp_path) -> None:
     assert problems(project) == []
 
 
+@pytest.mark.parametrize("module", ["sitecustomize.py", "usercustomize/__init__.py"])
+def test_path_only_pth_leading_site_to_a_startup_module_elsewhere(
+    locked_venv, project, tmp_path, module
+) -> None:
+    """``site`` appends .pth path lines before it imports ``sitecustomize``: a path-only
+    .pth can point it at any folder, where no file verification looks."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / module).parent.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    (elsewhere / module).write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (locked_venv.site / "zzz_path.pth").write_text(f"{elsewhere}\n")
+    result = gate(locked_venv, project)
+    assert result.returncode == 1, result.stdout
+    name = module.split("/")[0].removesuffix(".py")
+    assert ("unowned-startup-code", "error", name) in problems(project)
+    assert str(elsewhere) in result.stdout
+    if name == "sitecustomize":
+        assert marker.exists()  # it ran at interpreter start, before any check could
+
+
 def test_unowned_sitecustomize(locked_venv, project) -> None:
     (locked_venv.site / "sitecustomize.py").write_text("import os\n")
     result = gate(locked_venv, project)

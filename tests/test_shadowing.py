@@ -26,6 +26,7 @@ from pytest_mlsupply.shadowing import (
     build_index,
     check_loaded_modules,
     find_shadowing,
+    find_startup_modules,
     index_from_dict,
     index_to_dict,
     prepend_roots,
@@ -428,3 +429,24 @@ def test_a_name_another_distribution_also_owns_is_never_exempt(tmp_path: Path) -
     install_fake(site, "sloppy", "1.0", {"common/__init__.py": ""})
     [finding] = shadows(site, root / "src", rootdir=root)
     assert "'common'" in finding.message and "mylib, sloppy" in finding.message
+
+
+def test_startup_modules_off_the_site_directories_need_an_owner(tmp_path: Path) -> None:
+    site_dir, elsewhere, later = tmp_path / "site", tmp_path / "elsewhere", tmp_path / "later"
+    for folder in (site_dir, elsewhere, later):
+        folder.mkdir()
+    (site_dir / "sitecustomize.py").write_text("")  # judged by the file verification
+    (later / "sitecustomize.py").write_text("")  # hidden by the first one: never imported
+    (elsewhere / "usercustomize.py").write_text("")
+    path = [str(site_dir), str(elsewhere), str(later)]
+
+    found = find_startup_modules(path, owned_files=[], checked_dirs=[str(site_dir)])
+    assert [(f.kind, f.subject, f.location) for f in found] == [
+        (Kind.UNOWNED_STARTUP_CODE, "usercustomize", str(elsewhere / "usercustomize.py"))
+    ]
+    # A file a hashed RECORD row vouches for is fine wherever it is.
+    owned = [str(elsewhere / "usercustomize.py")]
+    assert find_startup_modules(path, owned_files=owned, checked_dirs=[str(site_dir)]) == []
+    # Off the site directories, the first sitecustomize on the path is the one site imports.
+    found = find_startup_modules(path[1:][::-1], owned_files=[], checked_dirs=[])
+    assert {f.subject for f in found} == {"sitecustomize", "usercustomize"}
