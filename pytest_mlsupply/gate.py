@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +14,10 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.checks import check_environment
-from pytest_mlsupply.findings import Report
+from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.locks import FORMAT_MLSUPPLY, detect_format
 from pytest_mlsupply.locks.mlsupply_lock import Lock, load_lock, refresh_lock, write_lock
-from pytest_mlsupply.snapshot import Interpreter, Snapshot, take_snapshot
+from pytest_mlsupply.snapshot import InstalledDistribution, Interpreter, Snapshot, take_snapshot
 
 if TYPE_CHECKING:
     from pytest_mlsupply.hashcache import RecordCache
@@ -108,6 +110,7 @@ def run_gate(
             report, snapshot, cache_dir, rehash, progress, record_cache, locked
         )
         report = _with_startup_modules(report, snapshot, ownership)
+        report = _with_launchers_judged(report, snapshot)
     imports: ImportIndex | None = None
     if import_path is not None:
         report, imports = _with_shadowing(report, snapshot, ownership, import_path, base)
@@ -139,6 +142,112 @@ def _with_startup_modules(report: Report, snapshot: Snapshot, ownership: Ownersh
         notes=report.notes,
         stats=report.stats,
     )
+
+
+#: The launchers pip (distlib) and uv write for a ``console_scripts`` or ``gui_scripts``
+#: entry point, after the shebang line an installer or relocation tool rewrites.
+_LAUNCHER = re.compile(
+    r"(?:# -\*- coding: utf-8 -\*-\n)?"
+    r"import (?:re\nimport )?sys\nfrom (?P<module>[\w.]+) import (?P<name>\w+)\n"
+    r"if __name__ == (?P<q>['\"])__main__(?P=q):\n"
+    r"(?:"
+    # pip (distlib)
+    r"    sys\.argv\[0\] = re\.sub\(r'\(-script\\\.pyw\|\\\.exe\)\?\$', '', sys\.argv\[0\]\)\n"
+    r"|"
+    # uv
+    r"    if sys\.argv\[0\]\.endswith\(\"-script\.pyw\"\):\n"
+    r"        sys\.argv\[0\] = sys\.argv\[0\]\[:-11\]\n"
+    r"    elif sys\.argv\[0\]\.endswith\(\"\.exe\"\):\n"
+    r"        sys\.argv\[0\] = sys\.argv\[0\]\[:-4\]\n"
+    r")"
+    r"    sys\.exit\((?P<call>(?P=name)(?:\.\w+)*)\(\)\)\n?",
+)
+#: The largest launcher read back (pip's and uv's are a few hundred bytes).
+_LAUNCHER_MAX_BYTES = 4096
+NOT_A_LAUNCHER = (
+    " and is not the launcher an installer writes for one of its entry points: it runs "
+    "whatever it holds when the command is started"
+)
+
+
+def _with_launchers_judged(report: Report, snapshot: Snapshot) -> Report:
+    """A changed file outside the site directory is a warning only when it is a plain launcher.
+
+    Installers and relocation tools rewrite a console script's shebang, so its
+    bytes differ from RECORD; but a script in ``bin/`` runs before any check
+    (``bin/pytest`` starts the gated run itself). A changed one stays a warning
+    only when, after its first line, it is exactly the launcher pip or uv write
+    for one of the distribution's declared entry points; anything else is an error.
+    """
+    by_name = snapshot.by_name()
+    changed = False
+    findings: list[Finding] = []
+    for finding in report.findings:
+        if (
+            finding.kind is Kind.FILE_MODIFIED
+            and finding.severity is Severity.WARNING
+            and finding.location
+            and not _is_plain_launcher(finding.location, by_name.get(finding.subject))
+        ):
+            finding = dataclasses.replace(
+                finding,
+                severity=Severity.ERROR,
+                message=finding.message + NOT_A_LAUNCHER,
+            )
+            changed = True
+        findings.append(finding)
+    if not changed:
+        return report
+    return Report.build(
+        findings,
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=report.notes,
+        stats=report.stats,
+    )
+
+
+def _is_plain_launcher(path: str, dist: InstalledDistribution | None) -> bool:
+    """Whether *path*, after its shebang, is a pip/uv launcher of one of *dist*'s entry points."""
+    if dist is None:
+        return False
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(_LAUNCHER_MAX_BYTES + 1)
+    except (OSError, ValueError):
+        return False
+    if len(data) > _LAUNCHER_MAX_BYTES or not data.startswith(b"#!"):
+        return False
+    try:
+        text = data.decode("utf-8").replace("\r\n", "\n")
+    except UnicodeDecodeError:
+        return False
+    _shebang, _, body = text.partition("\n")
+    match = _LAUNCHER.fullmatch(body)
+    if match is None:
+        return False
+    target = f"{match['module']}:{match['call']}"
+    return target in _script_entry_points(dist)
+
+
+def _script_entry_points(dist: InstalledDistribution) -> set[str]:
+    """The ``module:attr`` targets of *dist*'s ``console_scripts`` and ``gui_scripts``."""
+    import configparser
+
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        with open(os.path.join(dist.metadata_path, "entry_points.txt"), encoding="utf-8") as stream:
+            parser.read_file(stream)
+    except (OSError, ValueError, configparser.Error):
+        return set()
+    targets: set[str] = set()
+    for group in ("console_scripts", "gui_scripts"):
+        if parser.has_section(group):
+            for value in parser[group].values():
+                targets.add(value.split("[", 1)[0].strip().replace(" ", ""))
+    return targets
 
 
 def _with_shadowing(

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import runtime_closure
 
+from pytest_mlsupply.gate import NOT_A_LAUNCHER
+
 from gatehelpers import findings, gate, install_demo, lock
 from wheelfactory import build_wheel, repack_installed
 
@@ -167,3 +169,39 @@ def test_a_clean_venv_with_common_tools_has_no_errors(tmp_path, wheelhouse, proj
     assert problems(project) == []
     notes = json.loads((project / "report.json").read_text())["notes"]
     assert any(n.startswith("verified ") and "installed files against RECORD" in n for n in notes)
+
+
+def _launcher(venv) -> Path:
+    return venv.root / ("Scripts/pytest-script.py" if sys.platform == "win32" else "bin/pytest")
+
+
+def test_a_relocated_launcher_stays_a_warning(locked_venv, project) -> None:
+    """Relocation tools rewrite a console script's shebang: its bytes differ from RECORD,
+    but what it runs is still the declared entry point."""
+    launcher = _launcher(locked_venv)
+    shebang, _, body = launcher.read_text(encoding="utf-8").partition("\n")
+    launcher.write_text(f"{shebang} \n{body}", encoding="utf-8")
+    result = gate(locked_venv, project, "--mlsupply-strict")
+    assert result.returncode == 1, result.stdout  # strict: a warning fails
+    assert problems(project) == [("file-modified", "warning", "pytest")]
+    assert result.stdout.count("outside the site directory") >= 1
+
+
+def test_a_launcher_with_code_added_is_an_error(locked_venv, project, tmp_path) -> None:
+    """``bin/pytest`` runs before any check: a changed one that is not a plain launcher
+    of its entry point fails the gate, strict or not (the hardened check too)."""
+    marker = tmp_path / "ran"
+    launcher = _launcher(locked_venv)
+    shebang, _, body = launcher.read_text(encoding="utf-8").partition("\n")
+    payload = f"open({str(marker)!r}, 'w').close()\n"
+    launcher.write_text(f"{shebang}\n{payload}{body}", encoding="utf-8")
+    result = locked_venv.run(
+        str(launcher), "--mlsupply", "--mlsupply-report", "report.json", cwd=project
+    )
+    assert result.returncode == 1, result.stdout
+    assert marker.exists()  # it ran before the gate could say anything
+    assert problems(project) == [("file-modified", "error", "pytest")]
+    assert NOT_A_LAUNCHER in result.stdout
+    checked = locked_venv.run("-m", "pytest_mlsupply", "check", cwd=project)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert NOT_A_LAUNCHER in checked.stdout
