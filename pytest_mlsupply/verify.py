@@ -29,7 +29,12 @@ from pytest_mlsupply.atomic import write_text_atomic
 from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.hashcache import HashCache, RecordCache, VerdictCache
 from pytest_mlsupply.hashing import Digest, DigestError, HashRun, hash_many
-from pytest_mlsupply.record import is_outside_site_dir, iter_record_rows
+from pytest_mlsupply.record import (
+    is_installer_generated,
+    iter_record_rows,
+    row_file,
+    site_relative,
+)
 from pytest_mlsupply.snapshot import RECORD_OK, InstalledDistribution, Snapshot
 
 if TYPE_CHECKING:
@@ -165,10 +170,15 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
         own_tops: dict[str, None] = {}
         own_skipped: dict[str, int] = {}
         for relative, hash_text, size in rows:
-            if relative.endswith((".pyc", ".pyo")):
+            # One normalisation for the digest, ownership and verification
+            # (record.site_relative): a row judged by its raw text in one place and
+            # by the file it names in another vouched for files the digest never saw.
+            inside = site_relative(relative, location)
+            judged = relative if inside is None else inside
+            if judged.endswith((".pyc", ".pyo")):
                 own_skipped["compiled .pyc files"] = own_skipped.get("compiled .pyc files", 0) + 1
                 continue
-            folder, _, filename = relative.rpartition("/")
+            folder, _, filename = judged.rpartition("/")
             if filename in _RECORD_FILES and folder == metadata_dir:
                 own_skipped["RECORD files"] = own_skipped.get("RECORD files", 0) + 1
                 continue
@@ -177,12 +187,18 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
                 # name it starts with (`zz.pth/__pycache__/x,,` must not make zz.pth owned).
                 own_skipped["rows without a hash"] = own_skipped.get("rows without a hash", 0) + 1
                 continue
-            if not is_outside_site_dir(relative):
-                own_tops[relative.partition("/")[0]] = None
-            if ".." in relative or "./" in relative or "//" in relative or os.sep != "/":
-                absolute = os.path.normpath(os.path.join(base, relative))
+            if inside is not None:
+                if is_installer_generated(inside, metadata_dir) and folder != metadata_dir:
+                    # Left out of the content digest (a __pycache__ entry), so it owns
+                    # nothing: only a row the lock covers may vouch for a file.
+                    own_skipped["rows inside __pycache__"] = (
+                        own_skipped.get("rows inside __pycache__", 0) + 1
+                    )
+                    continue
+                own_tops[inside.partition("/")[0]] = None
+                absolute = base + inside if os.sep == "/" else base + inside.replace("/", os.sep)
             else:
-                absolute = base + relative  # already normal: skip normpath
+                absolute = row_file(relative, base)
             owner = Owner(dist, relative, hash_text, size)
             listed = claims.get(absolute)
             if listed is None:
@@ -243,7 +259,7 @@ def _fingerprint(dist: InstalledDistribution, paths: list[str]) -> str | None:
     for path in paths:
         try:
             st = os.stat(path)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte in the path
             return None
         numbers.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     hasher = hashlib.sha256(f"{dist.metadata_path}\0{dist.content}\0{len(paths)}\n".encode())
@@ -434,7 +450,7 @@ def _judge(
             )
             return
         checkable.append((claim, digest, hex_spelled))
-    outside = is_outside_site_dir(owner.relative)
+    outside = site_relative(owner.relative, owner.dist.location) is None
     if outcome.digest is None:
         if outcome.error == "missing":
             yield _maybe_quirk(
