@@ -79,6 +79,26 @@ UNLISTED_SYMLINK = (
 UNLISTED_UNREADABLE = "{path} inside the folder of {owner} cannot be listed ({error})"
 UNLISTED_HINT = "remove it and reinstall the distribution from a trusted source"
 
+#: What findings say of ``__pycache__`` entries that run in place of, or beside, verified code.
+PYC_UNCHECKED = (
+    "{path} is hash-based bytecode marked unchecked: Python runs it in place of the verified "
+    "source without comparing the two, whatever it holds"
+)
+PYC_STRAY = (
+    "{path} is not the cached bytecode of a source next to its __pycache__ folder "
+    "(<source stem>.<cache tag>[.opt-N].pyc): __pycache__ is a namespace package, so it is "
+    "importable as a module of its own"
+)
+PYC_CODE = (
+    "{path} is code inside a __pycache__ folder, which Python never writes there: it is "
+    "importable as a module of its own"
+)
+PYC_HINT = "delete the __pycache__ folder (Python rebuilds it from the verified sources)"
+
+#: The name the import system gives cached bytecode (importlib.util.cache_from_source).
+_CACHED_PYC = re.compile(r"(?P<stem>.+?)\.(?!opt-)[a-z]+-?\d+(?:\.opt-[A-Za-z0-9]+)?\.pyc")
+_SOURCE_SUFFIXES = tuple(importlib.machinery.SOURCE_SUFFIXES)
+
 #: virtualenv (not the stdlib venv) writes these two files into every environment
 #: it creates; pyvenv.cfg names it. They are the environment's, not a package's.
 _VIRTUALENV_FILES = frozenset({"_virtualenv.pth", "_virtualenv.py"})
@@ -709,10 +729,13 @@ def find_unowned_code(
         tops = [entry for entry in entries if _walked(entry, owned, unverified)]
         key = walks.key(site_dir, [(entry.name, owned[entry.name]) for entry in tops])
         walked: list[Finding] = []
+        names = frozenset(entry.name for entry in entries)
         for entry in entries:
             findings.extend(
                 _judge_entry(entry, owned, by_virtualenv, version, ownership.files, unverified)
             )
+            if entry.name == "__pycache__" and _is_folder(entry):
+                findings.extend(_top_level_pycache(entry.path, names))
         if not walks.unchanged(site_dir, key):
             started = time.time_ns()
             folders: list[tuple[str, tuple[int, ...]]] = []
@@ -834,7 +857,7 @@ def _folder_stat(folder: str) -> tuple[int, ...]:
 def _walked(entry: os.DirEntry[str], owned: Mapping[str, str], unverified: Set[str]) -> bool:
     """Whether a top-level entry is a folder of a distribution with RECORD (walked in full)."""
     name = entry.name
-    if name not in owned or name in unverified or name in _NOT_CODE_NAMES:
+    if name not in owned or name in unverified or name == "__pycache__":
         return False
     return not name.endswith(_NOT_CODE_SUFFIXES) and _is_folder(entry)
 
@@ -861,9 +884,9 @@ def _unlisted_code(
     about 45 ms for torch, numpy, scipy, pandas and scikit-learn (35,000 files);
     each folder's stat is appended to *folders*, taken before it is listed.
     """
-    stack = [(top, False)]
+    stack: list[tuple[str, Set[str] | None]] = [(top, None)]
     while stack:
-        folder, in_cache = stack.pop()
+        folder, sources = stack.pop()
         try:
             folders.append((folder, _folder_stat(folder)))
             with os.scandir(folder) as listing:
@@ -871,11 +894,17 @@ def _unlisted_code(
         except OSError as exc:
             yield _unlisted(UNLISTED_UNREADABLE, folder, owner, error=exc.strerror or str(exc))
             continue
+        if sources is not None:
+            yield from _judge_pycache(entries, sources, owner, folders)
+            continue
+        names: Set[str] | None = None
         for entry in entries:
             name = entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, name == "__pycache__"))
+                    if name == "__pycache__" and names is None:
+                        names = frozenset(e.name for e in entries)
+                    stack.append((entry.path, names if name == "__pycache__" else None))
                     continue
                 if entry.is_symlink() and entry.is_dir():
                     yield _unlisted(UNLISTED_SYMLINK, entry.path, owner)
@@ -886,11 +915,83 @@ def _unlisted_code(
             if not _is_code(name) or entry.path in verified:
                 continue
             if name.endswith(".pyc"):
-                if in_cache:
-                    continue
                 yield _unlisted(UNLISTED_CODE + UNLISTED_SOURCELESS, entry.path, owner)
             else:
                 yield _unlisted(UNLISTED_CODE, entry.path, owner)
+
+
+def _judge_pycache(
+    entries: list[os.DirEntry[str]],
+    sources: Set[str],
+    owner: str,
+    stats: list[tuple[str, tuple[int, ...]]],
+) -> Iterator[Finding]:
+    """Every entry of a ``__pycache__`` folder must be cached bytecode Python checks.
+
+    *sources* are the names next to the folder. Python imports ``pkg.__pycache__.evil``
+    from ``evil.pyc``, ``evil.py`` or ``evil/`` (a namespace portion), so anything but
+    ``<stem>.<tag>[.opt-N].pyc`` beside ``<stem>.py`` is code of its own. Of the cached
+    bytecode only the 16-byte header is read (PEP 552; CPython
+    Lib/importlib/_bootstrap_external.py ``_classify_pyc``): an unchecked hash-based
+    ``.pyc`` replaces its source with no comparison. A checked one whose hash does not
+    match is never used (recompiled instead), so it needs no finding, unless Python runs
+    with ``--check-hash-based-pycs never``. A timestamp ``.pyc`` whose header copies
+    the source's mtime and size is used unchecked too: not closed here. Each file's
+    stat goes into *stats*, so the walk cache sees a header edited in place.
+    """
+    for entry in entries:
+        name, path = entry.name, entry.path
+        try:
+            is_folder = entry.is_dir(follow_symlinks=False) or entry.is_dir()
+        except OSError:
+            is_folder = False
+        if is_folder:
+            yield _pyc_finding(PYC_CODE, path, owner)
+            continue
+        if not name.endswith(".pyc"):
+            if _is_code(name):
+                yield _pyc_finding(PYC_CODE, path, owner)
+            continue
+        match = _CACHED_PYC.fullmatch(name)
+        if match is None or not any(match["stem"] + s in sources for s in _SOURCE_SUFFIXES):
+            yield _pyc_finding(PYC_STRAY, path, owner)
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                st = os.fstat(fd)
+                header = os.read(fd, 16)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            yield _unlisted(UNLISTED_UNREADABLE, path, owner, error=exc.strerror or str(exc))
+            continue
+        stats.append((path, (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)))
+        if len(header) >= 8 and int.from_bytes(header[4:8], "little") & 0b11 == 0b01:
+            yield _pyc_finding(PYC_UNCHECKED, path, owner)
+
+
+def _pyc_finding(template: str, path: str, owner: str) -> Finding:
+    return Finding(
+        Kind.UNOWNED_MODULE,
+        Severity.ERROR,
+        owner,
+        template.format(path=path),
+        "only bytecode Python checks against a verified source",
+        "unverified code in __pycache__",
+        PYC_HINT,
+        path,
+    )
+
+
+def _top_level_pycache(folder: str, sources: Set[str]) -> list[Finding]:
+    """The site directory's own ``__pycache__`` (top-level modules), judged on every run."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError as exc:
+        return [_unlisted(UNLISTED_UNREADABLE, folder, "__pycache__", error=str(exc))]
+    return list(_judge_pycache(entries, sources, "__pycache__", []))
 
 
 def _unlisted(template: str, path: str, owner: str, error: str = "") -> Finding:
@@ -939,8 +1040,10 @@ def _judge_entry(
     # Start-up code is owned only by a RECORD row with a hash for that very file: a
     # name in top_level.txt (no RECORD) or a hashless row proves nothing about it.
     hashed = verified is None or path in verified
-    if name in _NOT_CODE_NAMES or name.endswith(_NOT_CODE_SUFFIXES):
-        return
+    if name.endswith(_NOT_CODE_SUFFIXES) or name == "__pycache__":
+        return  # a top-level __pycache__ folder is judged by find_unowned_code
+    if name in _NOT_CODE_NAMES and not _is_folder(entry):
+        return  # by name only as a plain file: a folder named README is importable
     if by_virtualenv and name in _VIRTUALENV_FILES:
         yield Finding.of(
             Kind.NOT_VERIFIABLE,
