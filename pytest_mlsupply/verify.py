@@ -85,9 +85,8 @@ PYC_UNCHECKED = (
     "source without comparing the two, whatever it holds"
 )
 PYC_STRAY = (
-    "{path} is not the cached bytecode of a source next to its __pycache__ folder "
-    "(<source stem>.<cache tag>[.opt-N].pyc): __pycache__ is a namespace package, so it is "
-    "importable as a module of its own"
+    "{path} is not named as cached bytecode (<source stem>.<cache tag>[.opt-N].pyc): "
+    "__pycache__ is a namespace package, so it is importable as a module of its own"
 )
 PYC_CODE = (
     "{path} is code inside a __pycache__ folder, which Python never writes there: it is "
@@ -930,7 +929,8 @@ def _judge_pycache(
 
     *sources* are the names next to the folder. Python imports ``pkg.__pycache__.evil``
     from ``evil.pyc``, ``evil.py`` or ``evil/`` (a namespace portion), so anything but
-    ``<stem>.<tag>[.opt-N].pyc`` beside ``<stem>.py`` is code of its own. Of the cached
+    ``<stem>.<tag>[.opt-N].pyc`` is code of its own; one whose ``<stem>.py`` is gone
+    is never imported at all (its name has dots). Of the cached
     bytecode only the 16-byte header is read (PEP 552; CPython
     Lib/importlib/_bootstrap_external.py ``_classify_pyc``): an unchecked hash-based
     ``.pyc`` replaces its source with no comparison. A checked one whose hash does not
@@ -953,8 +953,12 @@ def _judge_pycache(
                 yield _pyc_finding(PYC_CODE, path, owner)
             continue
         match = _CACHED_PYC.fullmatch(name)
-        if match is None or not any(match["stem"] + s in sources for s in _SOURCE_SUFFIXES):
+        if match is None:
             yield _pyc_finding(PYC_STRAY, path, owner)
+            continue
+        if not any(match["stem"] + s in sources for s in _SOURCE_SUFFIXES):
+            # Left behind by a removed source: never imported (the import system uses
+            # cached bytecode only for a source, and a dotted name is no module name).
             continue
         try:
             fd = os.open(path, os.O_RDONLY)

@@ -89,6 +89,7 @@ def test_a_clean_package_with_data_and_bytecode_passes(site: Path, cache_dir: Pa
     (cache / "core.cpython-311.pyc").write_bytes(b"\x00" * 16)  # written at run time
     (cache / "__init__.cpython-311.opt-1.pyc").write_bytes(b"\x00" * 16)  # python -O
     (cache / "core.cpython-311.pyc.140234").write_bytes(b"")  # py_compile's temporary file
+    (cache / "gone.cpython-311.pyc").write_bytes(b"\x00" * 16)  # no source: never imported
     (site / "victim" / "data" / "cache.bin").write_bytes(b"\x01")  # data made at run time
     assert problems(check(site, cache_dir)) == []
 
@@ -357,7 +358,6 @@ def pyc_bytes(flags: int, body: bytes = b"") -> bytes:
         ("core.cpython-311.pyc", pyc_bytes(0b01), PYC_UNCHECKED),  # unchecked hash-based
         ("core.cpython-311.opt-2.pyc", pyc_bytes(0b01), PYC_UNCHECKED),
         ("evil.pyc", pyc_bytes(0), PYC_STRAY),  # importable as victim.__pycache__.evil
-        ("gone.cpython-311.pyc", pyc_bytes(0), PYC_STRAY),  # no source next to the folder
         ("core.pyc", pyc_bytes(0), PYC_STRAY),
         ("evil.py", b"RAN = True\n", PYC_CODE),
         ("evil.cpython-311-x86_64-linux-gnu.so", b"\x7fELF", PYC_CODE),
