@@ -171,8 +171,11 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
     """Read every RECORD once (it runs on every gated run: keep the loop lean)."""
     ownership = Ownership()
     claims = ownership.claims
+    outside: list[str] = []
+    locations: set[str] = set()
     for dist in distributions:
         location = os.path.normpath(dist.location)
+        locations.add(location)
         ownership.top_level.setdefault(location, {})
         if dist.record_state != RECORD_OK:
             _add_unverified(ownership, location, dist)
@@ -218,6 +221,7 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
                 absolute = base + inside if os.sep == "/" else base + inside.replace("/", os.sep)
             else:
                 absolute = row_file(relative, base)
+                outside.append(absolute)
             owner = Owner(dist, relative, hash_text, size)
             listed = claims.get(absolute)
             if listed is None:
@@ -225,8 +229,27 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
             else:
                 listed.append(owner)
         _add_owned(ownership, location, dist, list(own_tops), own_skipped)
-    ownership.files = claims.keys()
+    foreign = _foreign(outside, locations)
+    if foreign:  # keep the ones a row inside its own site directory claims too
+        foreign = {
+            path
+            for path in foreign
+            if all(site_relative(o.relative, o.dist.location) is None for o in claims[path])
+        }
+    ownership.files = set(claims).difference(foreign) if foreign else claims.keys()
     return ownership
+
+
+def _foreign(outside: Iterable[str], locations: Iterable[str]) -> set[str]:
+    """Files in some site directory that a row from outside its own site directory names.
+
+    Such a row (``../../../bin/x``, an absolute path) is verified, but the content
+    digest leaves it out, so it may not vouch for code: not for a file in another
+    site directory on the path (the user site, a ``--path`` folder), which it
+    could otherwise name to make an added module look listed.
+    """
+    bases = tuple(os.path.join(location, "") for location in locations)
+    return {path for path in outside if path.startswith(bases)}
 
 
 def _add_unverified(ownership: Ownership, location: str, dist: InstalledDistribution) -> None:
@@ -411,8 +434,11 @@ def _unchanged_since_last_run(
         return None
     ownership = Ownership()
     checked: set[str] = set()
+    outside: list[str] = []
+    locations: set[str] = set()
     for dist in everything:
         location = os.path.normpath(dist.location)
+        locations.add(location)
         if dist.record_state != RECORD_OK:
             _add_unverified(ownership, location, dist)
             continue
@@ -422,11 +448,15 @@ def _unchanged_since_last_run(
         relative_paths, names, skipped = cached
         base = location + os.sep
         paths = [p if os.path.isabs(p) else base + p for p in relative_paths]
+        outside.extend(p for p in relative_paths if os.path.isabs(p))
         fingerprint = _fingerprint(dist, paths)
         if fingerprint is None or not verdicts.matches(dist.metadata_path, fingerprint):
             return None
         checked.update(paths)
         _add_owned(ownership, location, dist, names, skipped)
+    foreign = _foreign(outside, locations)
+    if foreign:
+        return None  # rare (a row naming a file in another site directory): the cold path judges
     ownership.files = checked
     stats = VerificationStats(not_verifiable=dict(ownership.not_verifiable))
     stats.files_verified = stats.from_cache = len(checked)

@@ -440,3 +440,27 @@ def test_names_skipped_as_files_are_walked_as_folders(site: Path, name: str) -> 
     found = problems(check(site, None))
     if name.isidentifier():
         assert [(kind, where) for kind, _, _, where in found] == [("unowned-module", name)]
+
+
+@pytest.mark.parametrize("spelling", ["relative", "absolute"])
+def test_a_row_outside_its_site_directory_cannot_vouch_for_code_in_another(
+    site: Path, tmp_path: Path, spelling: str
+) -> None:
+    """The digest leaves out rows outside their own site directory; they may not vouch either."""
+    import base64
+    import hashlib
+
+    other = tmp_path / "other-site"
+    install_fake(other, "tool", "1.0", {"tool.py": ""})
+    extra = site / "victim" / "extra.py"
+    extra.write_text("RAN = True\n")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(extra.read_bytes()).digest()).decode()
+    row = os.path.relpath(extra, other) if spelling == "relative" else str(extra)
+    [record] = other.glob("tool-1.0.dist-info/RECORD")
+    with record.open("a") as stream:
+        stream.write(f"{row},sha256={digest.rstrip('=')},{extra.stat().st_size}\n")
+    snapshot = take_snapshot([str(site), str(other)], keep_rows=True)
+    findings, _, ownership = verify_installed_files(snapshot, quirks=())
+    assert problems(findings) == []  # the row's file matches its hash: verified
+    found = problems(list(find_unowned_code(snapshot, ownership)))
+    assert found == [("unowned-module", "error", "victim", "extra.py")]
