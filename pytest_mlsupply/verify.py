@@ -95,7 +95,9 @@ PYC_CODE = (
 PYC_HINT = "delete the __pycache__ folder (Python rebuilds it from the verified sources)"
 
 #: The name the import system gives cached bytecode (importlib.util.cache_from_source).
-_CACHED_PYC = re.compile(r"(?P<stem>.+?)\.(?!opt-)[a-z]+-?\d+(?:\.opt-[A-Za-z0-9]+)?\.pyc")
+_CACHED_PYC = re.compile(
+    r"(?P<stem>.+?)\.(?!opt-)[a-z]+-?\d+(?:\.opt-[A-Za-z0-9]+)?\.pyc", re.DOTALL
+)
 _SOURCE_SUFFIXES = tuple(importlib.machinery.SOURCE_SUFFIXES)
 
 #: virtualenv (not the stdlib venv) writes these two files into every environment

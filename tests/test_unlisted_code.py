@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pytest_mlsupply.verify as verify_module
 from pytest_mlsupply.findings import Finding, Kind, Severity
@@ -464,3 +466,31 @@ def test_a_row_outside_its_site_directory_cannot_vouch_for_code_in_another(
     assert problems(findings) == []  # the row's file matches its hash: verified
     found = problems(list(find_unowned_code(snapshot, ownership)))
     assert found == [("unowned-module", "error", "victim", "extra.py")]
+
+
+@given(
+    st.text(alphabet=st.characters(blacklist_characters="/\x00"), min_size=1),
+    st.sampled_from(["", "1", "2"]),
+)
+def test_every_name_python_caches_under_is_recognised(stem: str, optimization: str) -> None:
+    """``_CACHED_PYC`` reads back what importlib.util.cache_from_source writes."""
+    import importlib.util
+
+    cached = importlib.util.cache_from_source(f"/pkg/{stem}.py", optimization=optimization)
+    match = verify_module._CACHED_PYC.fullmatch(os.path.basename(cached))
+    assert match is not None
+    assert match["stem"] == stem or "." in stem
+
+
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=20), st.text(alphabet="ab.-_0123pyco", min_size=1, max_size=14))
+def test_any_pycache_entry_is_judged_without_raising(site: Path, header: bytes, name: str) -> None:
+    cache = site / "victim" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    for old in cache.iterdir():
+        old.unlink()
+    if name in (".", ".."):
+        return
+    (cache / name).write_bytes(header)
+    for finding in check(site, None):
+        assert finding.severity is Severity.INFO or finding.subject == "victim"
