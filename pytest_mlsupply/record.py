@@ -116,12 +116,15 @@ def is_outside_site_dir(path: str) -> bool:
 def _is_plain(path: str) -> bool:
     """Whether a RECORD path is already normal and relative (the common case, a hot path)."""
     return (
-        path[:1] not in ("/", ".", "")
-        and "/." not in path
+        "/." not in path
         and "//" not in path
-        and not path.endswith("/")
+        and path[:1] not in _NOT_PLAIN_START
+        and path[-1] != "/"
         and path[1:2] != ":"
     )
+
+
+_NOT_PLAIN_START = frozenset({"/", ".", ""})
 
 
 def site_relative(path: str, location: str | None = None) -> str | None:
@@ -316,7 +319,14 @@ def summarize_record(
                 path = path.replace("\\", "/")
             if kept is not None:
                 kept.append((path, hash_text, size))
-            key = path if _is_plain(path) else _file_key(path, location)
+            if _is_plain(path):  # the common case: the path is its own site-relative path
+                if path in seen:
+                    break
+                seen.add(path)
+                if not is_installer_generated(path, metadata_dir):
+                    lines.append(_digest_line(path, hash_text))
+                continue
+            key = _file_key(path, location)
             if key in seen:
                 break
             seen.add(key)
