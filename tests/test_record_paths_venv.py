@@ -96,3 +96,20 @@ def test_a_sneaky_row_for_start_up_code_changes_the_locked_content(
     assert ("content-changed", "victim") in errors(project)
     checked = locked_victim.run("-m", "pytest_mlsupply", "check", cwd=project)
     assert checked.returncode != 0, checked.stdout
+
+
+def test_absolute_rows_like_poetrys_editable_install(venv, project, tmp_path) -> None:
+    """Absolute RECORD rows are verified where they point: no false file-missing."""
+    build_wheel(tmp_path / "victim-wheels", "victim", "1.0", VICTIM)
+    venv.install("victim", extra=("--find-links", str(tmp_path / "victim-wheels")))
+    [record] = venv.site.glob("victim-1.0.dist-info/RECORD")
+    lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+    record.write_text("".join(f"{venv.site}/{line}" for line in lines), encoding="utf-8")
+    lock(venv, project)
+    result = gate(venv, project, "--mlsupply-strict")
+    assert result.returncode == 0, result.stdout
+    with (venv.site / "victim" / "core.py").open("a") as stream:
+        stream.write("#")
+    result = gate(venv, project)
+    assert result.returncode == 1, result.stdout
+    assert errors(project) == [("file-modified", "victim")]
