@@ -85,6 +85,26 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
 }
 
 
+_TEXT_FIELDS = ("subject", "message", "expected", "actual", "hint", "location", "waived")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """*text* encodable anywhere: bytes of a non-UTF-8 file name (surrogates) as ``\\xff``."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name decodes to (not U+DC80-U+DCFF)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class Finding:
     """One difference between what was committed and what is there.
@@ -106,6 +126,14 @@ class Finding:
     location: str | None = None
     waived: str | None = None
     advisories: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A file name that is not UTF-8 reaches us with surrogates (os.fsdecode); every
+        # output (terminal, JSON, SARIF, JUnit, xdist) must be able to encode what we say.
+        for key in _TEXT_FIELDS:
+            value = getattr(self, key)
+            if value is not None and not _encodable(value):
+                object.__setattr__(self, key, printable(value))
 
     @classmethod
     def of(

@@ -227,7 +227,7 @@ def hash_many(
             # digest cached under this state can never hide it.
             try:
                 st = known.get(path) or os.stat(path)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
                 outcomes[path] = HashOutcome(path, None, None, _describe(exc), False)
                 tracker.advance()
                 continue
@@ -532,11 +532,11 @@ else:  # Windows
         return len(data)
 
 
-def _describe(exc: OSError) -> str:
+def _describe(exc: OSError | ValueError) -> str:
     if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
         return FILE_MISSING
     if isinstance(exc, PermissionError):
         return FILE_PERMISSION_DENIED
     if isinstance(exc, IsADirectoryError):
         return FILE_NOT_REGULAR
-    return exc.strerror or str(exc)
+    return getattr(exc, "strerror", None) or str(exc)

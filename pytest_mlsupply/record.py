@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -44,15 +45,24 @@ class RecordRow(NamedTuple):
     line: int
 
 
-def parse_record(text: str, source: str) -> list[RecordRow]:
+#: What a RECORD error says of a row naming a file another row of it already named.
+DUPLICATE_ROW = "{source}:{line}: {path!r} names the same file as line {first} ({other!r})"
+#: What a RECORD error says of a row with a NUL byte (no file name can hold one).
+NUL_IN_ROW = "{source}:{line}: contains a NUL byte, which no file name can hold"
+
+
+def parse_record(text: str, source: str, location: str | None = None) -> list[RecordRow]:
     """Parse RECORD text; raise one RecordError listing every malformed line.
 
     Hash and size values are kept as written: judging them is the caller's job,
     since real RECORDs carry quirks (empty hashes for ``.pyc`` files) that are
-    legitimate in one context and suspicious in another.
+    legitimate in one context and suspicious in another. Two rows naming one
+    file (after normalising, against *location* when given) are malformed: the
+    second could vouch for a file the first hides from the content digest.
     """
     rows: list[RecordRow] = []
     problems: list[str] = []
+    seen: dict[str, tuple[int, str]] = {}
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         for fields in reader:
@@ -69,8 +79,20 @@ def parse_record(text: str, source: str) -> list[RecordRow]:
             if not path:
                 problems.append(f"{source}:{line}: empty path")
                 continue
+            if "\x00" in path or "\x00" in hash_text or "\x00" in size:
+                problems.append(NUL_IN_ROW.format(source=source, line=line))
+                continue
             if "\\" in path:
                 path = path.replace("\\", "/")
+            key = _file_key(path, location)
+            first = seen.setdefault(key, (line, path))
+            if first[0] != line:
+                problems.append(
+                    DUPLICATE_ROW.format(
+                        source=source, line=line, path=path, first=first[0], other=first[1]
+                    )
+                )
+                continue
             rows.append(RecordRow(path, hash_text, size, line))
     except csv.Error as exc:
         problems.append(f"{source}:{reader.line_num}: not valid CSV: {exc}")
@@ -91,6 +113,65 @@ def is_outside_site_dir(path: str) -> bool:
     return normalized.startswith(("../", "/")) or normalized == ".." or ":" in normalized[:3]
 
 
+def _is_plain(path: str) -> bool:
+    """Whether a RECORD path is already normal and relative (the common case, a hot path)."""
+    return (
+        "/." not in path
+        and "//" not in path
+        and path[:1] not in _NOT_PLAIN_START
+        and path[-1] != "/"
+        and path[1:2] != ":"
+    )
+
+
+_NOT_PLAIN_START = frozenset({"/", ".", ""})
+
+
+def site_relative(path: str, location: str | None = None) -> str | None:
+    """Where a RECORD path lands, relative to the site directory, or None when outside it.
+
+    The one normalisation of a RECORD path, used for the content digest, for
+    ownership and for verification alike: judging the raw text in one place and
+    the normalised file in another let ``pkg/__pycache__/../__init__.py`` stay out
+    of the digest yet vouch for ``pkg/__init__.py``. The installed-packages spec
+    allows absolute paths (Poetry's editable install writes them) and paths
+    relative to the site directory with ``..`` (scripts). Without *location* the
+    judgement is lexical: a path climbing out with ``..`` counts as outside.
+    """
+    if _is_plain(path):
+        return path
+    if location is None:
+        normal = posixpath.normpath(path)
+        if normal.startswith(("../", "/")) or normal in ("..", ".") or ":" in normal[:3]:
+            return None
+        return normal
+    base = os.path.join(os.path.normpath(location), "")
+    absolute = row_file(path, base)
+    if not absolute.startswith(base) or absolute == base:
+        return None
+    relative = absolute[len(base) :]
+    return relative if os.sep == "/" else relative.replace(os.sep, "/")
+
+
+def row_file(path: str, base: str) -> str:
+    """The normalised absolute path of the file a RECORD row names; *base* ends with a separator."""
+    if os.sep == "/" and _is_plain(path):
+        return base + path
+    if os.path.isabs(path):
+        return os.path.normpath(path)
+    return os.path.normpath(os.path.join(base, path))
+
+
+def _file_key(path: str, location: str | None) -> str:
+    """What two rows naming one file have in common (for finding duplicate rows)."""
+    relative = site_relative(path, location)
+    if relative is not None:
+        return relative
+    if location is None:
+        return posixpath.normpath(path)
+    return row_file(path, os.path.join(os.path.normpath(location), ""))
+
+
 def is_installer_generated(path: str, metadata_dir: str) -> bool:
     """Whether a row describes a file the installer made or rewrites, not the wheel."""
     # Cheapest tests first: this runs once per installed file on every gated run.
@@ -104,14 +185,27 @@ def is_installer_generated(path: str, metadata_dir: str) -> bool:
     return folder == metadata_dir and filename in INSTALLER_METADATA_FILES
 
 
-def is_shipped(path: str, metadata_dir: str) -> bool:
+def shipped_path(path: str, metadata_dir: str, location: str | None = None) -> str | None:
+    """The site-relative path of a file the wheel itself shipped, or None for any other row.
+
+    Judged on the normalised path (``site_relative``), never the raw text.
+    """
+    relative = site_relative(path, location)
+    if relative is None or is_installer_generated(relative, metadata_dir):
+        return None
+    return relative
+
+
+def is_shipped(path: str, metadata_dir: str, location: str | None = None) -> bool:
     """Whether a RECORD path is a file the wheel itself put in the site directory."""
-    return not is_outside_site_dir(path) and not is_installer_generated(path, metadata_dir)
+    return shipped_path(path, metadata_dir, location) is not None
 
 
-def shipped_rows(rows: Iterable[RecordRow], metadata_dir: str) -> list[RecordRow]:
+def shipped_rows(
+    rows: Iterable[RecordRow], metadata_dir: str, location: str | None = None
+) -> list[RecordRow]:
     """The rows that describe files the wheel itself put in the site directory."""
-    return [row for row in rows if is_shipped(row.path, metadata_dir)]
+    return [row for row in rows if is_shipped(row.path, metadata_dir, location)]
 
 
 def _digest_line(path: str, hash_text: str) -> str:
@@ -133,11 +227,22 @@ def _digest_of_lines(lines: list[str]) -> Digest:
     return Digest("sha256", hasher.digest())
 
 
-def content_digest(rows: Iterable[RecordRow], metadata_dir: str) -> Digest:
-    """Digest over the sorted (path, recorded hash) pairs of the shipped files."""
-    return _digest_of_lines(
-        [_digest_line(row.path, row.hash) for row in shipped_rows(rows, metadata_dir)]
-    )
+def content_digest(
+    rows: Iterable[RecordRow], metadata_dir: str, location: str | None = None
+) -> Digest:
+    """Digest over the sorted (site-relative path, recorded hash) pairs of the shipped files.
+
+    A normal RECORD row is its own site-relative path, so normalising changed no
+    existing digest; only rows that used to be left out wrongly (a ``..`` back
+    into the site directory, an absolute path inside it) now count, under their
+    normalised path, which is the same on every machine.
+    """
+    lines = []
+    for row in rows:
+        relative = shipped_path(row.path, metadata_dir, location)
+        if relative is not None:
+            lines.append(_digest_line(relative, row.hash))
+    return _digest_of_lines(lines)
 
 
 @dataclass(frozen=True)
@@ -173,7 +278,7 @@ def iter_record_rows(text: str) -> Iterator[tuple[str, str, str]]:
     """
     try:
         for fields in _split_rows(text):
-            if len(fields) == 3 and fields[0]:
+            if len(fields) == 3 and fields[0] and "\x00" not in fields[0]:
                 path, hash_text, size = fields
                 yield path.replace("\\", "/") if "\\" in path else path, hash_text, size
     except csv.Error:
@@ -181,18 +286,26 @@ def iter_record_rows(text: str) -> Iterator[tuple[str, str, str]]:
 
 
 def summarize_record(
-    text: str, source: str, metadata_dir: str, *, keep_rows: bool = False
+    text: str,
+    source: str,
+    metadata_dir: str,
+    *,
+    keep_rows: bool = False,
+    location: str | None = None,
 ) -> RecordSummary:
     """``content_digest(parse_record(text))`` without building a row object per line.
 
     This runs for every distribution on every gated run, so it streams the rows
-    once; on the first malformed line it defers to ``parse_record``, which
-    raises one RecordError listing every problem.
+    once; on the first malformed line (a NUL byte, two rows naming one file) it
+    defers to ``parse_record``, which raises one RecordError listing every problem.
     """
     lines: list[str] = []
     kept: list[tuple[str, str, str]] | None = [] if keep_rows else None
     rows = unhashed = 0
+    seen: set[str] = set()
     try:
+        if "\x00" in text:
+            raise csv.Error("NUL byte")  # the fast split would not notice it
         for fields in _split_rows(text):
             if len(fields) != 3 or not fields[0]:
                 if not fields or fields == [""]:
@@ -206,13 +319,25 @@ def summarize_record(
                 path = path.replace("\\", "/")
             if kept is not None:
                 kept.append((path, hash_text, size))
-            if is_shipped(path, metadata_dir):
-                lines.append(_digest_line(path, hash_text))
+            if _is_plain(path):  # the common case: the path is its own site-relative path
+                if path in seen:
+                    break
+                seen.add(path)
+                if not is_installer_generated(path, metadata_dir):
+                    lines.append(_digest_line(path, hash_text))
+                continue
+            key = _file_key(path, location)
+            if key in seen:
+                break
+            seen.add(key)
+            relative = shipped_path(path, metadata_dir, location)
+            if relative is not None:
+                lines.append(_digest_line(relative, hash_text))
         else:
             return RecordSummary(
                 _digest_of_lines(lines), rows, unhashed, None if kept is None else tuple(kept)
             )
     except csv.Error:
         pass
-    parse_record(text, source)  # raises, naming every malformed line
+    parse_record(text, source, location)  # raises, naming every malformed line
     raise RecordError(f"{source}: malformed")  # pragma: no cover - parse_record raised

@@ -83,7 +83,7 @@ def _anchor(report: Report) -> dict[str, Any]:
 def fingerprint(finding: Finding) -> str:
     """Stable across runs for the same problem, so dashboards track it as one alert."""
     key = "\0".join((finding.kind.value, finding.subject, finding.location or ""))
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _result(finding: Finding, rule_index: int, anchor: dict[str, Any]) -> dict[str, Any]:

@@ -247,7 +247,11 @@ def _read_distribution(
     else:
         try:
             summary = summarize_record(
-                record_text, f"{metadata_path}/RECORD", metadata_dir, keep_rows=keep_rows
+                record_text,
+                f"{metadata_path}/RECORD",
+                metadata_dir,
+                keep_rows=keep_rows,
+                location=str(dist.locate_file("")),
             )
         except RecordError as exc:
             state = RECORD_MALFORMED

@@ -30,7 +30,12 @@ from pytest_mlsupply.atomic import write_text_atomic
 from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.hashcache import HashCache, RecordCache, VerdictCache
 from pytest_mlsupply.hashing import Digest, DigestError, HashRun, hash_many
-from pytest_mlsupply.record import is_outside_site_dir, iter_record_rows
+from pytest_mlsupply.record import (
+    is_installer_generated,
+    iter_record_rows,
+    row_file,
+    site_relative,
+)
 from pytest_mlsupply.snapshot import RECORD_OK, InstalledDistribution, Snapshot
 
 if TYPE_CHECKING:
@@ -74,6 +79,27 @@ UNLISTED_SYMLINK = (
 )
 UNLISTED_UNREADABLE = "{path} inside the folder of {owner} cannot be listed ({error})"
 UNLISTED_HINT = "remove it and reinstall the distribution from a trusted source"
+
+#: What findings say of ``__pycache__`` entries that run in place of, or beside, verified code.
+PYC_UNCHECKED = (
+    "{path} is hash-based bytecode marked unchecked: Python runs it in place of the verified "
+    "source without comparing the two, whatever it holds"
+)
+PYC_STRAY = (
+    "{path} is not named as cached bytecode (<source stem>.<cache tag>[.opt-N].pyc): "
+    "__pycache__ is a namespace package, so it is importable as a module of its own"
+)
+PYC_CODE = (
+    "{path} is code inside a __pycache__ folder, which Python never writes there: it is "
+    "importable as a module of its own"
+)
+PYC_HINT = "delete the __pycache__ folder (Python rebuilds it from the verified sources)"
+
+#: The name the import system gives cached bytecode (importlib.util.cache_from_source).
+_CACHED_PYC = re.compile(
+    r"(?P<stem>.+?)\.(?!opt-)[a-z]+-?\d+(?:\.opt-[A-Za-z0-9]+)?\.pyc", re.DOTALL
+)
+_SOURCE_SUFFIXES = tuple(importlib.machinery.SOURCE_SUFFIXES)
 
 #: virtualenv (not the stdlib venv) writes these two files into every environment
 #: it creates; pyvenv.cfg names it. They are the environment's, not a package's.
@@ -150,8 +176,11 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
     """Read every RECORD once (it runs on every gated run: keep the loop lean)."""
     ownership = Ownership()
     claims = ownership.claims
+    outside: list[str] = []
+    locations: set[str] = set()
     for dist in distributions:
         location = os.path.normpath(dist.location)
+        locations.add(location)
         ownership.top_level.setdefault(location, {})
         if dist.record_state != RECORD_OK:
             _add_unverified(ownership, location, dist)
@@ -169,10 +198,15 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
         own_skipped: dict[str, int] = {}
         own_files: list[str] = []
         for relative, hash_text, size in rows:
-            if relative.endswith((".pyc", ".pyo")):
+            # One normalisation for the digest, ownership and verification
+            # (record.site_relative): a row judged by its raw text in one place and
+            # by the file it names in another vouched for files the digest never saw.
+            inside = site_relative(relative, location)
+            judged = relative if inside is None else inside
+            if judged.endswith((".pyc", ".pyo")):
                 own_skipped["compiled .pyc files"] = own_skipped.get("compiled .pyc files", 0) + 1
                 continue
-            folder, _, filename = relative.rpartition("/")
+            folder, _, filename = judged.rpartition("/")
             if filename in _RECORD_FILES and folder == metadata_dir:
                 own_skipped["RECORD files"] = own_skipped.get("RECORD files", 0) + 1
                 continue
@@ -181,12 +215,19 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
                 # name it starts with (`zz.pth/__pycache__/x,,` must not make zz.pth owned).
                 own_skipped["rows without a hash"] = own_skipped.get("rows without a hash", 0) + 1
                 continue
-            if not is_outside_site_dir(relative):
-                own_tops[relative.partition("/")[0]] = None
-            if ".." in relative or "./" in relative or "//" in relative or os.sep != "/":
-                absolute = os.path.normpath(os.path.join(base, relative))
+            if inside is not None:
+                if is_installer_generated(inside, metadata_dir) and folder != metadata_dir:
+                    # Left out of the content digest (a __pycache__ entry), so it owns
+                    # nothing: only a row the lock covers may vouch for a file.
+                    own_skipped["rows inside __pycache__"] = (
+                        own_skipped.get("rows inside __pycache__", 0) + 1
+                    )
+                    continue
+                own_tops[inside.partition("/")[0]] = None
+                absolute = base + inside if os.sep == "/" else base + inside.replace("/", os.sep)
             else:
-                absolute = base + relative  # already normal: skip normpath
+                absolute = row_file(relative, base)
+                outside.append(absolute)
             own_files.append(absolute)
             owner = Owner(dist, relative, hash_text, size)
             listed = claims.get(absolute)
@@ -196,8 +237,27 @@ def ownership_index(distributions: Iterable[InstalledDistribution]) -> Ownership
                 listed.append(owner)
         _add_owned(ownership, location, dist, list(own_tops), own_skipped)
         ownership.dist_files[dist.metadata_path] = own_files
-    ownership.files = claims.keys()
+    foreign = _foreign(outside, locations)
+    if foreign:  # keep the ones a row inside its own site directory claims too
+        foreign = {
+            path
+            for path in foreign
+            if all(site_relative(o.relative, o.dist.location) is None for o in claims[path])
+        }
+    ownership.files = set(claims).difference(foreign) if foreign else claims.keys()
     return ownership
+
+
+def _foreign(outside: Iterable[str], locations: Iterable[str]) -> set[str]:
+    """Files in some site directory that a row from outside its own site directory names.
+
+    Such a row (``../../../bin/x``, an absolute path) is verified, but the content
+    digest leaves it out, so it may not vouch for code: not for a file in another
+    site directory on the path (the user site, a ``--path`` folder), which it
+    could otherwise name to make an added module look listed.
+    """
+    bases = tuple(os.path.join(location, "") for location in locations)
+    return {path for path in outside if path.startswith(bases)}
 
 
 def _add_unverified(ownership: Ownership, location: str, dist: InstalledDistribution) -> None:
@@ -249,7 +309,7 @@ def _fingerprint(dist: InstalledDistribution, paths: list[str]) -> str | None:
     for path in paths:
         try:
             st = os.stat(path)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte in the path
             return None
         numbers.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     hasher = hashlib.sha256(f"{dist.metadata_path}\0{dist.content}\0{len(paths)}\n".encode())
@@ -382,8 +442,11 @@ def _unchanged_since_last_run(
         return None
     ownership = Ownership()
     checked: set[str] = set()
+    outside: list[str] = []
+    locations: set[str] = set()
     for dist in everything:
         location = os.path.normpath(dist.location)
+        locations.add(location)
         if dist.record_state != RECORD_OK:
             _add_unverified(ownership, location, dist)
             continue
@@ -393,12 +456,16 @@ def _unchanged_since_last_run(
         relative_paths, names, skipped = cached
         base = location + os.sep
         paths = [p if os.path.isabs(p) else base + p for p in relative_paths]
+        outside.extend(p for p in relative_paths if os.path.isabs(p))
         fingerprint = _fingerprint(dist, paths)
         if fingerprint is None or not verdicts.matches(dist.metadata_path, fingerprint):
             return None
         checked.update(paths)
         _add_owned(ownership, location, dist, names, skipped)
         ownership.dist_files[dist.metadata_path] = paths
+    foreign = _foreign(outside, locations)
+    if foreign:
+        return None  # rare (a row naming a file in another site directory): the cold path judges
     ownership.files = checked
     stats = VerificationStats(not_verifiable=dict(ownership.not_verifiable))
     stats.files_verified = stats.from_cache = len(checked)
@@ -441,7 +508,7 @@ def _judge(
             )
             return
         checkable.append((claim, digest, hex_spelled))
-    outside = is_outside_site_dir(owner.relative)
+    outside = site_relative(owner.relative, owner.dist.location) is None
     if outcome.digest is None:
         if outcome.error == "missing":
             yield _maybe_quirk(
@@ -712,10 +779,13 @@ def find_unowned_code(
         owners = {entry.name: claimed.get(entry.name, owned[entry.name]) for entry in tops}
         key = walks.key(site_dir, sorted(owners.items()))
         walked: list[Finding] = []
+        names = frozenset(entry.name for entry in entries)
         for entry in entries:
             findings.extend(
                 _judge_entry(entry, owned, by_virtualenv, version, ownership.files, unverified)
             )
+            if entry.name == "__pycache__" and _is_folder(entry):
+                findings.extend(_top_level_pycache(entry.path, names))
         if not walks.unchanged(site_dir, key):
             started = time.time_ns()
             folders: list[tuple[str, tuple[int, ...]]] = []
@@ -815,13 +885,14 @@ def _hashed_rows(dist: InstalledDistribution) -> Iterator[tuple[str, str, str]]:
         rows = tuple(iter_record_rows(text))
     base = os.path.normpath(dist.location)
     for relative, hash_text, _ in rows:
-        if not hash_text or relative.endswith((".pyc", ".pyo")):
+        if not hash_text:
             continue  # they own nothing (ownership_index)
-        if is_outside_site_dir(relative):
+        inside = site_relative(relative, dist.location)  # the one normalisation
+        if inside is None or inside.endswith((".pyc", ".pyo")):
             continue
         algorithm, _, value = hash_text.partition("=")
-        absolute = os.path.normpath(os.path.join(base, relative))
-        top = os.path.relpath(absolute, base).split(os.sep)[0]
+        absolute = os.path.normpath(os.path.join(base, inside))
+        top = inside.partition("/")[0]
         yield top, f"{algorithm.lower()}={value.rstrip('=')}", absolute
 
 
@@ -933,7 +1004,7 @@ def _folder_stat(folder: str) -> tuple[int, ...]:
 def _walked(entry: os.DirEntry[str], owned: Mapping[str, str], unverified: Set[str]) -> bool:
     """Whether a top-level entry is a folder of a distribution with RECORD (walked in full)."""
     name = entry.name
-    if name not in owned or name in unverified or name in _NOT_CODE_NAMES:
+    if name not in owned or name in unverified or name == "__pycache__":
         return False
     return not name.endswith(_NOT_CODE_SUFFIXES) and _is_folder(entry)
 
@@ -960,9 +1031,9 @@ def _unlisted_code(
     about 45 ms for torch, numpy, scipy, pandas and scikit-learn (35,000 files);
     each folder's stat is appended to *folders*, taken before it is listed.
     """
-    stack = [(top, False)]
+    stack: list[tuple[str, Set[str] | None]] = [(top, None)]
     while stack:
-        folder, in_cache = stack.pop()
+        folder, sources = stack.pop()
         try:
             folders.append((folder, _folder_stat(folder)))
             with os.scandir(folder) as listing:
@@ -970,11 +1041,17 @@ def _unlisted_code(
         except OSError as exc:
             yield _unlisted(UNLISTED_UNREADABLE, folder, owner, error=exc.strerror or str(exc))
             continue
+        if sources is not None:
+            yield from _judge_pycache(entries, sources, owner, folders)
+            continue
+        names: Set[str] | None = None
         for entry in entries:
             name = entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, name == "__pycache__"))
+                    if name == "__pycache__" and names is None:
+                        names = frozenset(e.name for e in entries)
+                    stack.append((entry.path, names if name == "__pycache__" else None))
                     continue
                 if entry.is_symlink() and entry.is_dir():
                     yield _unlisted(UNLISTED_SYMLINK, entry.path, owner)
@@ -985,8 +1062,6 @@ def _unlisted_code(
             if not _is_code(name) or entry.path in verified:
                 continue
             if name.endswith(".pyc"):
-                if in_cache:
-                    continue
                 yield _unlisted(UNLISTED_CODE + UNLISTED_SOURCELESS, entry.path, owner)
             else:
                 yield _unlisted(UNLISTED_CODE, entry.path, owner)
@@ -1063,6 +1138,85 @@ def _unlisted_metadata(
                 )
 
 
+def _judge_pycache(
+    entries: list[os.DirEntry[str]],
+    sources: Set[str],
+    owner: str,
+    stats: list[tuple[str, tuple[int, ...]]],
+) -> Iterator[Finding]:
+    """Every entry of a ``__pycache__`` folder must be cached bytecode Python checks.
+
+    *sources* are the names next to the folder. Python imports ``pkg.__pycache__.evil``
+    from ``evil.pyc``, ``evil.py`` or ``evil/`` (a namespace portion), so anything but
+    ``<stem>.<tag>[.opt-N].pyc`` is code of its own; one whose ``<stem>.py`` is gone
+    is never imported at all (its name has dots). Of the cached
+    bytecode only the 16-byte header is read (PEP 552; CPython
+    Lib/importlib/_bootstrap_external.py ``_classify_pyc``): an unchecked hash-based
+    ``.pyc`` replaces its source with no comparison. A checked one whose hash does not
+    match is never used (recompiled instead), so it needs no finding, unless Python runs
+    with ``--check-hash-based-pycs never``. A timestamp ``.pyc`` whose header copies
+    the source's mtime and size is used unchecked too: not closed here. Each file's
+    stat goes into *stats*, so the walk cache sees a header edited in place.
+    """
+    for entry in entries:
+        name, path = entry.name, entry.path
+        try:
+            is_folder = entry.is_dir(follow_symlinks=False) or entry.is_dir()
+        except OSError:
+            is_folder = False
+        if is_folder:
+            yield _pyc_finding(PYC_CODE, path, owner)
+            continue
+        if not name.endswith(".pyc"):
+            if _is_code(name):
+                yield _pyc_finding(PYC_CODE, path, owner)
+            continue
+        match = _CACHED_PYC.fullmatch(name)
+        if match is None:
+            yield _pyc_finding(PYC_STRAY, path, owner)
+            continue
+        if not any(match["stem"] + s in sources for s in _SOURCE_SUFFIXES):
+            # Left behind by a removed source: never imported (the import system uses
+            # cached bytecode only for a source, and a dotted name is no module name).
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                st = os.fstat(fd)
+                header = os.read(fd, 16)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            yield _unlisted(UNLISTED_UNREADABLE, path, owner, error=exc.strerror or str(exc))
+            continue
+        stats.append((path, (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)))
+        if len(header) >= 8 and int.from_bytes(header[4:8], "little") & 0b11 == 0b01:
+            yield _pyc_finding(PYC_UNCHECKED, path, owner)
+
+
+def _pyc_finding(template: str, path: str, owner: str) -> Finding:
+    return Finding(
+        Kind.UNOWNED_MODULE,
+        Severity.ERROR,
+        owner,
+        template.format(path=path),
+        "only bytecode Python checks against a verified source",
+        "unverified code in __pycache__",
+        PYC_HINT,
+        path,
+    )
+
+
+def _top_level_pycache(folder: str, sources: Set[str]) -> list[Finding]:
+    """The site directory's own ``__pycache__`` (top-level modules), judged on every run."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError as exc:
+        return [_unlisted(UNLISTED_UNREADABLE, folder, "__pycache__", error=str(exc))]
+    return list(_judge_pycache(entries, sources, "__pycache__", []))
+
+
 def _unlisted(
     template: str,
     path: str,
@@ -1117,8 +1271,10 @@ def _judge_entry(
     # Start-up code is owned only by a RECORD row with a hash for that very file: a
     # name in top_level.txt (no RECORD) or a hashless row proves nothing about it.
     hashed = verified is None or path in verified
-    if name in _NOT_CODE_NAMES or name.endswith(_NOT_CODE_SUFFIXES):
-        return
+    if name.endswith(_NOT_CODE_SUFFIXES) or name == "__pycache__":
+        return  # a top-level __pycache__ folder is judged by find_unowned_code
+    if name in _NOT_CODE_NAMES and not _is_folder(entry):
+        return  # by name only as a plain file: a folder named README is importable
     if by_virtualenv and name in _VIRTUALENV_FILES:
         yield Finding.of(
             Kind.NOT_VERIFIABLE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import posixpath
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_mlsupply.errors import RecordError
-from pytest_mlsupply.record import content_digest, parse_record, shipped_rows, summarize_record
+from pytest_mlsupply.record import (
+    DUPLICATE_ROW,
+    NUL_IN_ROW,
+    content_digest,
+    parse_record,
+    shipped_rows,
+    site_relative,
+    summarize_record,
+)
 
 REAL_RECORDS = [
     "wheel/setuptools-69.5.1.dist-info/RECORD",
@@ -113,7 +122,14 @@ field_text = st.text(
 )
 
 
-@given(st.lists(st.tuples(path_text, field_text, field_text), max_size=20))
+@given(
+    st.lists(
+        st.tuples(path_text, field_text, field_text),
+        max_size=20,
+        # Two rows naming one file are malformed (a test of their own below).
+        unique_by=lambda row: posixpath.normpath(row[0].replace("\\", "/")),
+    )
+)
 def test_rows_round_trip_through_csv(rows: list[tuple[str, str, str]]) -> None:
     parsed = parse_record(record_text(rows), "RECORD")
     assert [(r.path, r.hash, r.size) for r in parsed] == [
@@ -156,3 +172,141 @@ def test_fast_summary_agrees_with_parse_then_digest(text: str, metadata_dir: str
     assert summary.content == content_digest(rows, metadata_dir)
     assert summary.rows == len(rows)
     assert summary.unhashed_rows == sum(1 for row in rows if not row.hash)
+
+
+# ---------------------------------------------------- one normalisation of every row
+
+SITE = "/venv/lib/python3.11/site-packages"
+META = "pluggy-1.7.0.dist-info"
+CLEAN = [
+    ("pluggy/__init__.py", "sha256=aaa", "10"),
+    ("pluggy/__pycache__/__init__.cpython-311.pyc", "", ""),
+    (f"{META}/RECORD", "", ""),
+    (f"{META}/INSTALLER", "sha256=ins", "4"),
+    ("../../../bin/pluggy", "sha256=bin", "9"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("pluggy/__init__.py", "pluggy/__init__.py"),
+        ("pluggy/__pycache__/../__init__.py", "pluggy/__init__.py"),
+        ("pluggy/./__init__.py", "pluggy/__init__.py"),
+        ("../site-packages/pluggy/__init__.py", "pluggy/__init__.py"),
+        (f"{SITE}/{META}/INSTALLER", f"{META}/INSTALLER"),
+        (f"{SITE}//pluggy/x.py", "pluggy/x.py"),
+        ("zzz.pth/__pycache__/../../zzz.pth", "zzz.pth"),
+        ("../../../bin/pluggy", None),
+        ("/elsewhere/bin/pluggy", None),
+        ("pluggy/..", None),
+    ],
+)
+def test_site_relative_normalises_against_the_site_directory(
+    path: str, expected: str | None
+) -> None:
+    assert site_relative(path, SITE) == expected
+
+
+@pytest.mark.parametrize(
+    "sneaky",
+    [
+        "pluggy/__pycache__/../_hooks.py",
+        "../site-packages/pluggy/_hooks.py",
+        "zzz_evil.pth/__pycache__/../../zzz_evil.pth",
+        "sitecustomize.py/__pycache__/../../sitecustomize.py",
+        f"{SITE}/sitecustomize.py",
+    ],
+)
+def test_a_row_that_lands_in_the_site_directory_counts_in_the_digest(sneaky: str) -> None:
+    """A row the digest used to skip by its raw text changes the content digest now."""
+    before = summarize_record(record_text(CLEAN), "RECORD", META, location=SITE).content
+    text = record_text([*CLEAN, (sneaky, "sha256=evil", "5")])
+    after = summarize_record(text, "RECORD", META, location=SITE)
+    assert after.content != before
+    rows = parse_record(text, "RECORD", SITE)
+    assert after.content == content_digest(rows, META, SITE)
+
+
+#: Content digests of the real RECORDs before RECORD paths were normalised (scheme v1).
+V1_DIGESTS = {
+    "wheel/setuptools-69.5.1.dist-info/RECORD": "f4e01d5d791307cc856adeb6592fa412"
+    "ace972c2cc779aa29f13fcb89855804e",
+    "wheel/safetensors-0.4.3.dist-info/RECORD": "ffe017e4855bf61ee69eba20741577cf"
+    "185ffba5c89b48d30fa00fe8b7b56bff",
+    "installed/pip_audit-2.10.0.dist-info/RECORD": "1ad3d7593529aa87672f90b7cb8cc186"
+    "26f87df8aea6b443ca416e20cbce8af6",
+    "installed/pretend-1.0.9.dist-info/RECORD": "ffe32e38f222685e0ae7a27b3db67eec"
+    "1c569125987d69906af9c9200f53047e",
+    "installed/pluggy-0.4.0.dist-info/RECORD": "8d7902b83cba4983a6b408d589089ffd"
+    "7eb3883de8e7ac594478afe308d0332c",
+}
+
+
+@pytest.mark.parametrize("relative", REAL_RECORDS)
+def test_normal_records_keep_their_digest(realdata: Path, relative: str) -> None:
+    """Normalising changed no digest of a normal RECORD (existing locks stay valid)."""
+    path = realdata / "record-files" / relative
+    text = path.read_text(encoding="utf-8")
+    summary = summarize_record(text, str(path), path.parent.name, location=SITE)
+    assert summary.content.hex == V1_DIGESTS[relative]
+
+
+def test_poetry_absolute_rows_count_under_their_site_relative_path() -> None:
+    """Poetry's editable install writes absolute rows; they digest the same on any machine."""
+    rows = [("demo.pth", "sha256=pth", "3"), (f"{META}/INSTALLER", "sha256=ins", "6")]
+    here = [(f"{SITE}/{p}", h, s) for p, h, s in rows]
+    there = [(f"/other/site-packages/{p}", h, s) for p, h, s in rows]
+    digest_here = summarize_record(record_text(here), "R", META, location=SITE).content
+    digest_there = summarize_record(
+        record_text(there), "R", META, location="/other/site-packages"
+    ).content
+    assert digest_here == digest_there == content_digest(parse_record(record_text(rows), "R"), META)
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "pluggy/__pycache__/../__init__.py",
+        "../site-packages/pluggy/__init__.py",
+        f"{SITE}/pluggy/__init__.py",
+        "pluggy//__init__.py",
+        "pluggy/__init__.py",
+    ],
+)
+def test_two_rows_naming_one_file_are_malformed(second: str) -> None:
+    text = record_text([*CLEAN, (second, "sha256=evil", "5")])
+    with pytest.raises(RecordError) as caught:
+        summarize_record(text, "d/RECORD", META, location=SITE)
+    expected = DUPLICATE_ROW.format(
+        source="d/RECORD", line=6, path=second, first=1, other="pluggy/__init__.py"
+    )
+    assert str(caught.value) == expected
+
+
+def test_a_nul_byte_is_a_malformed_record() -> None:
+    text = record_text(CLEAN) + "pluggy/__pycache__/a\x00b.txt,sha256=47DEQ,0\n"
+    with pytest.raises(RecordError) as caught:
+        summarize_record(text, "d/RECORD", META, location=SITE)
+    assert str(caught.value) == NUL_IN_ROW.format(source="d/RECORD", line=6)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["pluggy", "..", ".", "", "__pycache__", "site-packages", SITE[1:]]),
+            st.sampled_from(["__init__.py", "x.pth", "..", "y.pyc", "a\x00b"]),
+        ).map("/".join),
+        max_size=6,
+    )
+)
+def test_summary_with_a_location_agrees_with_the_parser(paths: list[str]) -> None:
+    text = record_text([(p, "sha256=h", "1") for p in paths])
+    try:
+        rows = parse_record(text, "RECORD", SITE)
+    except RecordError:
+        with pytest.raises(RecordError):
+            summarize_record(text, "RECORD", META, location=SITE)
+        return
+    summary = summarize_record(text, "RECORD", META, location=SITE)
+    assert summary.content == content_digest(rows, META, SITE)

@@ -9,12 +9,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pytest_mlsupply.verify as verify_module
 from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.hashcache import RecordCache
 from pytest_mlsupply.snapshot import take_snapshot
 from pytest_mlsupply.verify import (
+    PYC_CODE,
+    PYC_HINT,
+    PYC_STRAY,
+    PYC_UNCHECKED,
     RECORD_CACHE_FILE,
     UNLISTED_CODE,
     UNLISTED_SOURCELESS,
@@ -83,6 +89,8 @@ def test_a_clean_package_with_data_and_bytecode_passes(site: Path, cache_dir: Pa
     cache = site / "victim" / "__pycache__"
     cache.mkdir()
     (cache / "core.cpython-311.pyc").write_bytes(b"\x00" * 16)  # written at run time
+    (cache / "__init__.cpython-311.opt-1.pyc").write_bytes(b"\x00" * 16)  # python -O
+    (cache / "core.cpython-311.pyc.140234").write_bytes(b"")  # py_compile's temporary file
     (cache / "gone.cpython-311.pyc").write_bytes(b"\x00" * 16)  # no source: never imported
     (site / "victim" / "data" / "cache.bin").write_bytes(b"\x01")  # data made at run time
     assert problems(check(site, cache_dir)) == []
@@ -335,3 +343,154 @@ def test_a_walk_is_not_kept_while_its_folders_are_racy(
     monkeypatch.setattr(verify_module, "RACY_WINDOW_NS", 0)
     assert problems(check(site, cache)) == []
     assert str(site) in (cache / WALK_CACHE_FILE).read_text()
+
+
+# ------------------------------------------------------------------ __pycache__ entries
+
+
+def pyc_bytes(flags: int, body: bytes = b"") -> bytes:
+    import importlib.util
+
+    return importlib.util.MAGIC_NUMBER + flags.to_bytes(4, "little") + b"\0" * 8 + body
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "template"),
+    [
+        ("core.cpython-311.pyc", pyc_bytes(0b01), PYC_UNCHECKED),  # unchecked hash-based
+        ("core.cpython-311.opt-2.pyc", pyc_bytes(0b01), PYC_UNCHECKED),
+        ("evil.pyc", pyc_bytes(0), PYC_STRAY),  # importable as victim.__pycache__.evil
+        ("core.pyc", pyc_bytes(0), PYC_STRAY),
+        ("evil.py", b"RAN = True\n", PYC_CODE),
+        ("evil.cpython-311-x86_64-linux-gnu.so", b"\x7fELF", PYC_CODE),
+    ],
+)
+def test_code_in_pycache_that_python_would_run_unchecked(
+    site: Path, cache_dir: Path | None, name: str, content: bytes, template: str
+) -> None:
+    cache = site / "victim" / "__pycache__"
+    cache.mkdir()
+    (cache / "core.cpython-311.pyc").write_bytes(pyc_bytes(0))
+    (cache / name).write_bytes(content)
+    [finding] = [f for f in check(site, cache_dir) if f.severity is not Severity.INFO]
+    assert (finding.kind, finding.severity, finding.subject) == (
+        Kind.UNOWNED_MODULE,
+        Severity.ERROR,
+        "victim",
+    )
+    assert finding.message == template.format(path=str(cache / name))
+    assert finding.hint == PYC_HINT
+
+
+def test_checked_hash_pyc_is_fine_whatever_its_hash(site: Path, cache_dir: Path | None) -> None:
+    """Python compares a checked hash-based .pyc with its source and recompiles on a mismatch."""
+    cache = site / "victim" / "__pycache__"
+    cache.mkdir()
+    (cache / "core.cpython-311.pyc").write_bytes(pyc_bytes(0b11, b"garbage"))
+    assert problems(check(site, cache_dir)) == []
+
+
+def test_a_folder_inside_pycache_is_importable(site: Path, cache_dir: Path | None) -> None:
+    evil = site / "victim" / "__pycache__" / "evil"
+    evil.mkdir(parents=True)
+    (evil / "__init__.py").write_text("RAN = True\n")
+    assert [p[3] for p in problems(check(site, cache_dir))] == ["evil"]
+
+
+def test_flags_edited_in_place_are_seen_through_the_walk_cache(site: Path, tmp_path: Path) -> None:
+    """An in-place edit keeps the folder's times; the walk cache keeps each .pyc's stat too."""
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    pyc = site / "victim" / "__pycache__" / "core.cpython-311.pyc"
+    pyc.parent.mkdir()
+    pyc.write_bytes(pyc_bytes(0))
+    folder_times = pyc.parent.stat()
+    assert problems(check(site, cache_dir)) == []
+    assert problems(check(site, cache_dir)) == []
+    with pyc.open("r+b") as stream:
+        stream.seek(4)
+        stream.write((0b01).to_bytes(4, "little"))
+    after = pyc.parent.stat()  # the folder's times say nothing changed
+    assert (after.st_mtime_ns, after.st_ctime_ns) == (
+        folder_times.st_mtime_ns,
+        folder_times.st_ctime_ns,
+    )
+    assert [p[3] for p in problems(check(site, cache_dir))] == ["core.cpython-311.pyc"]
+
+
+def test_top_level_pycache_is_judged_like_any_other(site: Path) -> None:
+    install_fake(site, "six", "1.0", {"six.py": ""})
+    cache = site / "__pycache__"
+    cache.mkdir()
+    (cache / "six.cpython-311.pyc").write_bytes(pyc_bytes(0))
+    assert problems(check(site, None)) == []
+    (cache / "evil.pyc").write_bytes(pyc_bytes(0))
+    (cache / "six.cpython-311.pyc").write_bytes(pyc_bytes(0b01))
+    assert [p[3] for p in problems(check(site, None))] == [
+        "evil.pyc",
+        "six.cpython-311.pyc",
+    ]
+
+
+@pytest.mark.parametrize("name", ["README", "README.txt", ".DS_Store"])
+def test_names_skipped_as_files_are_walked_as_folders(site: Path, name: str) -> None:
+    (site / name).write_text("not code\n")
+    assert problems(check(site, None)) == []
+    (site / name).unlink()
+    (site / name).mkdir()
+    (site / name / "__init__.py").write_text("RAN = True\n")
+    found = problems(check(site, None))
+    if name.isidentifier():
+        assert [(kind, where) for kind, _, _, where in found] == [("unowned-module", name)]
+
+
+@pytest.mark.parametrize("spelling", ["relative", "absolute"])
+def test_a_row_outside_its_site_directory_cannot_vouch_for_code_in_another(
+    site: Path, tmp_path: Path, spelling: str
+) -> None:
+    """The digest leaves out rows outside their own site directory; they may not vouch either."""
+    import base64
+    import hashlib
+
+    other = tmp_path / "other-site"
+    install_fake(other, "tool", "1.0", {"tool.py": ""})
+    extra = site / "victim" / "extra.py"
+    extra.write_text("RAN = True\n")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(extra.read_bytes()).digest()).decode()
+    row = os.path.relpath(extra, other) if spelling == "relative" else str(extra)
+    [record] = other.glob("tool-1.0.dist-info/RECORD")
+    with record.open("a") as stream:
+        stream.write(f"{row},sha256={digest.rstrip('=')},{extra.stat().st_size}\n")
+    snapshot = take_snapshot([str(site), str(other)], keep_rows=True)
+    findings, _, ownership = verify_installed_files(snapshot, quirks=())
+    assert problems(findings) == []  # the row's file matches its hash: verified
+    found = problems(list(find_unowned_code(snapshot, ownership)))
+    assert found == [("unowned-module", "error", "victim", "extra.py")]
+
+
+@given(
+    st.text(alphabet=st.characters(blacklist_characters="/\x00"), min_size=1),
+    st.sampled_from(["", "1", "2"]),
+)
+def test_every_name_python_caches_under_is_recognised(stem: str, optimization: str) -> None:
+    """``_CACHED_PYC`` reads back what importlib.util.cache_from_source writes."""
+    import importlib.util
+
+    cached = importlib.util.cache_from_source(f"/pkg/{stem}.py", optimization=optimization)
+    match = verify_module._CACHED_PYC.fullmatch(os.path.basename(cached))
+    assert match is not None
+    assert match["stem"] == stem or "." in stem
+
+
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=20), st.text(alphabet="ab.-_0123pyco", min_size=1, max_size=14))
+def test_any_pycache_entry_is_judged_without_raising(site: Path, header: bytes, name: str) -> None:
+    cache = site / "victim" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    for old in cache.iterdir():
+        old.unlink()
+    if name in (".", ".."):
+        return
+    (cache / name).write_bytes(header)
+    for finding in check(site, None):
+        assert finding.severity is Severity.INFO or finding.subject == "victim"

@@ -327,3 +327,48 @@ def test_a_corrupt_record_cache_is_ignored(site: Path, tmp_path: Path) -> None:
     _, findings, stats, _ = check_with_records(site, cache_dir)
     assert problems(findings) == []
     assert stats.files_verified == 9
+
+
+# ------------------------------------------------ RECORD rows named in a roundabout way
+
+
+def _rewrite_record(site: Path, change) -> Path:
+    [record] = site.glob("demo_model-1.0.dist-info/RECORD")
+    record.write_text(change(record.read_text()))
+    return record
+
+
+def test_absolute_record_rows_are_verified_where_they_point(site: Path) -> None:
+    """The installed-packages spec allows absolute rows (Poetry's editable install writes them)."""
+    _rewrite_record(site, lambda text: text.replace("demo_model/", f"{site}/demo_model/"))
+    findings, stats = check(site)
+    assert problems(findings) == []
+    assert stats.files_verified == 9
+    with (site / "demo_model" / "layers.py").open("a") as stream:
+        stream.write("#")
+    assert problems(check(site)[0]) == [("file-modified", "error", "demo-model")]
+
+
+def test_a_row_inside_pycache_owns_nothing(site: Path) -> None:
+    """Left out of the content digest, so it may not vouch for a file either."""
+    cache = site / "demo_model" / "__pycache__"
+    cache.mkdir()
+    (cache / "evil.py").write_text("RAN = True\n")
+    _rewrite_record(site, lambda text: text + "demo_model/__pycache__/evil.py,sha256=x,11\n")
+    findings, stats = check(site)
+    assert ("unowned-module", "error", "demo-model") in problems(findings)
+    assert stats.not_verifiable["rows inside __pycache__"] == 1
+
+
+@pytest.mark.parametrize(
+    "row", ["demo_model/__pycache__/../layers.py", "demo_model/a\x00b.txt", "demo_model//layers.py"]
+)
+def test_rows_a_record_may_not_have_make_a_broken_distribution(site: Path, row: str) -> None:
+    from pytest_mlsupply.checks import snapshot_findings
+
+    _rewrite_record(site, lambda text: text + f"{row},sha256=x,1\n")
+    snapshot = take_snapshot([str(site)])
+    findings, _, ownership = verify_installed_files(snapshot, quirks=())
+    findings.extend(find_unowned_code(snapshot, ownership))
+    findings.extend(snapshot_findings(snapshot))
+    assert ("broken-distribution", "error", "demo-model") in problems(findings)
