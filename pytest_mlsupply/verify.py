@@ -1173,7 +1173,11 @@ def _judge_pycache(
             continue
         match = _CACHED_PYC.fullmatch(name)
         if match is None:
-            yield _pyc_finding(PYC_STRAY, path, owner)
+            # Only a name that is an identifier before ``.pyc`` can be imported as
+            # ``pkg.__pycache__.name``; pytest's own cache of rewritten plugin modules
+            # (``core.cpython-311-pytest-9.2.0.pyc``) and other dotted names cannot.
+            if name[: -len(".pyc")].isidentifier():
+                yield _pyc_finding(PYC_STRAY, path, owner)
             continue
         if not any(match["stem"] + s in sources for s in _SOURCE_SUFFIXES):
             # Left behind by a removed source: never imported (the import system uses

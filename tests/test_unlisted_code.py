@@ -390,6 +390,16 @@ def test_checked_hash_pyc_is_fine_whatever_its_hash(site: Path, cache_dir: Path 
     assert problems(check(site, cache_dir)) == []
 
 
+def test_dotted_names_in_pycache_cannot_be_imported(site: Path, cache_dir: Path | None) -> None:
+    """pytest caches rewritten plugin modules as ``core.cpython-311-pytest-9.2.0.pyc``: a
+    name with dots before ``.pyc`` is no module name, so nothing can import it."""
+    cache = site / "victim" / "__pycache__"
+    cache.mkdir()
+    (cache / "core.cpython-311-pytest-9.2.0.pyc").write_bytes(pyc_bytes(0))
+    (cache / "core.cpython-311.pyc.1234567").write_bytes(pyc_bytes(0))
+    assert problems(check(site, cache_dir)) == []
+
+
 def test_a_folder_inside_pycache_is_importable(site: Path, cache_dir: Path | None) -> None:
     evil = site / "victim" / "__pycache__" / "evil"
     evil.mkdir(parents=True)
