@@ -50,6 +50,8 @@ VERDICT_ENV = "PYTEST_MLSUPPLY_CONTROLLER_VERDICT"
 
 _gate_key = pytest.StashKey["GatePlugin"]()
 _early_key = pytest.StashKey["EarlyVerdict"]()
+#: ``sys.pycache_prefix`` as it was before the gate set its own, restored at unconfigure.
+_pycache_key = pytest.StashKey[tuple[str | None]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -256,6 +258,11 @@ def pytest_load_initial_conftests(
         if settings.enabled:
             early = _early_verdict(early_config, settings)
             early_config.stash[_early_key] = early
+            worker = os.environ.get("PYTEST_XDIST_WORKER") is not None
+            clear = (
+                settings.rehash or bool(getattr(namespace, "cacheclear", False))
+            ) and not worker
+            _distrust_pycache(early_config, _early_cache_dir(early_config), clear=clear)
             if early.failed:
                 namespace.noconftest = True
     return (yield)
@@ -277,21 +284,24 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
         # Otherwise nothing here says a gated controller started this process (a
         # pytest run inside a worker's test, a remote worker): it checks for itself.
     namespace = config.known_args_namespace
+    cache_dir = None if own_verdict else _early_cache_dir(config)
+    rehash = settings.rehash or bool(getattr(namespace, "cacheclear", False))
     result = _run_gate(
         config,
         settings,
         update=settings.update_lock and own_verdict is None,
-        cache_dir=None if own_verdict else _early_cache_dir(config),
-        rehash=settings.rehash or bool(getattr(namespace, "cacheclear", False)),
+        cache_dir=cache_dir,
+        rehash=rehash,
         progress=None if own_verdict else _early_progress(config),
     )
-    failed = not settings.warn_only and result.report.fails(strict=settings.strict)
+    report = with_loaded_bytecode(result.report, result.imports, cache_dir, rehash)
+    failed = not settings.warn_only and report.fails(strict=settings.strict)
     report_format = "JSON"
     if settings.report_path and own_verdict is None:
         try:
             report_format = write_report(
                 settings.report_path,
-                result.report,
+                report,
                 failed=failed,
                 strict=settings.strict,
                 warn_only=settings.warn_only,
@@ -306,7 +316,7 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
         env_set = True
     return EarlyVerdict(
         failed=failed,
-        report=result.report,
+        report=report,
         lock_written=result.lock_written,
         written_path=result.written_path,
         report_format=report_format,
@@ -315,6 +325,59 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
         previous_env=previous,
         env_set=env_set,
     )
+
+
+def with_loaded_bytecode(
+    report: Report, imports: ImportIndex | None, cache_dir: Path | None, rehash: bool
+) -> Report:
+    """Add ``bytecode-mismatch`` findings for modules imported before the verdict.
+
+    pytest, pluggy, the plugins and what they import came from ``__pycache__``
+    before the gate could say anything about it (see ``bytecode.py``).
+    """
+    import site
+
+    from pytest_mlsupply.bytecode import check_loaded_bytecode
+    from pytest_mlsupply.findings import Report
+
+    started = time.perf_counter()
+    if imports is not None:
+        site_dirs = {p.location for providers in imports.values() for p in providers}
+        owner = {name: providers[0].dist for name, providers in imports.items() if providers}
+    else:  # fail closed: at least the interpreter's own site directories
+        site_dirs, owner = set(site.getsitepackages()), {}
+    checked = check_loaded_bytecode(
+        dict(sys.modules), site_dirs, cache_dir=cache_dir, rehash=rehash, owner=owner
+    )
+    stats = {
+        **report.stats,
+        "bytecode_modules_checked": checked.checked,
+        "bytecode_modules_compiled": checked.compiled,
+        "bytecode_seconds": round(time.perf_counter() - started, 3),
+    }
+    return Report.build(
+        [*report.findings, *checked.findings],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=report.notes,
+        stats=stats,
+    )
+
+
+def _distrust_pycache(config: pytest.Config, cache_dir: Path | None, *, clear: bool) -> None:
+    """From now on every import compiles from the verified source or reads the gate's own cache.
+
+    A ``__pycache__/*.pyc`` beside a verified source is not verified (RECORD has
+    no hash for it) and runs instead of the source when its header matches, so
+    the gated process stops reading those folders (``sys.pycache_prefix``, which
+    the import system and pytest's assertion rewriter both honour).
+    """
+    from pytest_mlsupply.bytecode import pycache_prefix
+
+    if _pycache_key not in config.stash:
+        config.stash[_pycache_key] = (sys.pycache_prefix,)
+    sys.pycache_prefix = pycache_prefix(cache_dir, clear=clear)
 
 
 def _verdict_for_workers(failed: bool) -> str:
@@ -417,6 +480,10 @@ def _run_gate(
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    previous_prefix = config.stash.get(_pycache_key, None)
+    if previous_prefix is not None:
+        sys.pycache_prefix = previous_prefix[0]
+        del config.stash[_pycache_key]
     early = config.stash.get(_early_key, None)
     if early is not None and early.env_set:
         if early.previous_env is None:
@@ -546,8 +613,11 @@ class GatePlugin:
             rehash=self.settings.rehash,
             progress=self._progress_printer(),
         )
-        self.report = result.report
+        self.report = with_loaded_bytecode(
+            result.report, result.imports, self._cache_dir(), self.settings.rehash
+        )
         self.imports = result.imports
+        _distrust_pycache(self.config, self._cache_dir(), clear=False)
         # Modules already loaded (by plugins, -p, conftest files) are checked now.
         self._check_loaded_modules()
         self.lock_written = result.lock_written
