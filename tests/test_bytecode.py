@@ -311,3 +311,76 @@ def test_the_prefix_is_a_folder_the_gate_owns(tmp_path: Path) -> None:
     assert (folder / "stale").is_dir()
     assert pycache_prefix(tmp_path, clear=True) == str(folder)
     assert not folder.exists()
+
+
+# ---------------------------------------------------------------- the plugin as users run it
+
+RECORD_PREFIX = """
+import sys
+
+def test_prefix():
+    with open("prefix.txt", "w") as stream:
+        stream.write(repr(sys.pycache_prefix))
+"""
+
+
+@pytest.fixture
+def recorder(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_prefix=RECORD_PREFIX)
+    result = pytester.runpytest_subprocess("--mlsupply-update-lock", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    return pytester
+
+
+def seen_prefix(pytester: pytest.Pytester) -> object:
+    return eval((pytester.path / "prefix.txt").read_text())  # a repr written by the test
+
+
+def test_tests_run_with_the_gates_own_bytecode_cache(
+    recorder: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    result = recorder.runpytest_subprocess("--mlsupply", "--mlsupply-report", "r.json")
+    result.assert_outcomes(passed=2)
+    folder = recorder.path / ".pytest_cache" / "d" / "mlsupply" / PYCACHE_FOLDER
+    assert seen_prefix(recorder) == str(folder)
+    # The test module itself (rewritten by pytest's assertion rewriter) is cached there,
+    # not in a __pycache__ beside it.
+    assert list(folder.rglob("test_prefix*.pyc"))
+    assert not (recorder.path / "__pycache__").exists()
+    stats = json.loads((recorder.path / "r.json").read_text())["stats"]
+    assert stats["bytecode_modules_checked"] > 0  # pytest, pluggy, this plugin, ...
+
+
+def test_without_the_cache_plugin_nothing_is_read_or_written(
+    recorder: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    result = recorder.runpytest_subprocess("--mlsupply", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert seen_prefix(recorder) == os.devnull
+    assert not (recorder.path / "__pycache__").exists()
+
+
+def test_rehash_empties_the_gates_bytecode_cache(recorder: pytest.Pytester) -> None:
+    stale = recorder.path / ".pytest_cache" / "d" / "mlsupply" / PYCACHE_FOLDER / "stale.pyc"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"")
+    recorder.runpytest_subprocess("--mlsupply").assert_outcomes(passed=2)
+    assert stale.exists()
+    recorder.runpytest_subprocess("--mlsupply", "--mlsupply-rehash").assert_outcomes(passed=2)
+    assert not stale.exists()
+
+
+def test_the_previous_prefix_is_restored_after_an_in_process_run(
+    recorder: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "mine"))
+    recorder.runpytest("--mlsupply", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    assert seen_prefix(recorder) == os.devnull
+    assert sys.pycache_prefix == str(tmp_path / "mine")
+
+
+def test_the_gate_off_leaves_the_prefix_alone(recorder: pytest.Pytester) -> None:
+    recorder.runpytest_subprocess().assert_outcomes(passed=1)
+    assert seen_prefix(recorder) is None
