@@ -43,6 +43,8 @@ PYCACHE_FOLDER = "pycache"
 #: Passes of the check below, keyed on the stat of the pyc and of its source.
 CACHE_FILE = "bytecode.json"
 CACHE_VERSION = 1
+#: The stat of every file in the gate's pycache folder when the last run ended.
+MANIFEST_FILE = "pycache-files.json"
 
 MESSAGE_MISMATCH = (
     "the compiled bytecode of {module} ({cached}) does not match its verified source "
@@ -71,18 +73,67 @@ _EXTRA_ATTRIBUTES = (
 
 
 def pycache_prefix(cache_dir: Path | None, *, clear: bool = False) -> str:
-    """The ``sys.pycache_prefix`` for the gated process: a folder only the gate writes.
+    """The ``sys.pycache_prefix`` for the gated process: a folder only the gate's runs write.
 
     Without a cache folder, ``os.devnull``: no file can exist below it, so every
-    module compiles from its source and nothing is written. With *clear*, the
-    folder is emptied first (``--mlsupply-rehash``, ``--cache-clear``).
+    module compiles from its source and nothing is written. The folder is
+    emptied with *clear* (``--mlsupply-rehash``, ``--cache-clear``) and whenever
+    it holds a file that the last run's ``record_pycache`` did not see, by stat
+    (device, inode, size, mtime, ctime): a ``.pytest_cache`` committed to the
+    repository or restored from a shared CI cache cannot bring bytecode in.
     """
     if cache_dir is None:
         return os.devnull
     folder = cache_dir / PYCACHE_FOLDER
-    if clear:
+    files = None if folder.is_symlink() else _pycache_files(folder)
+    if clear or files is None or files != _load_manifest(cache_dir / MANIFEST_FILE):
         shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists() or folder.is_symlink():  # could not be emptied: trust nothing in it
+            return os.devnull
     return str(folder)
+
+
+def record_pycache(cache_dir: Path) -> None:
+    """Remember the files of the gate's pycache folder, at the end of a run that used it."""
+    files = _pycache_files(cache_dir / PYCACHE_FOLDER) or {}
+    with contextlib.suppress(OSError):  # the next run then starts from an empty folder
+        write_text_atomic(cache_dir / MANIFEST_FILE, json.dumps(files, sort_keys=True))
+
+
+def _pycache_files(folder: Path) -> dict[str, list[int]] | None:
+    """Relative path -> stat key of every file below *folder*; None for anything but files
+    and folders (a symbolic link would let the import system read elsewhere)."""
+    found: dict[str, list[int]] = {}
+    stack = [str(folder)]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                return None
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                relative = os.path.relpath(entry.path, folder)
+                found[relative] = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            else:
+                return None
+    return found
+
+
+def _load_manifest(path: Path) -> dict[str, list[int]] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}  # no manifest: only an empty folder is trusted
+    return data if isinstance(data, dict) else None
 
 
 @dataclass(frozen=True)

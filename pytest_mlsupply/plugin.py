@@ -50,8 +50,9 @@ VERDICT_ENV = "PYTEST_MLSUPPLY_CONTROLLER_VERDICT"
 
 _gate_key = pytest.StashKey["GatePlugin"]()
 _early_key = pytest.StashKey["EarlyVerdict"]()
-#: ``sys.pycache_prefix`` as it was before the gate set its own, restored at unconfigure.
-_pycache_key = pytest.StashKey[tuple[str | None]]()
+#: ``sys.pycache_prefix`` as it was before the gate set its own (restored at unconfigure),
+#: and the cache folder whose pycache files the controller records then.
+_pycache_key = pytest.StashKey[tuple[str | None, Path | None]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -258,11 +259,13 @@ def pytest_load_initial_conftests(
         if settings.enabled:
             early = _early_verdict(early_config, settings)
             early_config.stash[_early_key] = early
+            rehash = settings.rehash or bool(getattr(namespace, "cacheclear", False))
+            # A worker that took its controller's verdict shares the folder the controller
+            # checked; any other worker compiles from source (os.devnull).
+            told = early.report is None
             worker = os.environ.get("PYTEST_XDIST_WORKER") is not None
-            clear = (
-                settings.rehash or bool(getattr(namespace, "cacheclear", False))
-            ) and not worker
-            _distrust_pycache(early_config, _early_cache_dir(early_config), clear=clear)
+            cache_dir = _early_cache_dir(early_config) if told or not worker else None
+            _distrust_pycache(early_config, cache_dir, clear=rehash, shared=told)
             if early.failed:
                 namespace.noconftest = True
     return (yield)
@@ -365,7 +368,9 @@ def with_loaded_bytecode(
     )
 
 
-def _distrust_pycache(config: pytest.Config, cache_dir: Path | None, *, clear: bool) -> None:
+def _distrust_pycache(
+    config: pytest.Config, cache_dir: Path | None, *, clear: bool, shared: bool = False
+) -> None:
     """From now on every import compiles from the verified source or reads the gate's own cache.
 
     A ``__pycache__/*.pyc`` beside a verified source is not verified (RECORD has
@@ -373,11 +378,18 @@ def _distrust_pycache(config: pytest.Config, cache_dir: Path | None, *, clear: b
     the gated process stops reading those folders (``sys.pycache_prefix``, which
     the import system and pytest's assertion rewriter both honour).
     """
-    from pytest_mlsupply.bytecode import pycache_prefix
+    from pytest_mlsupply.bytecode import PYCACHE_FOLDER, pycache_prefix
 
+    if shared and cache_dir is not None:
+        # The controller checked (or emptied) the folder before it started this worker,
+        # and records its files at its end; a worker neither empties nor records it.
+        prefix, recorded = str(cache_dir / PYCACHE_FOLDER), None
+    else:
+        prefix = pycache_prefix(cache_dir, clear=clear)
+        recorded = cache_dir if prefix != os.devnull else None
     if _pycache_key not in config.stash:
-        config.stash[_pycache_key] = (sys.pycache_prefix,)
-    sys.pycache_prefix = pycache_prefix(cache_dir, clear=clear)
+        config.stash[_pycache_key] = (sys.pycache_prefix, recorded)
+    sys.pycache_prefix = prefix
 
 
 def _verdict_for_workers(failed: bool) -> str:
@@ -480,10 +492,15 @@ def _run_gate(
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    previous_prefix = config.stash.get(_pycache_key, None)
-    if previous_prefix is not None:
-        sys.pycache_prefix = previous_prefix[0]
+    prefix_state = config.stash.get(_pycache_key, None)
+    if prefix_state is not None:
+        previous_prefix, recorded = prefix_state
+        sys.pycache_prefix = previous_prefix
         del config.stash[_pycache_key]
+        if recorded is not None:
+            from pytest_mlsupply.bytecode import record_pycache
+
+            record_pycache(recorded)
     early = config.stash.get(_early_key, None)
     if early is not None and early.env_set:
         if early.previous_env is None:

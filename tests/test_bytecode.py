@@ -336,10 +336,8 @@ def seen_prefix(pytester: pytest.Pytester) -> object:
     return eval((pytester.path / "prefix.txt").read_text())  # a repr written by the test
 
 
-def test_tests_run_with_the_gates_own_bytecode_cache(
-    recorder: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+@pytest.mark.usefixtures("writing")
+def test_tests_run_with_the_gates_own_bytecode_cache(recorder: pytest.Pytester) -> None:
     result = recorder.runpytest_subprocess("--mlsupply", "--mlsupply-report", "r.json")
     result.assert_outcomes(passed=2)
     folder = recorder.path / ".pytest_cache" / "d" / "mlsupply" / PYCACHE_FOLDER
@@ -352,24 +350,67 @@ def test_tests_run_with_the_gates_own_bytecode_cache(
     assert stats["bytecode_modules_checked"] > 0  # pytest, pluggy, this plugin, ...
 
 
-def test_without_the_cache_plugin_nothing_is_read_or_written(
-    recorder: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+@pytest.mark.usefixtures("writing")
+def test_without_the_cache_plugin_nothing_is_read_or_written(recorder: pytest.Pytester) -> None:
     result = recorder.runpytest_subprocess("--mlsupply", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     assert seen_prefix(recorder) == os.devnull
     assert not (recorder.path / "__pycache__").exists()
 
 
-def test_rehash_empties_the_gates_bytecode_cache(recorder: pytest.Pytester) -> None:
-    stale = recorder.path / ".pytest_cache" / "d" / "mlsupply" / PYCACHE_FOLDER / "stale.pyc"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"")
+def identity(path: Path) -> tuple[int, int]:
+    """Inode numbers are reused; with the change time, a rewritten file is told apart."""
+    st = os.stat(path)
+    return st.st_ino, st.st_ctime_ns
+
+
+def own_pyc(pytester: pytest.Pytester) -> Path:
+    folder = pytester.path / ".pytest_cache" / "d" / "mlsupply" / PYCACHE_FOLDER
+    (found,) = folder.rglob("test_prefix*.pyc")
+    return found
+
+
+@pytest.fixture
+def writing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+
+
+@pytest.mark.usefixtures("writing")
+def test_a_warm_run_reuses_the_gates_bytecode_cache(recorder: pytest.Pytester) -> None:
     recorder.runpytest_subprocess("--mlsupply").assert_outcomes(passed=2)
-    assert stale.exists()
-    recorder.runpytest_subprocess("--mlsupply", "--mlsupply-rehash").assert_outcomes(passed=2)
-    assert not stale.exists()
+    first = identity(own_pyc(recorder))
+    recorder.runpytest_subprocess("--mlsupply").assert_outcomes(passed=2)
+    assert identity(own_pyc(recorder)) == first
+
+
+@pytest.mark.usefixtures("writing")
+def test_a_file_no_gated_run_wrote_empties_the_folder(recorder: pytest.Pytester) -> None:
+    """A ``.pytest_cache`` from the repository or a shared CI cache brings no bytecode in."""
+    recorder.runpytest_subprocess("--mlsupply").assert_outcomes(passed=2)
+    planted = own_pyc(recorder).parent / "numpy.cpython-3xx.pyc"
+    planted.write_bytes(b"")
+    first = identity(own_pyc(recorder))
+    recorder.runpytest_subprocess("--mlsupply").assert_outcomes(passed=2)
+    assert not planted.exists()
+    assert identity(own_pyc(recorder)) != first  # compiled again
+
+
+@pytest.mark.usefixtures("writing")
+def test_a_symlink_in_the_folder_empties_it(recorder: pytest.Pytester, tmp_path: Path) -> None:
+    recorder.runpytest_subprocess("--mlsupply").assert_outcomes(passed=2)
+    link = own_pyc(recorder).parent / "elsewhere"
+    link.symlink_to(tmp_path)
+    recorder.runpytest_subprocess("--mlsupply").assert_outcomes(passed=2)
+    assert not link.is_symlink()
+
+
+@pytest.mark.usefixtures("writing")
+@pytest.mark.parametrize("option", ["--mlsupply-rehash", "--cache-clear"])
+def test_rehash_and_cache_clear_empty_the_folder(recorder: pytest.Pytester, option: str) -> None:
+    recorder.runpytest_subprocess("--mlsupply").assert_outcomes(passed=2)
+    first = identity(own_pyc(recorder))
+    recorder.runpytest_subprocess("--mlsupply", option).assert_outcomes(passed=2)
+    assert identity(own_pyc(recorder)) != first
 
 
 def test_the_previous_prefix_is_restored_after_an_in_process_run(
