@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import marshal
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from pytest_mlsupply.bytecode import MESSAGE_MISMATCH
+from pytest_mlsupply.bytecode import MESSAGE_MISMATCH, PYCACHE_FOLDER
 
 from gatehelpers import findings, gate, install_demo, lock
 from wheelfactory import build_wheel
@@ -29,6 +30,14 @@ def test_weights():
 """
 
 
+#: Python may write bytecode (the suite may run with PYTHONDONTWRITEBYTECODE set).
+WRITING = {"PYTHONDONTWRITEBYTECODE": ""}
+
+
+def pyc_name(source: Path) -> str:
+    return f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+
+
 def plant(source: Path, marker: Path) -> Path:
     """A timestamp pyc for *source* that runs the source plus a payload writing *marker*."""
     text = f"open({str(marker)!r}, 'w').close()\n" + source.read_text()
@@ -40,7 +49,7 @@ def plant(source: Path, marker: Path) -> Path:
         + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
     )
     code = compile(text, str(source), "exec", dont_inherit=True)
-    target = source.parent / "__pycache__" / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+    target = source.parent / "__pycache__" / pyc_name(source)
     target.parent.mkdir(exist_ok=True)
     target.write_bytes(head + marshal.dumps(code))
     return target
@@ -67,9 +76,19 @@ def test_a_pyc_planted_for_a_module_a_test_imports_never_runs(venv, project, whe
     assert "4 passed" in result.stdout  # the gate item and three tests
     assert not marker.exists()
     for _ in range(2):  # the gate's own cache: filled cold, read warm
-        result = gate(venv, project, "-p", "cacheprovider")
+        result = gate(venv, project, "-p", "cacheprovider", env=WRITING)
         assert result.returncode == 0, result.stdout + result.stderr
         assert not marker.exists()
+    # The same pyc planted in the gate's own folder (a .pytest_cache restored from a shared
+    # CI cache) is thrown away with the folder: no gated run wrote it.
+    source = venv.site / "demo_model.py"
+    prefix = project / ".pytest_cache" / "d" / "mlsupply" / PYCACHE_FOLDER
+    honest = prefix / str(source.parent).lstrip(os.sep) / pyc_name(source)
+    assert honest.is_file()  # what the gated runs compiled
+    honest.write_bytes(plant(source, marker).read_bytes())
+    result = gate(venv, project, "-p", "cacheprovider", env=WRITING)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not marker.exists()
 
 
 def test_a_pyc_planted_for_a_module_pytest_loads_first_fails_the_gate(venv, project) -> None:
@@ -107,7 +126,7 @@ def test_a_pyc_planted_for_a_locked_pytest11_plugin_fails_the_gate(venv, project
 
 
 def test_the_pyc_python_writes_itself_passes(venv, project) -> None:
-    env = {"PYTHONDONTWRITEBYTECODE": ""}  # the suite may run with it set
+    env = WRITING
     lock(venv, project)
     # Python writes honest pycs of everything pytest imports (no gate: __pycache__ is used).
     assert venv.run("-m", "pytest", "-p", "no:cacheprovider", cwd=project, env=env).returncode == 0
