@@ -250,6 +250,7 @@ def check_loaded_bytecode(
     cache_dir: Path | None = None,
     rehash: bool = False,
     owner: Mapping[str, str] | None = None,
+    save: bool = True,
 ) -> BytecodeCheck:
     """Modules whose source lies in *site_dirs* and that ran bytecode their source does not say.
 
@@ -258,8 +259,8 @@ def check_loaded_bytecode(
     the import system would have accepted must equal the compiled source. A pyc
     it would have rejected passes (the source was compiled instead). What cannot
     be read or compared is a finding too. Passes are cached in *cache_dir*
-    (keyed on both files' stat); *rehash* ignores the cache. *owner* maps a
-    top-level import name to the distribution that provides it, for the subject.
+    (keyed on both files' stat) unless not *save*; *rehash* ignores the cache.
+    *owner* maps a top-level import name to the distribution that provides it.
     """
     folders = sorted({_real(d) for d in site_dirs if d})
     cache_path = cache_dir / CACHE_FILE if cache_dir is not None else None
@@ -298,7 +299,7 @@ def check_loaded_bytecode(
             passes[cached] = key
             continue
         findings.append(_finding(name, source, cached, reason, owner))
-    if cache_path is not None and passes != previous:
+    if save and cache_path is not None and passes != previous:
         document = {"version": CACHE_VERSION, "magic": MAGIC_NUMBER.hex(), "passes": passes}
         with contextlib.suppress(OSError):  # a cache can only make a run faster
             write_text_atomic(cache_path, json.dumps(document, sort_keys=True))

@@ -228,6 +228,9 @@ class EarlyVerdict:
     #: The value VERDICT_ENV had before this run set it, restored at unconfigure.
     previous_env: str | None = None
     env_set: bool = False
+    #: A worker's check of the bytecode it loaded before the verdict (the controller
+    #: checked its own), added to the report it takes from ``workerinput``.
+    bytecode: tuple[Finding, ...] = ()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -279,7 +282,10 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
     if worker is not None:
         from_controller, told = _controller_verdict()
         if told is not None:
-            return EarlyVerdict(failed=told and not settings.warn_only)
+            found = _worker_bytecode(config)
+            return EarlyVerdict(
+                failed=(told or bool(found)) and not settings.warn_only, bytecode=found
+            )
         if from_controller:
             # Started by a gated controller on another interpreter
             # (``--tx popen//python=...``): its verdict says nothing about this one.
@@ -366,6 +372,25 @@ def with_loaded_bytecode(
         notes=report.notes,
         stats=stats,
     )
+
+
+def _worker_bytecode(config: pytest.Config) -> tuple[Finding, ...]:
+    """A worker's own pre-verdict imports (its plugins may load modules the controller did not).
+
+    The import index arrives later, in ``workerinput``: the site directories are
+    the interpreter's. The controller's passes are read, never written here.
+    """
+    import site
+
+    from pytest_mlsupply.bytecode import check_loaded_bytecode
+
+    site_dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        site_dirs.append(site.getusersitepackages())
+    cache_dir = _early_cache_dir(config)
+    return check_loaded_bytecode(
+        dict(sys.modules), site_dirs, cache_dir=cache_dir, save=False
+    ).findings
 
 
 def _distrust_pycache(
@@ -575,6 +600,7 @@ class GatePlugin:
         self.backstop_findings: list[Finding] = []
         #: The verdict decided before conftest files loaded; a failure there stands.
         self.failed_early = early is not None and early.failed
+        self.early_bytecode = early.bytecode if early is not None else ()
         self.decided_early = early is not None
         if early is not None and early.report is not None:
             self.report = early.report
@@ -612,6 +638,7 @@ class GatePlugin:
             if data is not None and origin == interpreter_identity():
                 self.report = Report.from_dict(data)
                 self._imports_from(workerinput)
+                self._add_findings([self._owned(f) for f in self.early_bytecode])
                 return
             # Another interpreter (``--tx popen//python=...``, a remote host): the
             # controller's verdict says nothing about this one, so it checks (or,
@@ -664,6 +691,13 @@ class GatePlugin:
         data = workerinput.get(WORKERINPUT_IMPORTS_KEY)
         if isinstance(data, dict):
             self.imports = index_from_dict(data)
+
+    def _owned(self, finding: Finding) -> Finding:
+        """A worker's finding named by module, renamed after the distribution that provides it."""
+        import dataclasses
+
+        providers = (self.imports or {}).get(finding.subject.partition(".")[0])
+        return dataclasses.replace(finding, subject=providers[0].dist) if providers else finding
 
     def _check_loaded_modules(self) -> None:
         """The backstop: installed packages' modules imported from somewhere else.

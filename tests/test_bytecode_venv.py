@@ -134,3 +134,39 @@ def test_the_pyc_python_writes_itself_passes(venv, project) -> None:
     result = gate(venv, project, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert errors(project) == []
+
+
+WORKER_PLUGIN = {
+    # A plugin that imports a module on xdist workers only: the controller never loads it.
+    "worker_helper.py": (
+        "import os\nif os.environ.get('PYTEST_XDIST_WORKER'):\n    import worker_only  # noqa\n"
+    ),
+    "worker_only.py": "READY = True\n",
+}
+
+
+def test_a_pyc_only_xdist_workers_load_fails_the_gate(venv, project, tmp_path) -> None:
+    xdist = pytest.importorskip("xdist")
+    assert xdist
+    from wheelfactory import repack_installed
+
+    folder = tmp_path / "wheels"
+    wheels = [repack_installed(name, folder) for name in ("pytest-xdist", "execnet")]
+    entry_points = "[pytest11]\nworker_helper = worker_helper\n"
+    wheels.append(
+        build_wheel(folder, "worker-helper", "1.0", WORKER_PLUGIN, entry_points=entry_points)
+    )
+    venv.install(*wheels)
+    (project / "test_uses_model.py").write_text("def test_x():\n    pass\n")
+    lock(venv, project)
+    clean = gate(venv, project, "-n", "2")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    marker = project.parent / "payload-ran"
+    plant(venv.site / "worker_only.py", marker)
+    assert gate(venv, project, "-p", "no:xdist").returncode == 0  # the controller alone: clean
+    result = gate(venv, project, "-n", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ("bytecode-mismatch", "worker-helper") in errors(project)
+    assert "[bytecode-mismatch]" in result.stdout
+    assert "test_x" not in result.stdout.replace("test_uses_model", "")
