@@ -267,7 +267,10 @@ def pytest_load_initial_conftests(
             # checked; any other worker compiles from source (os.devnull).
             told = early.report is None
             worker = os.environ.get("PYTEST_XDIST_WORKER") is not None
-            cache_dir = _early_cache_dir(early_config) if told or not worker else None
+            if worker:  # a worker creates nothing; the controller made the folder
+                cache_dir = _existing_cache_dir(early_config) if told else None
+            else:
+                cache_dir = _early_cache_dir(early_config)
             _distrust_pycache(early_config, cache_dir, clear=rehash, shared=told)
             if early.failed:
                 namespace.noconftest = True
@@ -387,7 +390,7 @@ def _worker_bytecode(config: pytest.Config) -> tuple[Finding, ...]:
     site_dirs = list(site.getsitepackages())
     if site.ENABLE_USER_SITE:
         site_dirs.append(site.getusersitepackages())
-    cache_dir = _early_cache_dir(config)
+    cache_dir = _existing_cache_dir(config)
     return check_loaded_bytecode(
         dict(sys.modules), site_dirs, cache_dir=cache_dir, save=False
     ).findings
@@ -461,6 +464,15 @@ def _early_cache_dir(config: pytest.Config) -> Path | None:
         return Path(cache.mkdir("mlsupply"))
     except (OSError, TypeError, AttributeError, ValueError):
         return None
+
+
+def _existing_cache_dir(config: pytest.Config) -> Path | None:
+    """``_early_cache_dir`` for a worker, which writes nothing: the folder if it exists."""
+    if not config.pluginmanager.hasplugin("cacheprovider"):
+        return None
+    raw = os.path.expandvars(os.path.expanduser(str(config.getini("cache_dir"))))
+    folder = config.rootpath / raw / "d" / "mlsupply"  # pytest's Cache.mkdir layout
+    return folder if folder.is_dir() else None
 
 
 def _early_progress(config: pytest.Config) -> Callable[[int, int], None] | None:
