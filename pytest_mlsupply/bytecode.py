@@ -149,6 +149,10 @@ def _real(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
 
 
+def _absolute(path: str) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
 def _within(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -262,7 +266,9 @@ def check_loaded_bytecode(
     (keyed on both files' stat) unless not *save*; *rehash* ignores the cache.
     *owner* maps a top-level import name to the distribution that provides it.
     """
-    folders = sorted({_real(d) for d in site_dirs if d})
+    # Both spellings: a source reached through a symbolic link out of a site directory is
+    # still one the gate verified there.
+    folders = sorted({f(d) for d in site_dirs if d for f in (_real, _absolute)})
     cache_path = cache_dir / CACHE_FILE if cache_dir is not None else None
     previous = {} if rehash else _load_passes(cache_path)
     passes: dict[str, Any] = {}
@@ -273,7 +279,8 @@ def check_loaded_bytecode(
         if paths is None:
             continue
         source, cached = paths
-        if not any(_within(_real(source), folder) for folder in folders):
+        spellings = (_real(source), _absolute(source))
+        if not any(_within(path, folder) for path in spellings for folder in folders):
             continue
         pyc_key = _stat_key(cached)
         if pyc_key is None:
