@@ -262,16 +262,6 @@ def pytest_load_initial_conftests(
         if settings.enabled:
             early = _early_verdict(early_config, settings)
             early_config.stash[_early_key] = early
-            rehash = settings.rehash or bool(getattr(namespace, "cacheclear", False))
-            # A worker that took its controller's verdict shares the folder the controller
-            # checked; any other worker compiles from source (os.devnull).
-            told = early.report is None
-            worker = os.environ.get("PYTEST_XDIST_WORKER") is not None
-            if worker:  # a worker creates nothing; the controller made the folder
-                cache_dir = _existing_cache_dir(early_config) if told else None
-            else:
-                cache_dir = _early_cache_dir(early_config)
-            _distrust_pycache(early_config, cache_dir, clear=rehash, shared=told)
             if early.failed:
                 namespace.noconftest = True
     return (yield)
@@ -285,6 +275,8 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
     if worker is not None:
         from_controller, told = _controller_verdict()
         if told is not None:
+            # It shares the folder its controller checked (a worker creates nothing).
+            _distrust_pycache(config, _existing_cache_dir(config), clear=False, shared=True)
             found = _worker_bytecode(config)
             return EarlyVerdict(
                 failed=(told or bool(found)) and not settings.warn_only, bytecode=found
@@ -298,6 +290,10 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
     namespace = config.known_args_namespace
     cache_dir = None if own_verdict else _early_cache_dir(config)
     rehash = settings.rehash or bool(getattr(namespace, "cacheclear", False))
+    # From here on nothing is read from __pycache__, not even by the gate's own lazy imports;
+    # what was loaded before is checked below. A worker checking for itself, which may run
+    # beside others, compiles from source (os.devnull).
+    _distrust_pycache(config, cache_dir if worker is None else None, clear=rehash)
     result = _run_gate(
         config,
         settings,
@@ -661,6 +657,8 @@ class GatePlugin:
             # Decided early: what plugins imported since is checked now.
             self._check_loaded_modules()
             return
+        # No more __pycache__ from here on; what conftest files and plugins loaded is checked.
+        _distrust_pycache(self.config, self._cache_dir(), clear=self.settings.rehash)
         result = _run_gate(
             self.config,
             self.settings,
@@ -673,7 +671,6 @@ class GatePlugin:
             result.report, result.imports, self._cache_dir(), self.settings.rehash
         )
         self.imports = result.imports
-        _distrust_pycache(self.config, self._cache_dir(), clear=False)
         # Modules already loaded (by plugins, -p, conftest files) are checked now.
         self._check_loaded_modules()
         self.lock_written = result.lock_written

@@ -437,3 +437,17 @@ def test_a_source_linked_from_outside_the_site_directory_is_checked(
     plant(linked, EVIL)
     mods = {"demo.linked": module("demo.linked", linked)}
     assert len(check_loaded_bytecode(mods, [str(site)]).findings) == 1
+
+
+@pytest.mark.usefixtures("writing")
+def test_a_plugin_registered_late_sets_the_prefix_at_session_start(
+    recorder: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (recorder.path / "conftest.py").write_text("pytest_plugins = ['pytest_mlsupply.plugin']\n")
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = recorder.runpytest_subprocess("--mlsupply", "--mlsupply-report", "r.json")
+    result.assert_outcomes(passed=2)
+    folder = recorder.path / ".pytest_cache" / "d" / "mlsupply" / PYCACHE_FOLDER
+    assert seen_prefix(recorder) == str(folder)
+    stats = json.loads((recorder.path / "r.json").read_text())["stats"]
+    assert stats["bytecode_modules_checked"] > 0
