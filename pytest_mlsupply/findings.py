@@ -54,6 +54,7 @@ class Kind(str, enum.Enum):
     KNOWN_BAD_FILE = "known-bad-file"
     KNOWN_BAD_FEED = "known-bad-feed"
     IMPORT_SHADOWED = "import-shadowed"
+    BYTECODE_MISMATCH = "bytecode-mismatch"
 
 
 #: The severity each kind gets unless a check decides otherwise.
@@ -82,6 +83,7 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
     Kind.KNOWN_BAD_FILE: Severity.ERROR,
     Kind.KNOWN_BAD_FEED: Severity.ERROR,
     Kind.IMPORT_SHADOWED: Severity.ERROR,
+    Kind.BYTECODE_MISMATCH: Severity.ERROR,
 }
 
 

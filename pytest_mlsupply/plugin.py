@@ -50,6 +50,9 @@ VERDICT_ENV = "PYTEST_MLSUPPLY_CONTROLLER_VERDICT"
 
 _gate_key = pytest.StashKey["GatePlugin"]()
 _early_key = pytest.StashKey["EarlyVerdict"]()
+#: ``sys.pycache_prefix`` as it was before the gate set its own (restored at unconfigure),
+#: and the cache folder whose pycache files the controller records then.
+_pycache_key = pytest.StashKey[tuple[str | None, Path | None]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -225,6 +228,9 @@ class EarlyVerdict:
     #: The value VERDICT_ENV had before this run set it, restored at unconfigure.
     previous_env: str | None = None
     env_set: bool = False
+    #: A worker's check of the bytecode it loaded before the verdict (the controller
+    #: checked its own), added to the report it takes from ``workerinput``.
+    bytecode: tuple[Finding, ...] = ()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -269,7 +275,12 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
     if worker is not None:
         from_controller, told = _controller_verdict()
         if told is not None:
-            return EarlyVerdict(failed=told and not settings.warn_only)
+            # It shares the folder its controller checked (a worker creates nothing).
+            _distrust_pycache(config, _existing_cache_dir(config), clear=False, shared=True)
+            found = _worker_bytecode(config)
+            return EarlyVerdict(
+                failed=(told or bool(found)) and not settings.warn_only, bytecode=found
+            )
         if from_controller:
             # Started by a gated controller on another interpreter
             # (``--tx popen//python=...``): its verdict says nothing about this one.
@@ -277,21 +288,28 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
         # Otherwise nothing here says a gated controller started this process (a
         # pytest run inside a worker's test, a remote worker): it checks for itself.
     namespace = config.known_args_namespace
+    cache_dir = None if own_verdict else _early_cache_dir(config)
+    rehash = settings.rehash or bool(getattr(namespace, "cacheclear", False))
+    # From here on nothing is read from __pycache__, not even by the gate's own lazy imports;
+    # what was loaded before is checked below. A worker checking for itself, which may run
+    # beside others, compiles from source (os.devnull).
+    _distrust_pycache(config, cache_dir if worker is None else None, clear=rehash)
     result = _run_gate(
         config,
         settings,
         update=settings.update_lock and own_verdict is None,
-        cache_dir=None if own_verdict else _early_cache_dir(config),
-        rehash=settings.rehash or bool(getattr(namespace, "cacheclear", False)),
+        cache_dir=cache_dir,
+        rehash=rehash,
         progress=None if own_verdict else _early_progress(config),
     )
-    failed = not settings.warn_only and result.report.fails(strict=settings.strict)
+    report = with_loaded_bytecode(result.report, result.imports, cache_dir, rehash)
+    failed = not settings.warn_only and report.fails(strict=settings.strict)
     report_format = "JSON"
     if settings.report_path and own_verdict is None:
         try:
             report_format = write_report(
                 settings.report_path,
-                result.report,
+                report,
                 failed=failed,
                 strict=settings.strict,
                 warn_only=settings.warn_only,
@@ -306,7 +324,7 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
         env_set = True
     return EarlyVerdict(
         failed=failed,
-        report=result.report,
+        report=report,
         lock_written=result.lock_written,
         written_path=result.written_path,
         report_format=report_format,
@@ -315,6 +333,87 @@ def _early_verdict(config: pytest.Config, settings: Settings) -> EarlyVerdict:
         previous_env=previous,
         env_set=env_set,
     )
+
+
+def with_loaded_bytecode(
+    report: Report, imports: ImportIndex | None, cache_dir: Path | None, rehash: bool
+) -> Report:
+    """Add ``bytecode-mismatch`` findings for modules imported before the verdict.
+
+    pytest, pluggy, the plugins and what they import came from ``__pycache__``
+    before the gate could say anything about it (see ``bytecode.py``).
+    """
+    import site
+
+    from pytest_mlsupply.bytecode import check_loaded_bytecode
+    from pytest_mlsupply.findings import Report
+
+    started = time.perf_counter()
+    if imports is not None:
+        site_dirs = {p.location for providers in imports.values() for p in providers}
+        owner = {name: providers[0].dist for name, providers in imports.items() if providers}
+    else:  # fail closed: at least the interpreter's own site directories
+        site_dirs, owner = set(site.getsitepackages()), {}
+    checked = check_loaded_bytecode(
+        dict(sys.modules), site_dirs, cache_dir=cache_dir, rehash=rehash, owner=owner
+    )
+    stats = {
+        **report.stats,
+        "bytecode_modules_checked": checked.checked,
+        "bytecode_modules_compiled": checked.compiled,
+        "bytecode_seconds": round(time.perf_counter() - started, 3),
+    }
+    return Report.build(
+        [*report.findings, *checked.findings],
+        lock_path=report.lock_path,
+        distributions_checked=report.distributions_checked,
+        environment=report.environment,
+        notes=report.notes,
+        stats=stats,
+    )
+
+
+def _worker_bytecode(config: pytest.Config) -> tuple[Finding, ...]:
+    """A worker's own pre-verdict imports (its plugins may load modules the controller did not).
+
+    The import index arrives later, in ``workerinput``: the site directories are
+    the interpreter's. The controller's passes are read, never written here.
+    """
+    import site
+
+    from pytest_mlsupply.bytecode import check_loaded_bytecode
+
+    site_dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        site_dirs.append(site.getusersitepackages())
+    cache_dir = _existing_cache_dir(config)
+    return check_loaded_bytecode(
+        dict(sys.modules), site_dirs, cache_dir=cache_dir, save=False
+    ).findings
+
+
+def _distrust_pycache(
+    config: pytest.Config, cache_dir: Path | None, *, clear: bool, shared: bool = False
+) -> None:
+    """From now on every import compiles from the verified source or reads the gate's own cache.
+
+    A ``__pycache__/*.pyc`` beside a verified source is not verified (RECORD has
+    no hash for it) and runs instead of the source when its header matches, so
+    the gated process stops reading those folders (``sys.pycache_prefix``, which
+    the import system and pytest's assertion rewriter both honour).
+    """
+    from pytest_mlsupply.bytecode import PYCACHE_FOLDER, pycache_prefix
+
+    if shared and cache_dir is not None:
+        # The controller checked (or emptied) the folder before it started this worker,
+        # and records its files at its end; a worker neither empties nor records it.
+        prefix, recorded = str(cache_dir / PYCACHE_FOLDER), None
+    else:
+        prefix = pycache_prefix(cache_dir, clear=clear)
+        recorded = cache_dir if prefix != os.devnull else None
+    if _pycache_key not in config.stash:
+        config.stash[_pycache_key] = (sys.pycache_prefix, recorded)
+    sys.pycache_prefix = prefix
 
 
 def _verdict_for_workers(failed: bool) -> str:
@@ -361,6 +460,15 @@ def _early_cache_dir(config: pytest.Config) -> Path | None:
         return Path(cache.mkdir("mlsupply"))
     except (OSError, TypeError, AttributeError, ValueError):
         return None
+
+
+def _existing_cache_dir(config: pytest.Config) -> Path | None:
+    """``_early_cache_dir`` for a worker, which writes nothing: the folder if it exists."""
+    if not config.pluginmanager.hasplugin("cacheprovider"):
+        return None
+    raw = os.path.expandvars(os.path.expanduser(str(config.getini("cache_dir"))))
+    folder = config.rootpath / raw / "d" / "mlsupply"  # pytest's Cache.mkdir layout
+    return folder if folder.is_dir() else None
 
 
 def _early_progress(config: pytest.Config) -> Callable[[int, int], None] | None:
@@ -417,6 +525,15 @@ def _run_gate(
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    prefix_state = config.stash.get(_pycache_key, None)
+    if prefix_state is not None:
+        previous_prefix, recorded = prefix_state
+        sys.pycache_prefix = previous_prefix
+        del config.stash[_pycache_key]
+        if recorded is not None:
+            from pytest_mlsupply.bytecode import record_pycache
+
+            record_pycache(recorded)
     early = config.stash.get(_early_key, None)
     if early is not None and early.env_set:
         if early.previous_env is None:
@@ -491,6 +608,7 @@ class GatePlugin:
         self.backstop_findings: list[Finding] = []
         #: The verdict decided before conftest files loaded; a failure there stands.
         self.failed_early = early is not None and early.failed
+        self.early_bytecode = early.bytecode if early is not None else ()
         self.decided_early = early is not None
         if early is not None and early.report is not None:
             self.report = early.report
@@ -528,6 +646,7 @@ class GatePlugin:
             if data is not None and origin == interpreter_identity():
                 self.report = Report.from_dict(data)
                 self._imports_from(workerinput)
+                self._add_findings([self._owned(f) for f in self.early_bytecode])
                 return
             # Another interpreter (``--tx popen//python=...``, a remote host): the
             # controller's verdict says nothing about this one, so it checks (or,
@@ -538,6 +657,8 @@ class GatePlugin:
             # Decided early: what plugins imported since is checked now.
             self._check_loaded_modules()
             return
+        # No more __pycache__ from here on; what conftest files and plugins loaded is checked.
+        _distrust_pycache(self.config, self._cache_dir(), clear=self.settings.rehash)
         result = _run_gate(
             self.config,
             self.settings,
@@ -546,7 +667,9 @@ class GatePlugin:
             rehash=self.settings.rehash,
             progress=self._progress_printer(),
         )
-        self.report = result.report
+        self.report = with_loaded_bytecode(
+            result.report, result.imports, self._cache_dir(), self.settings.rehash
+        )
         self.imports = result.imports
         # Modules already loaded (by plugins, -p, conftest files) are checked now.
         self._check_loaded_modules()
@@ -577,6 +700,13 @@ class GatePlugin:
         data = workerinput.get(WORKERINPUT_IMPORTS_KEY)
         if isinstance(data, dict):
             self.imports = index_from_dict(data)
+
+    def _owned(self, finding: Finding) -> Finding:
+        """A worker's finding named by module, renamed after the distribution that provides it."""
+        import dataclasses
+
+        providers = (self.imports or {}).get(finding.subject.partition(".")[0])
+        return dataclasses.replace(finding, subject=providers[0].dist) if providers else finding
 
     def _check_loaded_modules(self) -> None:
         """The backstop: installed packages' modules imported from somewhere else.

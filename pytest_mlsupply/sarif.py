@@ -53,6 +53,8 @@ RULE_DESCRIPTIONS: dict[str, str] = {
     "import-shadowed": "A module outside the environment is imported instead of an installed "
     "distribution's code.",
     "too-new": "A locked artifact was uploaded more recently than the minimum age allows.",
+    "bytecode-mismatch": "A loaded module ran cached bytecode that its verified source does "
+    "not compile to.",
 }
 
 
