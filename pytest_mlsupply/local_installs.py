@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.findings import Finding, Kind, Severity
-from pytest_mlsupply.record import is_outside_site_dir, iter_record_rows
+from pytest_mlsupply.record import iter_record_rows
 from pytest_mlsupply.snapshot import RECORD_OK, InstalledDistribution, Snapshot
 from pytest_mlsupply.verify import (
     STARTUP_MODULES,
@@ -155,7 +155,9 @@ def _overreach(
     listed = {os.path.normpath(os.path.join(location, rel)) for rel, _ in rows}
     for relative, hash_text in rows:
         absolute = os.path.normpath(os.path.join(location, relative))
-        outside = is_outside_site_dir(relative)
+        # Judged by where the row lands, not how it is spelled: `../site-packages/demo/x.py`
+        # lands in the site directory as surely as `demo/x.py`.
+        outside = not absolute.startswith(location + os.sep)
         top = os.path.relpath(absolute, location).split(os.sep)[0] if not outside else None
         if top == metadata_dir:
             continue
@@ -251,9 +253,13 @@ def _judge_pth(
         line = line.rstrip()
         if not line or line.startswith("#"):
             continue
-        folder = os.path.realpath(os.path.join(site_dir, line))
-        if tree is not None and (folder == tree or folder.startswith(tree + os.sep)):
-            continue
+        try:
+            folder = os.path.realpath(os.path.join(site_dir, line))
+        except ValueError:  # an embedded NUL: site skips the line; we cannot tell, so report
+            folder = repr(line)
+        else:
+            if tree is not None and (folder == tree or folder.startswith(tree + os.sep)):
+                continue
         yield _error(
             Kind.UNOWNED_STARTUP_CODE,
             dist,

@@ -14,7 +14,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pytest_mlsupply.findings import Finding, Kind, Severity
@@ -229,8 +229,10 @@ def test_an_index_install_is_not_judged_here(tmp_path: Path) -> None:
     assert check(site) == []
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=120))
+@example(text="\x00")
+@example(text="\ufeffimport os")
 def test_any_pth_text_passes_only_as_path_lines_into_the_tree(text: str) -> None:
     with tempfile.TemporaryDirectory() as temp:
         _judge_any_pth(Path(temp), text)
@@ -248,4 +250,26 @@ def _judge_any_pth(tmp_path: Path, text: str) -> None:
     found = check(site)
     if not any(line.strip() and not line.startswith("#") for line in text.splitlines()):
         assert found == []
+    assert all(f.severity is Severity.ERROR for f in found)
+
+
+def test_a_row_spelled_through_the_parent_folder_is_judged_where_it_lands(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    install_fake(site, "demo", "1.0", {"demo/__init__.py": "\n", "demo/core.py": "X = 1\n"})
+    dist_info = setuptools_editable(site, tmp_path / "proj")
+    (site / "demo" / "core").mkdir()
+    (site / "demo" / "core" / "__init__.py").write_text("import os\n")
+    (site / "zz.pth").write_text("import os\n")
+    add_row(dist_info, site, "demo/core/__init__.py")
+    add_row(dist_info, site, "zz.pth")
+    record = dist_info / "RECORD"
+    record.write_text(
+        record.read_text()
+        .replace("\ndemo/core/", "\n../site/demo/core/")
+        .replace("\nzz.pth", "\n../site/./zz.pth")
+    )
+    found = check(site)
+    assert sorted(f.kind for f in found) == [Kind.UNOWNED_MODULE, Kind.UNOWNED_STARTUP_CODE]
     assert all(f.severity is Severity.ERROR for f in found)
