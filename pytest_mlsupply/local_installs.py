@@ -12,6 +12,8 @@ is reported here as an error.
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Set
@@ -55,6 +57,10 @@ LOCAL_PLUGIN = (
 LOCAL_BAD_ENTRY_POINTS = (
     "the entry points of {owner}, a local working tree, cannot be read ({error}); "
     "what it plugs into pytest cannot be told"
+)
+LOCAL_FINDER = (
+    "{path} is imported at every interpreter start by the .pth of {owner}, a local working "
+    "tree the lock does not pin, but {problem}"
 )
 LOCAL_HINT = (
     "remove it and reinstall {owner} from its working tree (`pip install -e .`); a local "
@@ -239,7 +245,16 @@ def _judge_pth(
     except OSError:
         return  # a missing or unreadable file is reported by the file verification
     if code:
-        if _is_setuptools_finder(path, code, text, listed):
+        finder = _setuptools_finder(path, code, text, listed)
+        if finder is not None:
+            problem = _finder_problem(finder, os.path.basename(path)[: -len(".pth")], tree)
+            if problem is not None:
+                yield _error(
+                    Kind.UNOWNED_STARTUP_CODE,
+                    dist,
+                    LOCAL_FINDER.format(path=finder, owner=dist.name, problem=problem),
+                    finder,
+                )
             return
         yield _error(
             Kind.UNOWNED_STARTUP_CODE,
@@ -269,20 +284,91 @@ def _judge_pth(
         return
 
 
-def _is_setuptools_finder(path: str, code: list[str], text: str, listed: Set[str]) -> bool:
-    """The ``__editable__.NAME-VER.pth`` setuptools writes: exactly ``import F; F.install()``
-    for its finder module ``F``, itself listed in the same RECORD."""
+def _setuptools_finder(path: str, code: list[str], text: str, listed: Set[str]) -> str | None:
+    """The finder module a setuptools ``__editable__.NAME-VER.pth`` imports, when the file is
+    exactly ``import F; F.install()`` for ``F`` named as setuptools names it, and ``F.py`` is
+    listed in the same RECORD; else None."""
     name = os.path.basename(path)
     if not name.startswith("__editable__.") or not name.endswith(".pth"):
-        return False
+        return None
     finder = _identifier(f"{name[: -len('.pth')]}.finder")
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) != 1 or len(code) != 1:
-        return False
+        return None
     match = _FINDER_LINE.fullmatch(lines[0].rstrip())
     if match is None or match.group("f") != finder:
+        return None
+    module = os.path.join(os.path.dirname(path), f"{finder}.py")
+    return module if module in listed else None
+
+
+#: setuptools' finder template (``editable_wheel._FINDER_TEMPLATE``) with its three data
+#: lines blanked by ``_FINDER_DATA``: sha256 of the text, per setuptools release.
+SETUPTOOLS_FINDER_TEMPLATES = {
+    "fb90c9039d435c8149a5f18dd1cdfe82f935cf68e9dff38247299fda99e801d3": "65.5",
+    "ecadda319c01a9d6e17187b8aa91d99ac377e89620f89c158fdd44bab48b664b": "68.2 to 69.5",
+    "d84d5dba2a9cc9c19022fb2c26aee02301379e19bf18531fa73af1a2c7cde463": "70.3",
+    "56fbc2990d7687e73635b864f6b9a68a0ea3ab85b69555897bb45a0c5dc7ca1b": "75.3 to 84.2",
+}
+_FINDER_DATA = re.compile(
+    r"^(MAPPING(?:: dict\[str, str\])? = |NAMESPACES(?:: dict\[str, list\[str\]\])? = "
+    r"|PATH_PLACEHOLDER = )(.*?)( \+ \"\.__path_hook__\")?$",
+    re.MULTILINE,
+)
+FINDER_UNKNOWN = "its code is not a setuptools finder template this version knows"
+FINDER_DATA = "its {what} is not what setuptools writes ({value})"
+
+
+def _finder_problem(module: str, stem: str, tree: str | None) -> str | None:
+    """Why the finder *module* (run by the ``.pth`` at every start) is not the one setuptools
+    generates for this install, or None: its code must be a known template, ``MAPPING`` and
+    ``NAMESPACES`` literals naming folders in the working tree, its placeholder the install's."""
+    try:
+        with open(module, "rb") as stream:
+            text = stream.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"it cannot be read ({exc})"
+    values: dict[str, str] = {}
+
+    def blank(match: re.Match[str]) -> str:
+        values[match.group(1).split(" ", 1)[0].rstrip(":")] = match.group(2)
+        return match.group(1) + "..." + (match.group(3) or "")
+
+    normal = _FINDER_DATA.sub(blank, text)
+    if hashlib.sha256(normal.encode("utf-8")).hexdigest() not in SETUPTOOLS_FINDER_TEMPLATES:
+        return FINDER_UNKNOWN
+    try:
+        mapping = ast.literal_eval(values["MAPPING"])
+        namespaces = ast.literal_eval(values["NAMESPACES"])
+        placeholder = ast.literal_eval(values["PATH_PLACEHOLDER"])
+    except (KeyError, ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        return f"its data cannot be read as literals ({type(exc).__name__})"
+    if placeholder != f"{stem}.finder":
+        return FINDER_DATA.format(what="PATH_PLACEHOLDER", value=_shorten(repr(placeholder)))
+    folders: list[object] = []
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
+        return FINDER_DATA.format(what="MAPPING", value=_shorten(repr(mapping)))
+    folders += mapping.values()
+    if not isinstance(namespaces, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) for k, v in namespaces.items()
+    ):
+        return FINDER_DATA.format(what="NAMESPACES", value=_shorten(repr(namespaces)))
+    for paths in namespaces.values():
+        folders += paths
+    for folder in folders:
+        if not isinstance(folder, str) or not _inside(folder, tree):
+            return FINDER_DATA.format(
+                what="folder", value=f"{_shorten(repr(folder))} is outside the working tree"
+            )
+    return None
+
+
+def _inside(folder: str, tree: str | None) -> bool:
+    try:
+        real = os.path.realpath(folder)
+    except ValueError:  # an embedded NUL
         return False
-    return os.path.join(os.path.dirname(path), f"{finder}.py") in listed
+    return tree is not None and (real == tree or real.startswith(tree + os.sep))
 
 
 def _judge_plugins(dist: InstalledDistribution, tree: str | None) -> Iterator[Finding]:

@@ -14,11 +14,14 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.local_installs import (
+    FINDER_UNKNOWN,
+    LOCAL_FINDER,
     LOCAL_INTRUDER,
     LOCAL_PLUGIN,
     LOCAL_PTH_CODE,
@@ -51,6 +54,16 @@ def add_row(dist_info: Path, site: Path, relative: str) -> None:
         record.write(f"{relative},sha256={digest},{len(data)}\n")
 
 
+def finder_text(tree: Path) -> str:
+    """What setuptools writes for a flat-layout editable install (its own template)."""
+    editable_wheel = pytest.importorskip("setuptools.command.editable_wheel")
+    template = getattr(editable_wheel, "_finder_template", None)
+    if template is None:
+        pytest.skip("this setuptools has no finder template (before 64)")
+    text: str = template("__editable__.myproj-0.1.finder", {"myproj": str(tree / "myproj")}, {})
+    return text
+
+
 def setuptools_editable(site: Path, tree: Path) -> Path:
     (tree / "src" / "myproj").mkdir(parents=True, exist_ok=True)
     (tree / "src" / "myproj" / "__init__.py").write_text("X = 1\n")
@@ -60,10 +73,19 @@ def setuptools_editable(site: Path, tree: Path) -> Path:
         "0.1",
         {
             "__editable__.myproj-0.1.pth": f"import {FINDER}; {FINDER}.install()",
-            f"{FINDER}.py": "def install():\n    pass\n",
+            f"{FINDER}.py": finder_text(tree),
         },
         direct_url=editable(tree),
     )
+
+
+def replace_file(dist_info: Path, site: Path, relative: str, text: str) -> None:
+    """Rewrite a listed file and its RECORD row, as an attacker would."""
+    (site / relative).write_text(text)
+    rows = (dist_info / "RECORD").read_text().splitlines()
+    kept = [row for row in rows if not row.startswith(f"{relative},")]
+    (dist_info / "RECORD").write_text("\n".join(kept) + "\n")
+    add_row(dist_info, site, relative)
 
 
 def test_clean_setuptools_finder_editable_has_no_finding(tmp_path: Path) -> None:
@@ -273,3 +295,30 @@ def test_a_row_spelled_through_the_parent_folder_is_judged_where_it_lands(
     found = check(site)
     assert sorted(f.kind for f in found) == [Kind.UNOWNED_MODULE, Kind.UNOWNED_STARTUP_CODE]
     assert all(f.severity is Severity.ERROR for f in found)
+
+
+def test_the_installed_setuptools_finder_template_is_known(tmp_path: Path) -> None:
+    """Fails when a setuptools release changes its finder: add its digest."""
+    setuptools_editable(tmp_path / "site", tmp_path / "proj")
+    assert check(tmp_path / "site") == []
+
+
+def test_a_tampered_setuptools_finder_is_an_error(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    tree = tmp_path / "proj"
+    dist_info = setuptools_editable(site, tree)
+    clean = (site / f"{FINDER}.py").read_text()
+    elsewhere = str(tmp_path / "elsewhere" / "myproj")
+    cases = {
+        clean + "\nimport os\n": FINDER_UNKNOWN,
+        clean.replace(str(tree / "myproj"), elsewhere): "outside the working tree",
+        clean.replace("= {'myproj'", "= __import__('os') or {'myproj'", 1): "literals",
+        clean.replace("myproj-0.1.finder", "other-0.1.finder"): "PATH_PLACEHOLDER",
+    }
+    for text, why in cases.items():
+        replace_file(dist_info, site, f"{FINDER}.py", text)
+        [finding] = check(site)
+        assert finding.kind is Kind.UNOWNED_STARTUP_CODE and finding.severity is Severity.ERROR
+        assert why in finding.message, (why, finding.message)
+        assert finding.location == str(site / f"{FINDER}.py")
+    assert LOCAL_FINDER.split("{owner}")[0].split("{path}")[1] in finding.message
