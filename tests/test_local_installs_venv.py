@@ -84,6 +84,9 @@ def errors(project: Path) -> list[tuple[str, str]]:
 )
 def test_clean_editable_install_has_no_finding(venv, project, tmp_path, backend, flat):
     editable_project(venv, tmp_path, backend, flat)
+    # What each backend really writes: setuptools a finder for a flat layout, else a path .pth.
+    finder = venv.site / "__editable___myproj_0_1_finder.py"
+    assert finder.exists() == (backend == "setuptools" and flat)
     lock(venv, project)
     result = gate(venv, project, "--mlsupply-strict")
     assert result.returncode == 0, result.stdout
@@ -99,6 +102,8 @@ def test_import_pth_listed_by_the_editable_record_fails(venv, project, tmp_path)
     result = gate(venv, project, "--mlsupply-strict", "--mlsupply-rehash")
     assert result.returncode == 1, result.stdout
     assert ("unowned-startup-code", str(venv.site / "zz_evil.pth")) in errors(project)
+    warm = gate(venv, project, "--mlsupply-strict")
+    assert warm.returncode == 1, warm.stdout
     check = venv.run("-m", "pytest_mlsupply", "check", "--strict", cwd=project)
     assert check.returncode != 0, check.stdout
 
