@@ -132,6 +132,9 @@ def find_local_overreach(snapshot: Snapshot, ownership: Ownership) -> list[Findi
             if folder != location:
                 folders.setdefault(folder, []).append(dist)
         folders.setdefault(os.path.normpath(dist.metadata_path), []).append(dist)
+        if dist.record_state != RECORD_OK:  # no RECORD: its top_level.txt names its folders
+            for top in ownership.dist_tops.get(dist.metadata_path, ()):
+                folders.setdefault(os.path.join(location, top), []).append(dist)
     findings: list[Finding] = []
     for dist in local:
         findings.extend(_overreach(dist, folders, ownership))

@@ -322,3 +322,14 @@ def test_a_tampered_setuptools_finder_is_an_error(tmp_path: Path) -> None:
         assert why in finding.message, (why, finding.message)
         assert finding.location == str(site / f"{FINDER}.py")
     assert LOCAL_FINDER.split("{owner}")[0].split("{path}")[1] in finding.message
+
+
+def test_file_in_the_folder_of_a_distribution_without_record_is_an_error(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    legacy = install_fake(site, "legacy", "1.0", {"legacy/__init__.py": "\n"}, record=False)
+    (legacy / "top_level.txt").write_text("legacy\n")
+    dist_info = setuptools_editable(site, tmp_path / "proj")
+    (site / "legacy" / "evil.py").write_text("import os\n")
+    add_row(dist_info, site, "legacy/evil.py")
+    [finding] = check(site)
+    assert (finding.kind, finding.severity) == (Kind.UNOWNED_MODULE, Severity.ERROR)
