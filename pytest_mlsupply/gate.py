@@ -439,6 +439,7 @@ def _with_file_verification(
 ) -> tuple[Report, Ownership]:
     """Verify installed files; with *locked* (canonical names), unlocked distributions
     may not vouch for files in a locked distribution's folder."""
+    from pytest_mlsupply.local_installs import find_local_overreach
     from pytest_mlsupply.verify import (
         RECORD_CACHE_FILE,
         find_intruders,
@@ -461,6 +462,8 @@ def _with_file_verification(
     findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir, rehash=rehash))
     if locked is not None:
         findings.extend(find_intruders(snapshot, ownership, locked))
+    # A local install's RECORD is not pinned by the lock: it vouches only for its own names.
+    findings.extend(find_local_overreach(snapshot, ownership))
     report = Report.build(
         [*report.findings, *findings],
         lock_path=report.lock_path,
