@@ -807,6 +807,14 @@ class GatePlugin:
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[WORKEROUTPUT_IMPORTS_KEY] = [f.to_dict() for f in self.backstop_findings]
+        # Modes that run no test (--collect-only, --fixtures, --markers, --setup-plan)
+        # would end with 0 or 5 after a failed gate: a CI step using them as a cheap
+        # environment check must fail too.
+        if self.failed and session.exitstatus in (
+            pytest.ExitCode.OK,
+            pytest.ExitCode.NO_TESTS_COLLECTED,
+        ):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def failure_text(self) -> str:
         """The full finding list (errors and warnings, then waived ones), for FAILURES and JUnit."""
