@@ -182,12 +182,15 @@ def describe(base_path: list[str] | None = None) -> dict[str, Any]:
     """
     import site
 
-    python_path = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    path = [os.path.abspath(entry) for entry in python_path if entry]
+    # CPython ignores an empty variable, but an empty segment of a non-empty
+    # PYTHONPATH is the current directory (``PYTHONPATH=:x`` puts the cwd first).
+    raw_python_path = os.environ.get("PYTHONPATH", "")
+    python_path = raw_python_path.split(os.pathsep) if raw_python_path else []
+    path = [os.path.abspath(entry) for entry in python_path]
     path += [entry for entry in (sys.path if base_path is None else base_path) if entry]
     known = {os.path.normcase(os.path.abspath(entry)) for entry in path}
     prefixes = [sys.prefix, sys.exec_prefix]
-    user_site = "PYTHONNOUSERSITE" not in os.environ
+    user_site = not os.environ.get("PYTHONNOUSERSITE")  # set but empty counts as unset
     site_dirs: list[str] = []
     venv = _venv()
     if venv is not None:

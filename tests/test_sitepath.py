@@ -261,3 +261,20 @@ def test_import_hooks_do_not_choose_the_rerun_path(tmp_path: Path, monkeypatch) 
     folders = own_import_path()
     assert not [folder for folder in folders if folder.startswith(str(decoy))]
     assert any((Path(folder) / "tomli_w").is_dir() for folder in folders)
+
+
+def test_empty_segments_and_empty_variables_read_as_python_reads_them(tmp_path: Path) -> None:
+    """An empty PYTHONPATH segment is the current directory; an empty PYTHONNOUSERSITE
+    is no setting at all (CPython ignores empty variables)."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    env = {"PYTHONPATH": os.pathsep + str(extra), "PYTHONNOUSERSITE": ""}
+    static = subprocess.run(
+        [sys.executable, "-I", "-S", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env=_clean_env(**env),
+    )
+    assert json.loads(static.stdout)["path"] == real_path(sys.executable, tmp_path, **env)
