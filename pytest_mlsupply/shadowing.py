@@ -28,7 +28,7 @@ import os
 import stat
 import sysconfig
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES
 from pathlib import Path
@@ -648,7 +648,7 @@ def find_startup_modules(
     other hit must be a file a RECORD row with a hash vouches for.
     """
     view = _PathView(cwd or os.getcwd())
-    owned = {_real(path) for path in owned_files}
+    owned = owned_files if isinstance(owned_files, Set) else frozenset(owned_files)
     skipped = {_real(path) for path in (*checked_dirs, *_stdlib_dirs())}
     findings: list[Finding] = []
     for name in STARTUP_MODULE_NAMES:
@@ -656,7 +656,9 @@ def find_startup_modules(
         if hit is None:
             continue
         entry_real = _real(os.path.abspath(hit.entry or view.cwd))
-        if entry_real in skipped or _real(hit.origin) in owned:
+        # Only the hit is resolved: the owned paths are absolute and normalised already.
+        candidates = (hit.origin, os.path.normpath(hit.origin), _real(hit.origin))
+        if entry_real in skipped or any(path in owned for path in candidates):
             continue
         findings.append(
             Finding.of(
