@@ -419,25 +419,35 @@ def _test_files(
     top: Path, python_files: Sequence[str], norecursedirs: Sequence[str]
 ) -> Iterator[Path]:
     # pytest follows symlinked folders (``_pytest.pathlib.visit``); so do we, once each.
+    # An explicit stack, not ``os.walk``: a folder tree deeper than the recursion
+    # limit must not crash the gate (os.walk recurses on Python < 3.12).
     seen: set[str] = set()
-    for folder, dirs, files in os.walk(top, followlinks=True):
+    stack = [str(top)]
+    while stack:
+        folder = stack.pop()
         real = _real(folder)
         if real in seen:
-            dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not any(_fnmatch_ex(pat, os.path.join(folder, d)) for pat in norecursedirs)
-            and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg"))
-        )
-        for name in sorted(files):
-            if not name.endswith(".py"):
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e.name, e.is_dir()) for e in listing)
+        except OSError:
+            continue  # as os.walk without onerror: an unreadable folder is skipped
+        dirs = [
+            name
+            for name, is_dir in entries
+            if is_dir
+            and not any(_fnmatch_ex(pat, os.path.join(folder, name)) for pat in norecursedirs)
+            and not os.path.isfile(os.path.join(folder, name, "pyvenv.cfg"))
+        ]
+        for name, is_dir in entries:
+            if is_dir or not name.endswith(".py"):
                 continue
             full = os.path.join(folder, name)
             if name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files):
                 yield Path(full)
+        stack.extend(os.path.join(folder, name) for name in reversed(dirs))
 
 
 def _fnmatch_ex(pattern: str, path: str) -> bool:

@@ -196,3 +196,21 @@ def test_a_victim_imported_at_module_level_does_not_run(
     assert result.ret == 1, result.stdout.str()
     assert len(shadow_findings(suite)) == 1
     assert not marker.exists()
+
+
+def test_a_very_deep_folder_gives_no_traceback(suite: pytest.Pytester) -> None:
+    """Deeper than the recursion limit: the walk must not raise RecursionError."""
+    folder = os.path.join(suite.path, "tests")
+    for _ in range(1100):  # Path.mkdir(parents=True) itself recurses
+        folder = os.path.join(folder, "a")
+        os.mkdir(folder)
+    folder = Path(folder)
+    (folder / f"{VICTIM}.py").write_text("")
+    (folder / "test_deep.py").write_text("def test_deep():\n    pass\n")
+    result = gate(suite)
+    output = result.stdout.str() + result.stderr.str()
+    assert "RecursionError" not in output
+    assert "shadowing.py" not in output
+    assert result.ret == 1, output
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(folder / f"{VICTIM}.py")
