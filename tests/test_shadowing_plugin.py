@@ -198,19 +198,37 @@ def test_a_victim_imported_at_module_level_does_not_run(
     assert not marker.exists()
 
 
+def _remove_tree(top: str) -> None:
+    """``shutil.rmtree`` recurses on older Pythons: remove a deep tree bottom-up instead."""
+    stack, order = [top], []
+    while stack:
+        folder = stack.pop()
+        order.append(folder)
+        for entry in os.scandir(folder):
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            else:
+                os.unlink(entry.path)
+    for folder in reversed(order):
+        os.rmdir(folder)
+
+
 def test_a_very_deep_folder_gives_no_traceback(suite: pytest.Pytester) -> None:
     """Deeper than the recursion limit: the walk must not raise RecursionError."""
-    folder = os.path.join(suite.path, "tests")
-    for _ in range(1100):  # Path.mkdir(parents=True) itself recurses
-        folder = os.path.join(folder, "a")
-        os.mkdir(folder)
-    folder = Path(folder)
-    (folder / f"{VICTIM}.py").write_text("")
-    (folder / "test_deep.py").write_text("def test_deep():\n    pass\n")
-    result = gate(suite)
-    output = result.stdout.str() + result.stderr.str()
-    assert "RecursionError" not in output
-    assert "shadowing.py" not in output
-    assert result.ret == 1, output
-    [finding] = shadow_findings(suite)
-    assert finding["actual"] == str(folder / f"{VICTIM}.py")
+    top = folder = os.path.join(suite.path, "tests", "deep")
+    os.mkdir(top)
+    try:
+        for _ in range(1100):  # Path.mkdir(parents=True) itself recurses
+            folder = os.path.join(folder, "a")
+            os.mkdir(folder)
+        Path(folder, f"{VICTIM}.py").write_text("")
+        Path(folder, "test_deep.py").write_text("def test_deep():\n    pass\n")
+        result = gate(suite)
+        output = result.stdout.str() + result.stderr.str()
+        assert "RecursionError" not in output
+        assert "shadowing.py" not in output
+        assert result.ret == 1, output
+        [finding] = shadow_findings(suite)
+        assert finding["actual"] == os.path.join(folder, f"{VICTIM}.py")
+    finally:
+        _remove_tree(top)  # pytest's own clean-up of old temporary folders would recurse
