@@ -390,19 +390,42 @@ def prepend_roots(
                     roots[str(parent)] = None
 
     cut = _real(str(confcutdir)) if confcutdir is not None else None
-    for path in paths:
-        start = path if path.is_dir() else path.parent
+
+    def conftests_above(start: Path) -> None:
         for folder in (start, *start.parents):
             if (folder / "conftest.py").is_file():
                 add(folder / "conftest.py")
             if cut is not None and _real(str(folder)) == cut:
                 break
+
+    for path in paths:
+        start = path if path.is_dir() else path.parent
+        conftests_above(start)
+        if path.is_dir():
+            # pytest also loads the conftest.py of every ``test*`` folder of each
+            # directory argument, norecursedirs and virtual environments notwithstanding
+            # (``PytestPluginManager._set_initial_conftests``), so ``test.egg/`` counts.
+            for anchor in _test_anchors(path):
+                conftests_above(anchor)
         if path.is_file():
             add(path)
             continue
         for test_file in _test_files(path, python_files, norecursedirs):
             add(test_file)
     return list(roots)
+
+
+def _test_anchors(folder: Path) -> list[Path]:
+    """``anchor.glob("test*")`` folders, as ``_set_initial_conftests`` adds them."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    return [
+        folder / name
+        for name in names
+        if fnmatch.fnmatchcase(name, "test*") and _isdir(str(folder / name))
+    ]
 
 
 def _package_root(path: Path) -> Path:

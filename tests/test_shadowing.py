@@ -383,6 +383,22 @@ def test_prepend_roots_include_conftest_files_above_the_paths(tmp_path: Path) ->
     assert sorted(roots) == [str(tmp_path / "root"), str(tmp_path / "root" / "tests")]
 
 
+def test_prepend_roots_include_the_conftest_of_every_test_folder(tmp_path: Path) -> None:
+    """pytest loads ``<arg>/test*/conftest.py`` even in norecursedirs folders and venvs."""
+    for name in ("test.egg", "testvenv", "tests_old"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "conftest.py").write_text("")
+    (tmp_path / "testvenv" / "pyvenv.cfg").write_text("")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "conftest.py").write_text("")
+    roots = prepend_roots(
+        [tmp_path], python_files=["test_*.py"], norecursedirs=["*.egg", "other", "tests_old"]
+    )
+    assert sorted(roots) == sorted(
+        str(tmp_path / name) for name in ("test.egg", "testvenv", "tests_old")
+    )
+
+
 def test_prepend_roots_follow_symlinked_folders_once(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "test_a.py").write_text("")

@@ -198,6 +198,22 @@ def test_a_victim_imported_at_module_level_does_not_run(
     assert not marker.exists()
 
 
+def test_a_test_folder_pytest_skips_but_loads_a_conftest_from(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    """``test.egg/conftest.py`` is loaded (so ``test.egg`` goes first on the path) though
+    collection skips ``*.egg`` folders."""
+    marker = tmp_path / "marker"
+    (suite.path / "test.egg").mkdir()
+    (suite.path / "test.egg" / "conftest.py").write_text("")
+    (suite.path / "test.egg" / f"{VICTIM}.py").write_text(payload(marker))
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(suite.path / "test.egg" / f"{VICTIM}.py")
+    assert not marker.exists()
+
+
 def _remove_tree(top: str) -> None:
     """``shutil.rmtree`` recurses on older Pythons: remove a deep tree bottom-up instead."""
     stack, order = [top], []
