@@ -810,6 +810,7 @@ def import_path(config: pytest.Config) -> list[str]:
         already_on_path=current,
         consider_namespace_packages=namespaces,
         confcutdir=_confcutdir(config),
+        doctest_modules=bool(getattr(namespace, "doctestmodules", False)),
     )
     return [*roots, *current] if mode == "prepend" else [*current, *roots]
 

@@ -364,6 +364,7 @@ def prepend_roots(
     already_on_path: Iterable[str] = (),
     consider_namespace_packages: bool = False,
     confcutdir: Path | None = None,
+    doctest_modules: bool = False,
 ) -> list[str]:
     """The directories pytest's ``prepend`` import mode will put at ``sys.path[0]``.
 
@@ -376,7 +377,9 @@ def prepend_roots(
     too (``PytestPluginManager._try_load_conftest``). With
     *consider_namespace_packages*, pytest may also pick an ancestor already
     importable: every ancestor that is on the path is included (over-including
-    only checks more).
+    only checks more). With *doctest_modules* (``--doctest-modules``) every
+    ``*.py`` but ``__main__.py`` is imported (``_pytest.doctest.pytest_collect_file``;
+    a ``setup.py`` counts too: over-including only checks more).
     """
     on_path = {_real(p) for p in already_on_path if p}
     roots: dict[str, None] = {}
@@ -410,7 +413,7 @@ def prepend_roots(
         if path.is_file():
             add(path)
             continue
-        for test_file in _test_files(path, python_files, norecursedirs):
+        for test_file in _test_files(path, python_files, norecursedirs, doctest_modules):
             add(test_file)
     return list(roots)
 
@@ -439,7 +442,10 @@ def _package_root(path: Path) -> Path:
 
 
 def _test_files(
-    top: Path, python_files: Sequence[str], norecursedirs: Sequence[str]
+    top: Path,
+    python_files: Sequence[str],
+    norecursedirs: Sequence[str],
+    doctest_modules: bool = False,
 ) -> Iterator[Path]:
     # pytest follows symlinked folders (``_pytest.pathlib.visit``); so do we, once each.
     # An explicit stack, not ``os.walk``: a folder tree deeper than the recursion
@@ -468,7 +474,9 @@ def _test_files(
             if is_dir or not name.endswith(".py"):
                 continue
             full = os.path.join(folder, name)
-            if name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files):
+            if doctest_modules and name != "__main__.py":
+                yield Path(full)
+            elif name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files):
                 yield Path(full)
         stack.extend(os.path.join(folder, name) for name in reversed(dirs))
 

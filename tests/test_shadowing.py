@@ -399,6 +399,19 @@ def test_prepend_roots_include_the_conftest_of_every_test_folder(tmp_path: Path)
     )
 
 
+def test_prepend_roots_with_doctest_modules_count_every_python_file(tmp_path: Path) -> None:
+    (tmp_path / "helpers").mkdir()
+    (tmp_path / "helpers" / "util.py").write_text("")
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "__main__.py").write_text("")  # doctest collection skips it
+    plain = prepend_roots([tmp_path], python_files=["test_*.py"], norecursedirs=[])
+    assert plain == []
+    roots = prepend_roots(
+        [tmp_path], python_files=["test_*.py"], norecursedirs=[], doctest_modules=True
+    )
+    assert roots == [str(tmp_path / "helpers")]
+
+
 def test_prepend_roots_follow_symlinked_folders_once(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "test_a.py").write_text("")

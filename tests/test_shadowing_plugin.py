@@ -214,6 +214,20 @@ def test_a_test_folder_pytest_skips_but_loads_a_conftest_from(
     assert not marker.exists()
 
 
+def test_doctest_modules_puts_every_python_folder_on_the_path(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    (suite.path / "tests" / "helpers").mkdir()
+    (suite.path / "tests" / "helpers" / "util.py").write_text('"""Nothing to test."""\n')
+    (suite.path / "tests" / "helpers" / f"{VICTIM}.py").write_text(payload(marker))
+    result = gate(suite, "--doctest-modules")
+    assert result.ret == 1, result.stdout.str()
+    actual = {finding["actual"] for finding in shadow_findings(suite)}
+    assert str(suite.path / "tests" / "helpers" / f"{VICTIM}.py") in actual
+    assert not marker.exists()
+
+
 def _remove_tree(top: str) -> None:
     """``shutil.rmtree`` recurses on older Pythons: remove a deep tree bottom-up instead."""
     stack, order = [top], []
