@@ -411,6 +411,7 @@ def _run_gate(
             min_age_days=settings.min_age_days,
             known_bad=KnownBadConfig(settings.known_bad, settings.builtin_known_bad),
             import_path=import_path(config),
+            pinned_imports=pinned_imports(config),
         )
     except MlsupplyError as exc:
         raise pytest.UsageError(f"mlsupply: {exc}") from None
@@ -813,6 +814,24 @@ def import_path(config: pytest.Config) -> list[str]:
         doctest_modules=bool(getattr(namespace, "doctestmodules", False)),
     )
     return [*roots, *current] if mode == "prepend" else [*current, *roots]
+
+
+def pinned_imports(config: pytest.Config) -> list[tuple[str, str]]:
+    """In ``importlib`` mode, the folders pytest imports test files' top-level names from."""
+    from pytest_mlsupply.shadowing import imported_files, importlib_tops
+
+    namespace = config.known_args_namespace
+    mode = str(getattr(namespace, "importmode", None) or config.getoption("importmode"))
+    if mode != "importlib":
+        return []
+    files = imported_files(
+        _test_paths(config),
+        python_files=config.getini("python_files"),
+        norecursedirs=config.getini("norecursedirs"),
+        confcutdir=_confcutdir(config),
+        doctest_modules=bool(getattr(namespace, "doctestmodules", False)),
+    )
+    return importlib_tops(files, config.rootpath)
 
 
 def _confcutdir(config: pytest.Config) -> Path | None:

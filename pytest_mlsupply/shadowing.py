@@ -383,14 +383,35 @@ def prepend_roots(
     """
     on_path = {_real(p) for p in already_on_path if p}
     roots: dict[str, None] = {}
-
-    def add(test_file: Path) -> None:
+    for test_file in imported_files(
+        paths,
+        python_files=python_files,
+        norecursedirs=norecursedirs,
+        confcutdir=confcutdir,
+        doctest_modules=doctest_modules,
+    ):
         root = _package_root(test_file)
         roots[str(root)] = None
         if consider_namespace_packages:
             for parent in root.parents:
                 if _real(str(parent)) in on_path:
                     roots[str(parent)] = None
+    return list(roots)
+
+
+def imported_files(
+    paths: Iterable[Path],
+    *,
+    python_files: Sequence[str],
+    norecursedirs: Sequence[str],
+    confcutdir: Path | None = None,
+    doctest_modules: bool = False,
+) -> list[Path]:
+    """The test modules and ``conftest.py`` files pytest will import (see ``prepend_roots``)."""
+    found: dict[Path, None] = {}
+
+    def add(test_file: Path) -> None:
+        found[test_file] = None
 
     cut = _real(str(confcutdir)) if confcutdir is not None else None
 
@@ -415,7 +436,36 @@ def prepend_roots(
             continue
         for test_file in _test_files(path, python_files, norecursedirs, doctest_modules):
             add(test_file)
-    return list(roots)
+    return list(found)
+
+
+def importlib_tops(files: Iterable[Path], rootdir: Path) -> list[tuple[str, str]]:
+    """(top-level name, folder) that pytest's ``importlib`` mode imports each file's top under.
+
+    It leaves ``sys.path`` alone but imports a test file under the name
+    ``resolve_pkg_root_and_module_name`` gives it, parents first, and a parent
+    not in ``sys.modules`` yet is imported from beside the test file
+    (``_pytest.pathlib.import_path`` and ``_import_module_using_spec``, pytest
+    8.4+). A file outside any package falls back to a name relative to the
+    rootdir (``module_name_from_path``), whose first part is imported from the
+    rootdir the same way.
+    """
+    result: dict[tuple[str, str], None] = {}
+    for path in files:
+        root = _package_root(path)
+        if root != path.parent or path.name == "__init__.py":
+            parts: tuple[str, ...] = path.relative_to(root).with_suffix("").parts
+        else:
+            stem = path.with_suffix("")
+            try:
+                parts = stem.relative_to(rootdir).parts
+                root = rootdir
+            except ValueError:
+                parts, root = stem.parts[1:], Path(stem.anchor)
+            parts = tuple(part.replace(".", "_") for part in parts)
+        if parts:
+            result[(parts[0], str(root))] = None
+    return list(result)
 
 
 def _test_anchors(folder: Path) -> list[Path]:
@@ -474,9 +524,8 @@ def _test_files(
             if is_dir or not name.endswith(".py"):
                 continue
             full = os.path.join(folder, name)
-            if doctest_modules and name != "__main__.py":
-                yield Path(full)
-            elif name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files):
+            doctest = doctest_modules and name != "__main__.py"
+            if doctest or name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files):
                 yield Path(full)
         stack.extend(os.path.join(folder, name) for name in reversed(dirs))
 
@@ -513,16 +562,32 @@ def find_shadowing(
     search_path: Sequence[str],
     *,
     cwd: str | None = None,
+    pinned: Iterable[tuple[str, str]] = (),
 ) -> list[Finding]:
     """Every installed import name that resolves first to a module outside its distribution.
 
     *search_path* is the path as imports will see it (pytest's insertions
     first, then ``sys.path``, current-directory entry included). A namespace
     package's submodules are resolved too, over its portions in path order.
+    *pinned* names a folder a top-level name will be imported from whatever the
+    path says (``importlib_tops``): one outside the distribution is shadowing,
+    a namespace folder included.
     """
     view = _PathView(cwd or os.getcwd())
     findings: list[Finding] = []
+    pinned_names: set[str] = set()
+    for name, folder in pinned:
+        providers = index.get(name)
+        if not providers or name in pinned_names:
+            continue
+        hit = view.find(folder, name)
+        if hit is None or _allowed_entry(_real(folder), providers):
+            continue
+        pinned_names.add(name)
+        findings.append(_shadow_finding(name, providers, hit))
     for name, providers in index.items():
+        if name in pinned_names:
+            continue
         hit, portions = resolve(name, search_path, view)
         if hit is not None:
             entry_real = _real(os.path.abspath(hit.entry or view.cwd))

@@ -27,6 +27,7 @@ from pytest_mlsupply.shadowing import (
     check_loaded_modules,
     find_shadowing,
     find_startup_modules,
+    importlib_tops,
     index_from_dict,
     index_to_dict,
     prepend_roots,
@@ -410,6 +411,31 @@ def test_prepend_roots_with_doctest_modules_count_every_python_file(tmp_path: Pa
         [tmp_path], python_files=["test_*.py"], norecursedirs=[], doctest_modules=True
     )
     assert roots == [str(tmp_path / "helpers")]
+
+
+def test_importlib_tops_follow_pytests_module_names(tmp_path: Path) -> None:
+    (tmp_path / "demo" / "sub").mkdir(parents=True)
+    (tmp_path / "demo" / "__init__.py").write_text("")
+    (tmp_path / "demo" / "sub" / "__init__.py").write_text("")
+    (tmp_path / "tests.d").mkdir()
+    files = [
+        tmp_path / "demo" / "sub" / "test_a.py",
+        tmp_path / "tests.d" / "test_b.py",
+        tmp_path / "test_c.py",
+    ]
+    assert importlib_tops(files, tmp_path) == [
+        ("demo", str(tmp_path)),
+        ("tests_d", str(tmp_path)),
+        ("test_c", str(tmp_path)),
+    ]
+
+
+def test_a_pinned_name_outside_its_distribution_shadows(site: Path, tmp_path: Path) -> None:
+    (tmp_path / "helper").mkdir()  # a namespace folder counts: pytest imports it as helper
+    index = index_of(site)
+    [finding] = find_shadowing(index, [str(site)], pinned=[("helper", str(tmp_path))])
+    assert finding.actual == str(tmp_path / "helper")
+    assert find_shadowing(index, [str(site)], pinned=[("helper", str(site))]) == []
 
 
 def test_prepend_roots_follow_symlinked_folders_once(tmp_path: Path) -> None:

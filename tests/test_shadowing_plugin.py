@@ -228,6 +228,24 @@ def test_doctest_modules_puts_every_python_folder_on_the_path(
     assert not marker.exists()
 
 
+def test_importlib_mode_imports_a_test_package_under_its_own_name(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    """``tests/mypy_extensions/test_d.py`` beside its ``__init__.py``: pytest imports the package
+    under its own name before the test module, hiding the installed one (not imported by
+    anything else here, unlike ``tomli_w``, which writing the lock imports)."""
+    marker = tmp_path / "marker"
+    victim = "mypy_extensions"
+    (suite.path / "tests" / victim).mkdir()
+    (suite.path / "tests" / victim / "__init__.py").write_text(payload(marker))
+    (suite.path / "tests" / victim / "test_d.py").write_text("def test_d():\n    pass\n")
+    result = gate(suite, "--import-mode=importlib")
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(suite.path / "tests" / victim / "__init__.py")
+    assert not marker.exists()
+
+
 def _remove_tree(top: str) -> None:
     """``shutil.rmtree`` recurses on older Pythons: remove a deep tree bottom-up instead."""
     stack, order = [top], []
