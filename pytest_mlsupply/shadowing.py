@@ -28,6 +28,7 @@ import os
 import stat
 import sysconfig
 import zipfile
+import zipimport
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES
@@ -241,7 +242,7 @@ class _PathView:
     def __init__(self, cwd: str) -> None:
         self.cwd = cwd
         self._listings: dict[str, frozenset[str]] = {}
-        self._zips: dict[str, tuple[str, str, frozenset[str]] | None] = {}
+        self._zips: dict[str, _Zipped | None] = {}
 
     def find(self, entry: str, tail: str) -> Hit | None:
         path = entry or self.cwd  # '' is the current directory (PathFinder._path_importer_cache)
@@ -279,12 +280,17 @@ class _PathView:
                     return Hit(entry, full, namespace=False)
         return Hit(entry, base, namespace=True) if is_namespace else None
 
-    def _zip(self, path: str) -> tuple[str, str, frozenset[str]] | None:
-        """(archive, prefix, member names) when zipimporter accepts *path*, else None."""
+    def _zip(self, path: str) -> _Zipped | None:
+        """(archive, prefix, member names, importer) when zipimporter accepts *path*, else None.
+
+        zipimport, not zipfile, decides: it accepts archives zipfile rejects (a
+        member with a corrupt extra field, which zipimport never parses). The
+        member names then come from the importer itself (``_find_in_zip``).
+        """
         if path in self._zips:
             return self._zips[path]
         archive, prefix = path, list[str]()
-        result: tuple[str, str, frozenset[str]] | None = None
+        result: _Zipped | None = None
         while True:
             try:
                 mode = os.stat(archive).st_mode
@@ -296,27 +302,59 @@ class _PathView:
                 continue
             if stat.S_ISREG(mode):
                 try:
+                    importer = zipimport.zipimporter(path)
+                except (zipimport.ZipImportError, OSError, ValueError):
+                    break  # the import system skips this entry too
+                members: frozenset[str] | None
+                try:
                     with zipfile.ZipFile(archive) as zf:
                         members = frozenset(zf.namelist())
-                except (OSError, zipfile.BadZipFile, ValueError):
-                    break
+                except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+                    members = None
                 joined = "/".join(prefix)
-                result = (archive, joined + "/" if joined else "", members)
+                result = (archive, joined + "/" if joined else "", members, importer)
             break
         self._zips[path] = result
         return result
 
-    def _find_in_zip(
-        self, entry: str, zipped: tuple[str, str, frozenset[str]], tail: str
-    ) -> Hit | None:
-        archive, prefix, members = zipped
+    def _find_in_zip(self, entry: str, zipped: _Zipped, tail: str) -> Hit | None:
+        archive, prefix, members, importer = zipped
         modpath = prefix + tail
+        if members is None:
+            return _ask_zipimporter(entry, archive, modpath, importer, tail)
         for suffix, _package in _ZIP_SEARCH_ORDER:
             if modpath + suffix in members:
                 return Hit(entry, f"{archive}{os.sep}{modpath}{suffix}", namespace=False)
         if modpath + "/" in members:
             return Hit(entry, f"{archive}{os.sep}{modpath}", namespace=True)
         return None
+
+
+#: (archive, prefix inside it, member names or None when zipfile cannot read it, importer).
+_Zipped = tuple[str, str, "frozenset[str] | None", zipimport.zipimporter]
+
+
+def _ask_zipimporter(
+    entry: str, archive: str, modpath: str, importer: zipimport.zipimporter, tail: str
+) -> Hit | None:
+    """Resolve *tail* with zipimport itself, for an archive zipfile cannot read.
+
+    Anything the importer raises means we cannot tell what it would import:
+    the archive itself counts as the hit (fail closed).
+    """
+    try:
+        spec = importer.find_spec(tail)
+    except Exception:  # any failure is "cannot tell": reported as a hit
+        return Hit(entry, archive, namespace=False)
+    if spec is None:
+        return None
+    if spec.loader is None:
+        return Hit(entry, f"{archive}{os.sep}{modpath}", namespace=True)
+    try:
+        origin = importer.get_filename(tail)
+    except Exception:  # as above
+        origin = archive
+    return Hit(entry, str(origin), namespace=False)
 
 
 def _isfile(path: str) -> bool:

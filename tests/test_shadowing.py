@@ -161,6 +161,21 @@ def test_a_file_that_is_not_a_zip_is_skipped(site: Path, tmp_path: Path) -> None
     assert shadows(site, junk) == []
 
 
+def test_a_zip_zipfile_rejects_but_zipimport_loads_shadows(site: Path, tmp_path: Path) -> None:
+    """A corrupt extra field: zipfile refuses the archive, zipimport never reads extras."""
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("helper.py")
+        info.extra = b"\x99\x99\x10\x00"
+        zf.writestr(info, "X = 1\n")
+    with pytest.raises(zipfile.BadZipFile):
+        zipfile.ZipFile(archive)
+    assert zipimport.zipimporter(str(archive)).find_spec("helper") is not None
+    [finding] = shadows(site, archive)
+    assert finding.subject == "helper"
+    assert finding.actual == f"{archive}{os.sep}helper.py"
+
+
 def test_namespace_package_submodule_shadowed_by_an_earlier_portion(tmp_path: Path) -> None:
     site = tmp_path / "site-packages"
     install_fake(site, "ns-part", "1.0", {"nspkg/part/__init__.py": ""})
