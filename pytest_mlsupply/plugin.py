@@ -582,8 +582,9 @@ class GatePlugin:
     def _check_loaded_modules(self) -> None:
         """The backstop: installed packages' modules imported from somewhere else.
 
-        Runs at session start (what plugins and conftest files imported) and
-        after collection, before the verdict decides whether tests run; a
+        Runs at session start (what plugins and conftest files imported), after
+        collection, before the verdict decides whether tests run, and at session
+        finish (what the tests imported); a
         finding fails the gate like any other and is added to the report file.
         Waivers do not apply to these findings.
         """
@@ -675,6 +676,11 @@ class GatePlugin:
         items.insert(0, gate)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Check ``sys.modules`` once more: the tests themselves may have imported from
+        elsewhere. A finding now fails the session though every test passed."""
+        self._check_loaded_modules()
+        if self.failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[WORKEROUTPUT_IMPORTS_KEY] = [f.to_dict() for f in self.backstop_findings]

@@ -673,13 +673,47 @@ def _shadow_finding(module: str, providers: Sequence[Provider], hit: Hit) -> Fin
     )
 
 
-def _module_file(module: object) -> str | None:
+def _module_files(module: object) -> list[str]:
+    """Every file a module says it came from: spec origin, ``__file__`` and its loaders' paths.
+
+    A module can overwrite its own ``__spec__.origin`` and ``__file__``, so
+    the paths its loaders recorded (``FileLoader.path``, ``get_filename``,
+    ``ExtensionFileLoader.path``) count too; each one is checked, and they
+    disagreeing only means more than one file to check.
+    """
+    found: list[str] = []
     spec = getattr(module, "__spec__", None)
     origin = getattr(spec, "origin", None) if spec is not None else None
     if isinstance(origin, str) and getattr(spec, "has_location", False):
-        return origin
+        found.append(origin)
     filename = getattr(module, "__file__", None)
-    return filename if isinstance(filename, str) else None
+    if isinstance(filename, str):
+        found.append(filename)
+    name = getattr(spec, "name", None) or getattr(module, "__name__", None)
+    for loader in (getattr(spec, "loader", None), getattr(module, "__loader__", None)):
+        found.extend(_loader_files(loader, name))
+    return list(dict.fromkeys(found))
+
+
+def _loader_files(loader: object, name: object) -> list[str]:
+    """The file a standard loader loads from; a custom loader may say nothing (or raise)."""
+    if loader is None:
+        return []
+    found: list[str] = []
+    try:
+        path = getattr(loader, "path", None)
+        if isinstance(path, str):
+            found.append(path)
+        get_filename = getattr(loader, "get_filename", None)
+        if callable(get_filename) and isinstance(name, str) and not isinstance(
+            loader, zipimport.zipimporter
+        ):  # zipimporter.get_filename reads and compiles the member: its spec origin will do
+            filename = get_filename(name)
+            if isinstance(filename, str):
+                found.append(filename)
+    except Exception:  # a loader's own code may fail: what it recorded above still counts
+        pass
+    return found
 
 
 def _stdlib_dirs() -> list[str]:
@@ -721,14 +755,16 @@ def check_loaded_modules(modules: Mapping[str, object], index: ImportIndex) -> l
         if not found:
             continue
         providers = found
-        filename = _module_file(module)
+        filename = None
+        for candidate in _module_files(module):
+            folder, base = os.path.split(os.path.abspath(candidate))
+            if folder not in folders:
+                folders[folder] = _real(folder)
+            real = os.path.join(folders[folder], os.path.normcase(base))
+            if not (_is_own(real, top, providers) or installed_code(real)):
+                filename = candidate
+                break
         if filename is None:
-            continue
-        folder, base = os.path.split(os.path.abspath(filename))
-        if folder not in folders:
-            folders[folder] = _real(folder)
-        real = os.path.join(folders[folder], os.path.normcase(base))
-        if _is_own(real, top, providers) or installed_code(real):
             continue
         dist = ", ".join(sorted({p.dist for p in providers}))
         installed = ", ".join(sorted({p.location for p in providers}))

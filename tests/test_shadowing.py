@@ -301,6 +301,17 @@ def test_a_module_loaded_from_elsewhere_is_an_error(site: Path, tmp_path: Path) 
     assert all(f.kind is Kind.IMPORT_SHADOWED for f in found)
 
 
+def test_a_module_that_rewrites_its_origin_is_still_caught(site: Path, tmp_path: Path) -> None:
+    """``__spec__.origin`` and ``__file__`` claim the installed file; the loader knows better."""
+    index = index_of(site)
+    fake = tmp_path / "tests" / "helper.py"
+    mod = module("helper", str(site / "helper.py"))
+    mod.__spec__.loader = importlib.machinery.SourceFileLoader("helper", str(fake))
+    mod.__loader__ = mod.__spec__.loader
+    [finding] = check_loaded_modules({"helper": mod}, index)
+    assert finding.actual == str(fake)
+
+
 def test_provider_round_trip() -> None:
     provider = Provider("x", "/a", ("/b",))
     assert Provider.from_list(provider.to_list()) == provider

@@ -159,6 +159,44 @@ def test_backstop_catches_a_module_the_static_view_cannot_see(
     assert os.fspath(hidden) in result.stdout.str()
 
 
+def test_backstop_is_not_fooled_by_a_rewritten_origin(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    """The shadowing module sets its ``__spec__.origin`` and ``__file__`` to the installed file."""
+    import tomli_w
+
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / f"{VICTIM}.py").write_text(
+        f"__file__ = {tomli_w.__file__!r}\n__spec__.origin = __file__\n"
+    )
+    (suite.path / "tests" / "test_sneaky.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(hidden)!r})\nimport {VICTIM}\n\n"
+        "def test_nothing():\n    pass\n"
+    )
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(hidden / f"{VICTIM}.py")
+
+
+def test_backstop_runs_again_when_the_session_ends(suite: pytest.Pytester, tmp_path: Path) -> None:
+    """A test imports the shadowing module at run time, after the last collection check."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / f"{VICTIM}.py").write_text("")
+    (suite.path / "tests" / "test_late.py").write_text(
+        "import sys\n\ndef test_late():\n"
+        f"    sys.path.insert(0, {str(hidden)!r})\n    import {VICTIM}\n"
+    )
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(hidden / f"{VICTIM}.py")
+    result.stdout.fnmatch_lines(["*import-shadowed*was imported from*"])
+    result.stdout.fnmatch_lines(["mlsupply: environment does not match the lock*1 error*"])
+
+
 def test_under_xdist_the_controller_reports_it(suite: pytest.Pytester) -> None:
     (suite.path / "tests" / f"{VICTIM}.py").write_text("")
     result = gate(suite, "-n", "2")
