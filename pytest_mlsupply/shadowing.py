@@ -705,8 +705,10 @@ def _loader_files(loader: object, name: object) -> list[str]:
         if isinstance(path, str):
             found.append(path)
         get_filename = getattr(loader, "get_filename", None)
-        if callable(get_filename) and isinstance(name, str) and not isinstance(
-            loader, zipimport.zipimporter
+        if (
+            callable(get_filename)
+            and isinstance(name, str)
+            and not isinstance(loader, zipimport.zipimporter)
         ):  # zipimporter.get_filename reads and compiles the member: its spec origin will do
             filename = get_filename(name)
             if isinstance(filename, str):
