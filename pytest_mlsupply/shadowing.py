@@ -515,7 +515,7 @@ def _test_anchors(folder: Path) -> list[Path]:
     return [
         folder / name
         for name in names
-        if fnmatch.fnmatchcase(name, "test*") and _isdir(str(folder / name))
+        if fnmatch.fnmatch(name, "test*") and _isdir(str(folder / name))  # Path.glob
     ]
 
 
