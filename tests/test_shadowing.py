@@ -22,7 +22,9 @@ from pytest_mlsupply.shadowing import (
     MESSAGE_LOADED_ELSEWHERE,
     MESSAGE_SHADOWED,
     Provider,
+    _fnmatch_ex,
     _PathView,
+    _test_files,
     build_index,
     check_loaded_modules,
     find_shadowing,
@@ -462,6 +464,55 @@ def test_a_pinned_name_outside_its_distribution_shadows(site: Path, tmp_path: Pa
     [finding] = find_shadowing(index, [str(site)], pinned=[("helper", str(tmp_path))])
     assert finding.actual == str(tmp_path / "helper")
     assert find_shadowing(index, [str(site)], pinned=[("helper", str(site))]) == []
+
+
+def _walked(top: Path, python_files: list[str], norecursedirs: list[str]) -> set[Path]:
+    """The files ``os.walk`` finds (the walk the explicit stack replaced), for comparison."""
+    found = set()
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [
+            d
+            for d in dirs
+            if not any(_fnmatch_ex(p, os.path.join(folder, d)) for p in norecursedirs)
+            and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg"))
+        ]
+        for name in files:
+            full = os.path.join(folder, name)
+            if name.endswith(".py") and (
+                name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files)
+            ):
+                found.add(Path(full))
+    return found
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(["a", "b", "build", "test_x.py", "conftest.py", "m.py"]),
+            min_size=1,
+            max_size=4,
+        ),
+        max_size=12,
+    )
+)
+def test_the_stack_walk_finds_what_os_walk_finds(shapes: list[list[str]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        top = Path(tmp)
+        for parts in shapes:
+            *folders, last = parts
+            folder = top.joinpath(*folders)
+            if any(p.is_file() for p in (folder, *folder.parents) if top in p.parents):
+                continue  # a file where a folder would go
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / last
+            if last.endswith(".py"):
+                if not target.exists():
+                    target.write_text("")
+            elif not target.is_file():
+                target.mkdir(exist_ok=True)
+        args = (["test_*.py"], ["build"])
+        assert set(_test_files(top, *args)) == _walked(top, *args)
 
 
 def test_prepend_roots_follow_symlinked_folders_once(tmp_path: Path) -> None:
