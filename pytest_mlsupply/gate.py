@@ -60,6 +60,7 @@ def run_gate(
     now: datetime.datetime | None = None,
     known_bad: KnownBadConfig | None = None,
     import_path: Sequence[str] | None = None,
+    pinned_imports: Sequence[tuple[str, str]] = (),
     interpreter: Interpreter | None = None,
     markers: Mapping[str, str] | None = None,
 ) -> GateResult:
@@ -71,7 +72,8 @@ def run_gate(
     ignores what they hold (and writes them afresh). The *waivers* file is read
     before any work, so a malformed one stops the run at once. With
     *import_path* (the path imports will search, in order), a module on it
-    found before an installed distribution's own is an error. *interpreter*
+    found before an installed distribution's own is an error, as is one of
+    *pinned_imports* (name, folder) outside its distribution. *interpreter*
     and *markers* describe the checked interpreter when it is not this one.
     """
     from pytest_mlsupply.waivers import Waiver, apply_waivers, load_waivers
@@ -113,7 +115,9 @@ def run_gate(
         report = _with_launchers_judged(report, snapshot)
     imports: ImportIndex | None = None
     if import_path is not None:
-        report, imports = _with_shadowing(report, snapshot, ownership, import_path, base)
+        report, imports = _with_shadowing(
+            report, snapshot, ownership, import_path, base, pinned_imports
+        )
     if known_bad is not None:
         report = _with_known_bad(report, snapshot, known_bad, base, cache_dir, rehash, foreign)
     if accepted:
@@ -256,6 +260,7 @@ def _with_shadowing(
     ownership: Ownership | None,
     import_path: Sequence[str],
     base: Path | None,
+    pinned_imports: Sequence[tuple[str, str]] = (),
 ) -> tuple[Report, ImportIndex]:
     """Add ``import-shadowed`` findings: modules found before an installed distribution's."""
     from pytest_mlsupply.shadowing import build_index, find_shadowing
@@ -264,7 +269,7 @@ def _with_shadowing(
     if ownership is None:
         ownership = ownership_index(snapshot.distributions)
     index = build_index(snapshot, ownership.dist_tops, rootdir=base)
-    found = find_shadowing(index, import_path)
+    found = find_shadowing(index, import_path, pinned=pinned_imports)
     if not found:
         return report, index
     return Report.build(

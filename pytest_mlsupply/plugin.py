@@ -519,6 +519,7 @@ def _run_gate(
             min_age_days=settings.min_age_days,
             known_bad=KnownBadConfig(settings.known_bad, settings.builtin_known_bad),
             import_path=import_path(config),
+            pinned_imports=pinned_imports(config),
         )
     except MlsupplyError as exc:
         raise pytest.UsageError(f"mlsupply: {exc}") from None
@@ -711,8 +712,9 @@ class GatePlugin:
     def _check_loaded_modules(self) -> None:
         """The backstop: installed packages' modules imported from somewhere else.
 
-        Runs at session start (what plugins and conftest files imported) and
-        after collection, before the verdict decides whether tests run; a
+        Runs at session start (what plugins and conftest files imported), after
+        collection, before the verdict decides whether tests run, and at session
+        finish (what the tests imported); a
         finding fails the gate like any other and is added to the report file.
         Waivers do not apply to these findings.
         """
@@ -804,6 +806,11 @@ class GatePlugin:
         items.insert(0, gate)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Check ``sys.modules`` once more: the tests themselves may have imported from
+        elsewhere. A finding now fails the session though every test passed."""
+        self._check_loaded_modules()
+        if self.failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[WORKEROUTPUT_IMPORTS_KEY] = [f.to_dict() for f in self.backstop_findings]
@@ -948,8 +955,27 @@ def import_path(config: pytest.Config) -> list[str]:
         already_on_path=current,
         consider_namespace_packages=namespaces,
         confcutdir=_confcutdir(config),
+        doctest_modules=bool(getattr(namespace, "doctestmodules", False)),
     )
     return [*roots, *current] if mode == "prepend" else [*current, *roots]
+
+
+def pinned_imports(config: pytest.Config) -> list[tuple[str, str]]:
+    """In ``importlib`` mode, the folders pytest imports test files' top-level names from."""
+    from pytest_mlsupply.shadowing import imported_files, importlib_tops
+
+    namespace = config.known_args_namespace
+    mode = str(getattr(namespace, "importmode", None) or config.getoption("importmode"))
+    if mode != "importlib":
+        return []
+    files = imported_files(
+        _test_paths(config),
+        python_files=config.getini("python_files"),
+        norecursedirs=config.getini("norecursedirs"),
+        confcutdir=_confcutdir(config),
+        doctest_modules=bool(getattr(namespace, "doctestmodules", False)),
+    )
+    return importlib_tops(files, config.rootpath)
 
 
 def _confcutdir(config: pytest.Config) -> Path | None:

@@ -28,6 +28,7 @@ import os
 import stat
 import sysconfig
 import zipfile
+import zipimport
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES
@@ -241,7 +242,7 @@ class _PathView:
     def __init__(self, cwd: str) -> None:
         self.cwd = cwd
         self._listings: dict[str, frozenset[str]] = {}
-        self._zips: dict[str, tuple[str, str, frozenset[str]] | None] = {}
+        self._zips: dict[str, _Zipped | None] = {}
 
     def find(self, entry: str, tail: str) -> Hit | None:
         path = entry or self.cwd  # '' is the current directory (PathFinder._path_importer_cache)
@@ -279,12 +280,17 @@ class _PathView:
                     return Hit(entry, full, namespace=False)
         return Hit(entry, base, namespace=True) if is_namespace else None
 
-    def _zip(self, path: str) -> tuple[str, str, frozenset[str]] | None:
-        """(archive, prefix, member names) when zipimporter accepts *path*, else None."""
+    def _zip(self, path: str) -> _Zipped | None:
+        """(archive, prefix, member names, importer) when zipimporter accepts *path*, else None.
+
+        zipimport, not zipfile, decides: it accepts archives zipfile rejects (a
+        member with a corrupt extra field, which zipimport never parses). The
+        member names then come from the importer itself (``_find_in_zip``).
+        """
         if path in self._zips:
             return self._zips[path]
         archive, prefix = path, list[str]()
-        result: tuple[str, str, frozenset[str]] | None = None
+        result: _Zipped | None = None
         while True:
             try:
                 mode = os.stat(archive).st_mode
@@ -296,27 +302,59 @@ class _PathView:
                 continue
             if stat.S_ISREG(mode):
                 try:
+                    importer = zipimport.zipimporter(path)
+                except (zipimport.ZipImportError, OSError, ValueError):
+                    break  # the import system skips this entry too
+                members: frozenset[str] | None
+                try:
                     with zipfile.ZipFile(archive) as zf:
                         members = frozenset(zf.namelist())
-                except (OSError, zipfile.BadZipFile, ValueError):
-                    break
+                except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+                    members = None
                 joined = "/".join(prefix)
-                result = (archive, joined + "/" if joined else "", members)
+                result = (archive, joined + "/" if joined else "", members, importer)
             break
         self._zips[path] = result
         return result
 
-    def _find_in_zip(
-        self, entry: str, zipped: tuple[str, str, frozenset[str]], tail: str
-    ) -> Hit | None:
-        archive, prefix, members = zipped
+    def _find_in_zip(self, entry: str, zipped: _Zipped, tail: str) -> Hit | None:
+        archive, prefix, members, importer = zipped
         modpath = prefix + tail
+        if members is None:
+            return _ask_zipimporter(entry, archive, modpath, importer, tail)
         for suffix, _package in _ZIP_SEARCH_ORDER:
             if modpath + suffix in members:
                 return Hit(entry, f"{archive}{os.sep}{modpath}{suffix}", namespace=False)
         if modpath + "/" in members:
             return Hit(entry, f"{archive}{os.sep}{modpath}", namespace=True)
         return None
+
+
+#: (archive, prefix inside it, member names or None when zipfile cannot read it, importer).
+_Zipped = tuple[str, str, "frozenset[str] | None", zipimport.zipimporter]
+
+
+def _ask_zipimporter(
+    entry: str, archive: str, modpath: str, importer: zipimport.zipimporter, tail: str
+) -> Hit | None:
+    """Resolve *tail* with zipimport itself, for an archive zipfile cannot read.
+
+    Anything the importer raises means we cannot tell what it would import:
+    the archive itself counts as the hit (fail closed).
+    """
+    try:
+        spec = importer.find_spec(tail)
+    except Exception:  # any failure is "cannot tell": reported as a hit
+        return Hit(entry, archive, namespace=False)
+    if spec is None:
+        return None
+    if spec.loader is None:
+        return Hit(entry, f"{archive}{os.sep}{modpath}", namespace=True)
+    try:
+        origin = importer.get_filename(tail)
+    except Exception:  # as above
+        origin = archive
+    return Hit(entry, str(origin), namespace=False)
 
 
 def _isfile(path: str) -> bool:
@@ -364,6 +402,7 @@ def prepend_roots(
     already_on_path: Iterable[str] = (),
     consider_namespace_packages: bool = False,
     confcutdir: Path | None = None,
+    doctest_modules: bool = False,
 ) -> list[str]:
     """The directories pytest's ``prepend`` import mode will put at ``sys.path[0]``.
 
@@ -376,33 +415,108 @@ def prepend_roots(
     too (``PytestPluginManager._try_load_conftest``). With
     *consider_namespace_packages*, pytest may also pick an ancestor already
     importable: every ancestor that is on the path is included (over-including
-    only checks more).
+    only checks more). With *doctest_modules* (``--doctest-modules``) every
+    ``*.py`` but ``__main__.py`` is imported (``_pytest.doctest.pytest_collect_file``;
+    a ``setup.py`` counts too: over-including only checks more).
     """
     on_path = {_real(p) for p in already_on_path if p}
     roots: dict[str, None] = {}
-
-    def add(test_file: Path) -> None:
+    for test_file in imported_files(
+        paths,
+        python_files=python_files,
+        norecursedirs=norecursedirs,
+        confcutdir=confcutdir,
+        doctest_modules=doctest_modules,
+    ):
         root = _package_root(test_file)
         roots[str(root)] = None
         if consider_namespace_packages:
             for parent in root.parents:
                 if _real(str(parent)) in on_path:
                     roots[str(parent)] = None
+    return list(roots)
+
+
+def imported_files(
+    paths: Iterable[Path],
+    *,
+    python_files: Sequence[str],
+    norecursedirs: Sequence[str],
+    confcutdir: Path | None = None,
+    doctest_modules: bool = False,
+) -> list[Path]:
+    """The test modules and ``conftest.py`` files pytest will import (see ``prepend_roots``)."""
+    found: dict[Path, None] = {}
+
+    def add(test_file: Path) -> None:
+        found[test_file] = None
 
     cut = _real(str(confcutdir)) if confcutdir is not None else None
-    for path in paths:
-        start = path if path.is_dir() else path.parent
+
+    def conftests_above(start: Path) -> None:
         for folder in (start, *start.parents):
             if (folder / "conftest.py").is_file():
                 add(folder / "conftest.py")
             if cut is not None and _real(str(folder)) == cut:
                 break
+
+    for path in paths:
+        start = path if path.is_dir() else path.parent
+        conftests_above(start)
+        if path.is_dir():
+            # pytest also loads the conftest.py of every ``test*`` folder of each
+            # directory argument, norecursedirs and virtual environments notwithstanding
+            # (``PytestPluginManager._set_initial_conftests``), so ``test.egg/`` counts.
+            for anchor in _test_anchors(path):
+                conftests_above(anchor)
         if path.is_file():
             add(path)
             continue
-        for test_file in _test_files(path, python_files, norecursedirs):
+        for test_file in _test_files(path, python_files, norecursedirs, doctest_modules):
             add(test_file)
-    return list(roots)
+    return list(found)
+
+
+def importlib_tops(files: Iterable[Path], rootdir: Path) -> list[tuple[str, str]]:
+    """(top-level name, folder) that pytest's ``importlib`` mode imports each file's top under.
+
+    It leaves ``sys.path`` alone but imports a test file under the name
+    ``resolve_pkg_root_and_module_name`` gives it, parents first, and a parent
+    not in ``sys.modules`` yet is imported from beside the test file
+    (``_pytest.pathlib.import_path`` and ``_import_module_using_spec``, pytest
+    8.4+). A file outside any package falls back to a name relative to the
+    rootdir (``module_name_from_path``), whose first part is imported from the
+    rootdir the same way.
+    """
+    result: dict[tuple[str, str], None] = {}
+    for path in files:
+        root = _package_root(path)
+        if root != path.parent or path.name == "__init__.py":
+            parts: tuple[str, ...] = path.relative_to(root).with_suffix("").parts
+        else:
+            stem = path.with_suffix("")
+            try:
+                parts = stem.relative_to(rootdir).parts
+                root = rootdir
+            except ValueError:
+                parts, root = stem.parts[1:], Path(stem.anchor)
+            parts = tuple(part.replace(".", "_") for part in parts)
+        if parts:
+            result[(parts[0], str(root))] = None
+    return list(result)
+
+
+def _test_anchors(folder: Path) -> list[Path]:
+    """``anchor.glob("test*")`` folders, as ``_set_initial_conftests`` adds them."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    return [
+        folder / name
+        for name in names
+        if fnmatch.fnmatch(name, "test*") and _isdir(str(folder / name))  # Path.glob
+    ]
 
 
 def _package_root(path: Path) -> Path:
@@ -416,28 +530,42 @@ def _package_root(path: Path) -> Path:
 
 
 def _test_files(
-    top: Path, python_files: Sequence[str], norecursedirs: Sequence[str]
+    top: Path,
+    python_files: Sequence[str],
+    norecursedirs: Sequence[str],
+    doctest_modules: bool = False,
 ) -> Iterator[Path]:
     # pytest follows symlinked folders (``_pytest.pathlib.visit``); so do we, once each.
+    # An explicit stack, not ``os.walk``: a folder tree deeper than the recursion
+    # limit must not crash the gate (os.walk recurses on Python < 3.12).
     seen: set[str] = set()
-    for folder, dirs, files in os.walk(top, followlinks=True):
+    stack = [str(top)]
+    while stack:
+        folder = stack.pop()
         real = _real(folder)
         if real in seen:
-            dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not any(_fnmatch_ex(pat, os.path.join(folder, d)) for pat in norecursedirs)
-            and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg"))
-        )
-        for name in sorted(files):
-            if not name.endswith(".py"):
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e.name, e.is_dir()) for e in listing)
+        except OSError:
+            continue  # as os.walk without onerror: an unreadable folder is skipped
+        dirs = [
+            name
+            for name, is_dir in entries
+            if is_dir
+            and not any(_fnmatch_ex(pat, os.path.join(folder, name)) for pat in norecursedirs)
+            and not os.path.isfile(os.path.join(folder, name, "pyvenv.cfg"))
+        ]
+        for name, is_dir in entries:
+            if is_dir or not name.endswith(".py"):
                 continue
             full = os.path.join(folder, name)
-            if name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files):
+            doctest = doctest_modules and name != "__main__.py"
+            if doctest or name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files):
                 yield Path(full)
+        stack.extend(os.path.join(folder, name) for name in reversed(dirs))
 
 
 def _fnmatch_ex(pattern: str, path: str) -> bool:
@@ -472,16 +600,32 @@ def find_shadowing(
     search_path: Sequence[str],
     *,
     cwd: str | None = None,
+    pinned: Iterable[tuple[str, str]] = (),
 ) -> list[Finding]:
     """Every installed import name that resolves first to a module outside its distribution.
 
     *search_path* is the path as imports will see it (pytest's insertions
     first, then ``sys.path``, current-directory entry included). A namespace
     package's submodules are resolved too, over its portions in path order.
+    *pinned* names a folder a top-level name will be imported from whatever the
+    path says (``importlib_tops``): one outside the distribution is shadowing,
+    a namespace folder included.
     """
     view = _PathView(cwd or os.getcwd())
     findings: list[Finding] = []
+    pinned_names: set[str] = set()
+    for name, folder in pinned:
+        providers = index.get(name)
+        if not providers or name in pinned_names:
+            continue
+        hit = view.find(folder, name)
+        if hit is None or _allowed_entry(_real(folder), providers):
+            continue
+        pinned_names.add(name)
+        findings.append(_shadow_finding(name, providers, hit))
     for name, providers in index.items():
+        if name in pinned_names:
+            continue
         hit, portions = resolve(name, search_path, view)
         if hit is not None:
             entry_real = _real(os.path.abspath(hit.entry or view.cwd))
@@ -529,13 +673,49 @@ def _shadow_finding(module: str, providers: Sequence[Provider], hit: Hit) -> Fin
     )
 
 
-def _module_file(module: object) -> str | None:
+def _module_files(module: object) -> list[str]:
+    """Every file a module says it came from: spec origin, ``__file__`` and its loaders' paths.
+
+    A module can overwrite its own ``__spec__.origin`` and ``__file__``, so
+    the paths its loaders recorded (``FileLoader.path``, ``get_filename``,
+    ``ExtensionFileLoader.path``) count too; each one is checked, and they
+    disagreeing only means more than one file to check.
+    """
+    found: list[str] = []
     spec = getattr(module, "__spec__", None)
     origin = getattr(spec, "origin", None) if spec is not None else None
     if isinstance(origin, str) and getattr(spec, "has_location", False):
-        return origin
+        found.append(origin)
     filename = getattr(module, "__file__", None)
-    return filename if isinstance(filename, str) else None
+    if isinstance(filename, str):
+        found.append(filename)
+    name = getattr(spec, "name", None) or getattr(module, "__name__", None)
+    for loader in (getattr(spec, "loader", None), getattr(module, "__loader__", None)):
+        found.extend(_loader_files(loader, name))
+    return list(dict.fromkeys(found))
+
+
+def _loader_files(loader: object, name: object) -> list[str]:
+    """The file a standard loader loads from; a custom loader may say nothing (or raise)."""
+    if loader is None:
+        return []
+    found: list[str] = []
+    try:
+        path = getattr(loader, "path", None)
+        if isinstance(path, str):
+            found.append(path)
+        get_filename = getattr(loader, "get_filename", None)
+        if (
+            callable(get_filename)
+            and isinstance(name, str)
+            and not isinstance(loader, zipimport.zipimporter)
+        ):  # zipimporter.get_filename reads and compiles the member: its spec origin will do
+            filename = get_filename(name)
+            if isinstance(filename, str):
+                found.append(filename)
+    except Exception:  # a loader's own code may fail: what it recorded above still counts
+        pass
+    return found
 
 
 def _stdlib_dirs() -> list[str]:
@@ -577,14 +757,16 @@ def check_loaded_modules(modules: Mapping[str, object], index: ImportIndex) -> l
         if not found:
             continue
         providers = found
-        filename = _module_file(module)
+        filename = None
+        for candidate in _module_files(module):
+            folder, base = os.path.split(os.path.abspath(candidate))
+            if folder not in folders:
+                folders[folder] = _real(folder)
+            real = os.path.join(folders[folder], os.path.normcase(base))
+            if not (_is_own(real, top, providers) or installed_code(real)):
+                filename = candidate
+                break
         if filename is None:
-            continue
-        folder, base = os.path.split(os.path.abspath(filename))
-        if folder not in folders:
-            folders[folder] = _real(folder)
-        real = os.path.join(folders[folder], os.path.normcase(base))
-        if _is_own(real, top, providers) or installed_code(real):
             continue
         dist = ", ".join(sorted({p.dist for p in providers}))
         installed = ", ".join(sorted({p.location for p in providers}))

@@ -22,11 +22,14 @@ from pytest_mlsupply.shadowing import (
     MESSAGE_LOADED_ELSEWHERE,
     MESSAGE_SHADOWED,
     Provider,
+    _fnmatch_ex,
     _PathView,
+    _test_files,
     build_index,
     check_loaded_modules,
     find_shadowing,
     find_startup_modules,
+    importlib_tops,
     index_from_dict,
     index_to_dict,
     prepend_roots,
@@ -160,6 +163,21 @@ def test_a_file_that_is_not_a_zip_is_skipped(site: Path, tmp_path: Path) -> None
     assert shadows(site, junk) == []
 
 
+def test_a_zip_zipfile_rejects_but_zipimport_loads_shadows(site: Path, tmp_path: Path) -> None:
+    """A corrupt extra field: zipfile refuses the archive, zipimport never reads extras."""
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("helper.py")
+        info.extra = b"\x99\x99\x10\x00"
+        zf.writestr(info, "X = 1\n")
+    with pytest.raises(zipfile.BadZipFile):
+        zipfile.ZipFile(archive)
+    assert zipimport.zipimporter(str(archive)).find_spec("helper") is not None
+    [finding] = shadows(site, archive)
+    assert finding.subject == "helper"
+    assert finding.actual == f"{archive}{os.sep}helper.py"
+
+
 def test_namespace_package_submodule_shadowed_by_an_earlier_portion(tmp_path: Path) -> None:
     site = tmp_path / "site-packages"
     install_fake(site, "ns-part", "1.0", {"nspkg/part/__init__.py": ""})
@@ -285,6 +303,17 @@ def test_a_module_loaded_from_elsewhere_is_an_error(site: Path, tmp_path: Path) 
     assert all(f.kind is Kind.IMPORT_SHADOWED for f in found)
 
 
+def test_a_module_that_rewrites_its_origin_is_still_caught(site: Path, tmp_path: Path) -> None:
+    """``__spec__.origin`` and ``__file__`` claim the installed file; the loader knows better."""
+    index = index_of(site)
+    fake = tmp_path / "tests" / "helper.py"
+    mod = module("helper", str(site / "helper.py"))
+    mod.__spec__.loader = importlib.machinery.SourceFileLoader("helper", str(fake))
+    mod.__loader__ = mod.__spec__.loader
+    [finding] = check_loaded_modules({"helper": mod}, index)
+    assert finding.actual == str(fake)
+
+
 def test_provider_round_trip() -> None:
     provider = Provider("x", "/a", ("/b",))
     assert Provider.from_list(provider.to_list()) == provider
@@ -381,6 +410,109 @@ def test_prepend_roots_include_conftest_files_above_the_paths(tmp_path: Path) ->
         confcutdir=tmp_path / "root",
     )
     assert sorted(roots) == [str(tmp_path / "root"), str(tmp_path / "root" / "tests")]
+
+
+def test_prepend_roots_include_the_conftest_of_every_test_folder(tmp_path: Path) -> None:
+    """pytest loads ``<arg>/test*/conftest.py`` even in norecursedirs folders and venvs."""
+    for name in ("test.egg", "testvenv", "tests_old"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "conftest.py").write_text("")
+    (tmp_path / "testvenv" / "pyvenv.cfg").write_text("")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "conftest.py").write_text("")
+    roots = prepend_roots(
+        [tmp_path], python_files=["test_*.py"], norecursedirs=["*.egg", "other", "tests_old"]
+    )
+    assert sorted(roots) == sorted(
+        str(tmp_path / name) for name in ("test.egg", "testvenv", "tests_old")
+    )
+
+
+def test_prepend_roots_with_doctest_modules_count_every_python_file(tmp_path: Path) -> None:
+    (tmp_path / "helpers").mkdir()
+    (tmp_path / "helpers" / "util.py").write_text("")
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "__main__.py").write_text("")  # doctest collection skips it
+    plain = prepend_roots([tmp_path], python_files=["test_*.py"], norecursedirs=[])
+    assert plain == []
+    roots = prepend_roots(
+        [tmp_path], python_files=["test_*.py"], norecursedirs=[], doctest_modules=True
+    )
+    assert roots == [str(tmp_path / "helpers")]
+
+
+def test_importlib_tops_follow_pytests_module_names(tmp_path: Path) -> None:
+    (tmp_path / "demo" / "sub").mkdir(parents=True)
+    (tmp_path / "demo" / "__init__.py").write_text("")
+    (tmp_path / "demo" / "sub" / "__init__.py").write_text("")
+    (tmp_path / "tests.d").mkdir()
+    files = [
+        tmp_path / "demo" / "sub" / "test_a.py",
+        tmp_path / "tests.d" / "test_b.py",
+        tmp_path / "test_c.py",
+    ]
+    assert importlib_tops(files, tmp_path) == [
+        ("demo", str(tmp_path)),
+        ("tests_d", str(tmp_path)),
+        ("test_c", str(tmp_path)),
+    ]
+
+
+def test_a_pinned_name_outside_its_distribution_shadows(site: Path, tmp_path: Path) -> None:
+    (tmp_path / "helper").mkdir()  # a namespace folder counts: pytest imports it as helper
+    index = index_of(site)
+    [finding] = find_shadowing(index, [str(site)], pinned=[("helper", str(tmp_path))])
+    assert finding.actual == str(tmp_path / "helper")
+    assert find_shadowing(index, [str(site)], pinned=[("helper", str(site))]) == []
+
+
+def _walked(top: Path, python_files: list[str], norecursedirs: list[str]) -> set[Path]:
+    """The files ``os.walk`` finds (the walk the explicit stack replaced), for comparison."""
+    found = set()
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [
+            d
+            for d in dirs
+            if not any(_fnmatch_ex(p, os.path.join(folder, d)) for p in norecursedirs)
+            and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg"))
+        ]
+        for name in files:
+            full = os.path.join(folder, name)
+            if name.endswith(".py") and (
+                name == "conftest.py" or any(_fnmatch_ex(p, full) for p in python_files)
+            ):
+                found.add(Path(full))
+    return found
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(["a", "b", "build", "test_x.py", "conftest.py", "m.py"]),
+            min_size=1,
+            max_size=4,
+        ),
+        max_size=12,
+    )
+)
+def test_the_stack_walk_finds_what_os_walk_finds(shapes: list[list[str]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        top = Path(tmp)
+        for parts in shapes:
+            *folders, last = parts
+            folder = top.joinpath(*folders)
+            if any(p.is_file() for p in (folder, *folder.parents) if top in p.parents):
+                continue  # a file where a folder would go
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / last
+            if last.endswith(".py"):
+                if not target.exists():
+                    target.write_text("")
+            elif not target.is_file():
+                target.mkdir(exist_ok=True)
+        args = (["test_*.py"], ["build"])
+        assert set(_test_files(top, *args)) == _walked(top, *args)
 
 
 def test_prepend_roots_follow_symlinked_folders_once(tmp_path: Path) -> None:

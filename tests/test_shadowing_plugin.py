@@ -134,7 +134,11 @@ def test_warn_only_reports_and_runs(suite: pytest.Pytester, tmp_path: Path) -> N
     (suite.path / "tests" / f"{VICTIM}.py").write_text("")
     result = gate(suite, "--mlsupply-warn-only")
     assert result.ret == 0, result.stdout.str()
-    assert len(shadow_findings(suite)) == 1
+    # Found before the run, and seen in sys.modules when the session ends (the tests used it).
+    messages = sorted(finding["message"] for finding in shadow_findings(suite))
+    assert len(messages) == 2
+    assert "is shadowed by" in messages[0]
+    assert "was imported from" in messages[1]
 
 
 def test_backstop_catches_a_module_the_static_view_cannot_see(
@@ -157,6 +161,44 @@ def test_backstop_catches_a_module_the_static_view_cannot_see(
     assert "2 deselected" in result.stdout.str()
     assert marker.exists()  # it ran during collection; the gate says so and runs no test
     assert os.fspath(hidden) in result.stdout.str()
+
+
+def test_backstop_is_not_fooled_by_a_rewritten_origin(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    """The shadowing module sets its ``__spec__.origin`` and ``__file__`` to the installed file."""
+    import tomli_w
+
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / f"{VICTIM}.py").write_text(
+        f"__file__ = {tomli_w.__file__!r}\n__spec__.origin = __file__\n"
+    )
+    (suite.path / "tests" / "test_sneaky.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(hidden)!r})\nimport {VICTIM}\n\n"
+        "def test_nothing():\n    pass\n"
+    )
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(hidden / f"{VICTIM}.py")
+
+
+def test_backstop_runs_again_when_the_session_ends(suite: pytest.Pytester, tmp_path: Path) -> None:
+    """A test imports the shadowing module at run time, after the last collection check."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / f"{VICTIM}.py").write_text("")
+    (suite.path / "tests" / "test_late.py").write_text(
+        "import sys\n\ndef test_late():\n"
+        f"    sys.path.insert(0, {str(hidden)!r})\n    import {VICTIM}\n"
+    )
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(hidden / f"{VICTIM}.py")
+    result.stdout.fnmatch_lines(["*import-shadowed*was imported from*"])
+    result.stdout.fnmatch_lines(["mlsupply: environment does not match the lock*1 error*"])
 
 
 def test_under_xdist_the_controller_reports_it(suite: pytest.Pytester) -> None:
@@ -196,3 +238,87 @@ def test_a_victim_imported_at_module_level_does_not_run(
     assert result.ret == 1, result.stdout.str()
     assert len(shadow_findings(suite)) == 1
     assert not marker.exists()
+
+
+def test_a_test_folder_pytest_skips_but_loads_a_conftest_from(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    """``test.egg/conftest.py`` is loaded (so ``test.egg`` goes first on the path) though
+    collection skips ``*.egg`` folders."""
+    marker = tmp_path / "marker"
+    (suite.path / "test.egg").mkdir()
+    (suite.path / "test.egg" / "conftest.py").write_text("")
+    (suite.path / "test.egg" / f"{VICTIM}.py").write_text(payload(marker))
+    result = gate(suite)
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(suite.path / "test.egg" / f"{VICTIM}.py")
+    assert not marker.exists()
+
+
+def test_doctest_modules_puts_every_python_folder_on_the_path(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    (suite.path / "tests" / "helpers").mkdir()
+    (suite.path / "tests" / "helpers" / "util.py").write_text('"""Nothing to test."""\n')
+    (suite.path / "tests" / "helpers" / f"{VICTIM}.py").write_text(payload(marker))
+    result = gate(suite, "--doctest-modules")
+    assert result.ret == 1, result.stdout.str()
+    actual = {finding["actual"] for finding in shadow_findings(suite)}
+    assert str(suite.path / "tests" / "helpers" / f"{VICTIM}.py") in actual
+    assert not marker.exists()
+
+
+def test_importlib_mode_imports_a_test_package_under_its_own_name(
+    suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    """``tests/mypy_extensions/test_d.py`` beside its ``__init__.py``: pytest imports the package
+    under its own name before the test module, hiding the installed one (not imported by
+    anything else here, unlike ``tomli_w``, which writing the lock imports)."""
+    marker = tmp_path / "marker"
+    victim = "mypy_extensions"
+    (suite.path / "tests" / victim).mkdir()
+    (suite.path / "tests" / victim / "__init__.py").write_text(payload(marker))
+    (suite.path / "tests" / victim / "test_d.py").write_text("def test_d():\n    pass\n")
+    result = gate(suite, "--import-mode=importlib")
+    assert result.ret == 1, result.stdout.str()
+    [finding] = shadow_findings(suite)
+    assert finding["actual"] == str(suite.path / "tests" / victim / "__init__.py")
+    assert not marker.exists()
+
+
+def _remove_tree(top: str) -> None:
+    """``shutil.rmtree`` recurses on older Pythons: remove a deep tree bottom-up instead."""
+    stack, order = [top], []
+    while stack:
+        folder = stack.pop()
+        order.append(folder)
+        for entry in os.scandir(folder):
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            else:
+                os.unlink(entry.path)
+    for folder in reversed(order):
+        os.rmdir(folder)
+
+
+def test_a_very_deep_folder_gives_no_traceback(suite: pytest.Pytester) -> None:
+    """Deeper than the recursion limit: the walk must not raise RecursionError."""
+    top = folder = os.path.join(suite.path, "tests", "deep")
+    os.mkdir(top)
+    try:
+        for _ in range(1100):  # Path.mkdir(parents=True) itself recurses
+            folder = os.path.join(folder, "a")
+            os.mkdir(folder)
+        Path(folder, f"{VICTIM}.py").write_text("")
+        Path(folder, "test_deep.py").write_text("def test_deep():\n    pass\n")
+        result = gate(suite)
+        output = result.stdout.str() + result.stderr.str()
+        assert "RecursionError" not in output
+        assert "shadowing.py" not in output
+        assert result.ret == 1, output
+        [finding] = shadow_findings(suite)
+        assert finding["actual"] == os.path.join(folder, f"{VICTIM}.py")
+    finally:
+        _remove_tree(top)  # pytest's own clean-up of old temporary folders would recurse
