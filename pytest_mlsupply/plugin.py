@@ -44,6 +44,11 @@ NOT_COLLECTED_LATE_NOTE = (
     "conftest.py files were imported before the gate ran, because the plugin was registered "
     "late (load it as an installed plugin or with -p mlsupply)"
 )
+#: When the gate passed but a module was imported from elsewhere while the tests ran.
+FAILED_AT_END_NOTE = (
+    "the tests ran, but a module of an installed package was imported from somewhere else "
+    f"while they did, so the run fails ({NOT_RUN_REASON} at the end of the session)"
+)
 #: The controller's early verdict for its popen workers, which load their initial
 #: conftest files before ``workerinput`` reaches them (see ``_verdict_for_workers``).
 VERDICT_ENV = "PYTEST_MLSUPPLY_CONTROLLER_VERDICT"
@@ -607,6 +612,8 @@ class GatePlugin:
         #: Installed import names and where they may be imported from (the backstop).
         self.imports: ImportIndex | None = None
         self.backstop_findings: list[Finding] = []
+        #: The gate passed before the tests and failed after them (the sys.modules check).
+        self.failed_at_end = False
         #: The verdict decided before conftest files loaded; a failure there stands.
         self.failed_early = early is not None and early.failed
         self.early_bytecode = early.bytecode if early is not None else ()
@@ -808,7 +815,9 @@ class GatePlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Check ``sys.modules`` once more: the tests themselves may have imported from
         elsewhere. A finding now fails the session though every test passed."""
+        failed_before = self.failed
         self._check_loaded_modules()
+        self.failed_at_end = self.failed and not failed_before
         if self.failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         workeroutput = getattr(self.config, "workeroutput", None)
@@ -881,7 +890,10 @@ class GatePlugin:
             summary += " (-v lists the notes)"
         terminalreporter.line(summary, red=self.failed, green=not self.failed)
         if self.failed:
-            note = NOT_COLLECTED_NOTE if self.decided_early else NOT_COLLECTED_LATE_NOTE
+            if self.failed_at_end:
+                note = FAILED_AT_END_NOTE
+            else:
+                note = NOT_COLLECTED_NOTE if self.decided_early else NOT_COLLECTED_LATE_NOTE
             terminalreporter.line(f"mlsupply: {note}")
         if self.settings.warn_only and report.fails(strict=self.settings.strict):
             terminalreporter.line(f"mlsupply: {WARN_ONLY_NOTE}", yellow=True)

@@ -692,7 +692,9 @@ def _module_files(module: object) -> list[str]:
     name = getattr(spec, "name", None) or getattr(module, "__name__", None)
     for loader in (getattr(spec, "loader", None), getattr(module, "__loader__", None)):
         found.extend(_loader_files(loader, name))
-    return list(dict.fromkeys(found))
+    # The import system records absolute paths; a relative one names no file (torch puts
+    # module objects with ``__file__ = "_ops.py"`` into sys.modules as torch.ops).
+    return [path for path in dict.fromkeys(found) if os.path.isabs(path)]
 
 
 def _loader_files(loader: object, name: object) -> list[str]:

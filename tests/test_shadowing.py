@@ -287,6 +287,17 @@ def test_loaded_modules_from_their_installation_pass(site: Path) -> None:
     assert check_loaded_modules(loaded, index) == []
 
 
+def test_module_objects_with_a_relative_file_name_pass(site: Path) -> None:
+    """torch puts module objects into sys.modules itself (``torch.ops`` has
+    ``__file__ = "_ops.py"``): a relative name is no file the import system loaded."""
+
+    class Namespace(types.ModuleType):
+        __file__ = "_ops.py"
+
+    loaded = {"demo_model.ops": Namespace("demo_model.ops")}
+    assert check_loaded_modules(loaded, index_of(site)) == []
+
+
 def test_a_module_loaded_from_elsewhere_is_an_error(site: Path, tmp_path: Path) -> None:
     index = index_of(site)
     fake = tmp_path / "tests" / "helper.py"
