@@ -158,6 +158,9 @@ _LAUNCHER = re.compile(
     # pip (distlib)
     r"    sys\.argv\[0\] = re\.sub\(r'\(-script\\\.pyw\|\\\.exe\)\?\$', '', sys\.argv\[0\]\)\n"
     r"|"
+    # pip 26
+    r"    sys\.argv\[0\] = sys\.argv\[0\]\.removesuffix\('\.exe'\)\n"
+    r"|"
     # uv
     r"    if sys\.argv\[0\]\.endswith\(\"-script\.pyw\"\):\n"
     r"        sys\.argv\[0\] = sys\.argv\[0\]\[:-11\]\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -56,7 +57,13 @@ def add_row(dist_info: Path, site: Path, relative: str) -> None:
 
 def finder_text(tree: Path) -> str:
     """What setuptools writes for a flat-layout editable install (its own template)."""
-    editable_wheel = pytest.importorskip("setuptools.command.editable_wheel")
+    # Importing setuptools appends its _vendor folder to sys.path (vendored dist-infos that
+    # in-process pytester runs in this worker would then snapshot): keep the path as it was.
+    saved = list(sys.path)
+    try:
+        editable_wheel = pytest.importorskip("setuptools.command.editable_wheel")
+    finally:
+        sys.path[:] = saved
     template = getattr(editable_wheel, "_finder_template", None)
     if template is None:
         pytest.skip("this setuptools has no finder template (before 64)")
