@@ -136,16 +136,7 @@ def _with_startup_modules(report: Report, snapshot: Snapshot, ownership: Ownersh
     from pytest_mlsupply.verify import site_directories
 
     found = find_startup_modules(snapshot.search_path, ownership.files, site_directories(snapshot))
-    if not found:
-        return report
-    return Report.build(
-        [*report.findings, *found],
-        lock_path=report.lock_path,
-        distributions_checked=report.distributions_checked,
-        environment=report.environment,
-        notes=report.notes,
-        stats=report.stats,
-    )
+    return _with_findings(report, found)
 
 
 #: The launchers pip (distlib) and uv write for a ``console_scripts`` or ``gui_scripts``
@@ -205,14 +196,7 @@ def _with_launchers_judged(report: Report, snapshot: Snapshot) -> Report:
         findings.append(finding)
     if not changed:
         return report
-    return Report.build(
-        findings,
-        lock_path=report.lock_path,
-        distributions_checked=report.distributions_checked,
-        environment=report.environment,
-        notes=report.notes,
-        stats=report.stats,
-    )
+    return _rebuilt(report, findings)
 
 
 def _is_plain_launcher(path: str, dist: InstalledDistribution | None) -> bool:
@@ -275,14 +259,7 @@ def _with_shadowing(
     found = find_shadowing(index, import_path, pinned=pinned_imports)
     if not found:
         return report, index
-    return Report.build(
-        [*report.findings, *found],
-        lock_path=report.lock_path,
-        distributions_checked=report.distributions_checked,
-        environment=report.environment,
-        notes=report.notes,
-        stats=report.stats,
-    ), index
+    return _with_findings(report, found), index
 
 
 NOTE_FOREIGN_NOT_REWRITTEN = (
@@ -372,16 +349,24 @@ def _with_launch_directory(report: Report, snapshot: Snapshot) -> Report:
     except OSError:  # removed under us: nothing can be loaded from it either
         return report
     found = list(launch_directory_findings(directory, snapshot))
-    if not found:
-        return report
+    return _with_findings(report, found)
+
+
+def _rebuilt(report: Report, findings: Sequence[Finding]) -> Report:
+    """*report* with *findings* in place of its own; everything else kept."""
     return Report.build(
-        [*report.findings, *found],
+        findings,
         lock_path=report.lock_path,
         distributions_checked=report.distributions_checked,
         environment=report.environment,
         notes=report.notes,
         stats=report.stats,
     )
+
+
+def _with_findings(report: Report, found: Sequence[Finding]) -> Report:
+    """*report* with *found* added (the same report when there is nothing to add)."""
+    return _rebuilt(report, [*report.findings, *found]) if found else report
 
 
 def _add_notes(report: Report, notes: Sequence[str]) -> Report:
