@@ -1336,8 +1336,8 @@ def _judge_entry(
         return
     if top_owned:
         return
-    if not name.isidentifier() and not name.startswith(".") and _is_real_folder(entry):
-        yield from _unimportable_folder(path)
+    if not name.isidentifier() and _is_folder(entry):
+        yield from _unimportable_folder(entry)
         return
     is_code = _is_code(name) or (_is_folder(entry) and not name.startswith("."))
     if is_code:
@@ -1367,29 +1367,34 @@ UNIMPORTABLE_FILES = (
     "{path} holds files that no RECORD lists ({example}); none of them is code, "
     "but no installed package owns the folder"
 )
+UNIMPORTABLE_LINK = (
+    "{path} is a symbolic link to a folder ({example}) that no RECORD lists: nothing can "
+    "verify what it holds, and its name hides it from import statements only"
+)
 UNIMPORTABLE_HINT = (
     "remove the folder (pip leaves '~name' folders behind when an upgrade is interrupted), "
     "or reinstall the package it came from"
 )
 
 
-def _is_real_folder(entry: os.DirEntry[str]) -> bool:
-    """A folder that is not a symbolic link (a link is judged by name, as before)."""
-    try:
-        return entry.is_dir(follow_symlinks=False)
-    except OSError:
-        return False
-
-
-def _unimportable_folder(top: str) -> Iterator[Finding]:
+def _unimportable_folder(entry: os.DirEntry[str]) -> Iterator[Finding]:
     """Judge an unowned folder whose name is not an identifier by what it holds (issue 12).
 
     Empty (folders only, at any depth): it runs nothing, so nothing is reported. Code
-    (``_is_code``, or a symbolic link to a folder, which no RECORD can list): an error,
-    since such a folder matches no installer's behaviour and its code runs only by
-    hidden routes. Other files only: a warning, as for any unowned entry. Judged on
-    every run, never from the walk cache, so a file added later is seen at once.
+    (``_is_code``, or a symbolic link to a folder, which no RECORD can list; the folder
+    itself being such a link too): an error, since such a folder matches no installer's
+    behaviour and its code runs only by hidden routes. Other files only: a warning, as
+    for any unowned entry, except in a hidden folder (``.name``), never reported before.
+    Judged on every run, never from the walk cache, so a file added later is seen at once.
     """
+    top, hidden = entry.path, entry.name.startswith(".")
+    try:
+        linked = entry.is_symlink()
+    except OSError:
+        linked = True
+    if linked:
+        yield _unimportable(UNIMPORTABLE_LINK, top, top, Severity.ERROR)
+        return
     stack = [top]
     first_file: str | None = None
     while stack:
@@ -1401,20 +1406,20 @@ def _unimportable_folder(top: str) -> Iterator[Finding]:
             error = exc.strerror or str(exc)
             yield _unlisted(UNLISTED_UNREADABLE, folder, os.path.basename(top), error=error)
             return
-        for entry in entries:
+        for item in entries:
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                if item.is_dir(follow_symlinks=False):
+                    stack.append(item.path)
                     continue
-                linked_folder = entry.is_symlink() and entry.is_dir()
+                linked_folder = item.is_symlink() and item.is_dir()
             except OSError:
                 linked_folder = True  # cannot tell what it is: fail closed
-            if linked_folder or _is_code(entry.name):
-                yield _unimportable(UNIMPORTABLE_CODE, top, entry.path, Severity.ERROR)
+            if linked_folder or _is_code(item.name):
+                yield _unimportable(UNIMPORTABLE_CODE, top, item.path, Severity.ERROR)
                 return
             if first_file is None:
-                first_file = entry.path
-    if first_file is not None:
+                first_file = item.path
+    if first_file is not None and not hidden:
         yield _unimportable(UNIMPORTABLE_FILES, top, first_file, Severity.WARNING)
 
 
@@ -1423,7 +1428,10 @@ def _unimportable(template: str, top: str, example: str, severity: Severity) -> 
         Kind.UNOWNED_MODULE,
         severity,
         os.path.basename(top),
-        template.format(path=top, example=os.path.relpath(example, top)),
+        template.format(
+            path=top,
+            example=os.path.realpath(top) if example == top else os.path.relpath(example, top),
+        ),
         "owned by an installed distribution, or empty",
         "unowned",
         UNIMPORTABLE_HINT,

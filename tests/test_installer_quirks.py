@@ -27,6 +27,7 @@ from pytest_mlsupply.verify import (
     UNIMPORTABLE_CODE,
     UNIMPORTABLE_FILES,
     UNIMPORTABLE_HINT,
+    UNIMPORTABLE_LINK,
     WALK_CACHE_FILE,
     find_unowned_code,
     verify_installed_files,
@@ -156,11 +157,26 @@ def test_a_link_to_a_folder_inside_is_code(site: Path, tmp_path: Path) -> None:
     assert problems(check(site)) == [("unowned-module", "error", "foo.libs")]
 
 
-def test_a_linked_unimportable_folder_is_not_taken_for_empty(site: Path, tmp_path: Path) -> None:
+def test_a_linked_unimportable_folder_is_an_error_even_when_empty(
+    site: Path, tmp_path: Path
+) -> None:
+    """A link is not followed (it could lead anywhere, even to /): no installer makes one,
+    and a link to a folder of libraries must not be a weaker finding than the folder."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     os.symlink(elsewhere, site / "foo.libs")
-    assert problems(check(site)) == [("unowned-module", "warning", "foo.libs")]
+    [finding] = [f for f in check(site) if f.severity is not Severity.INFO]
+    assert (finding.severity, finding.subject) == (Severity.ERROR, "foo.libs")
+    assert finding.message == UNIMPORTABLE_LINK.format(path=site / "foo.libs", example=elsewhere)
+
+
+def test_hidden_folders_are_judged_by_the_code_they_hold(site: Path) -> None:
+    """A hidden top-level folder was never reported, whatever it held."""
+    (site / ".cache" / "sub").mkdir(parents=True)
+    (site / ".cache" / "notes.txt").write_text("hello\n")
+    assert problems(check(site)) == []
+    (site / ".cache" / "sub" / "libevil.so").write_bytes(b"\x7fELF")
+    assert problems(check(site)) == [("unowned-module", "error", ".cache")]
 
 
 def test_an_owned_libs_folder_is_still_walked(site: Path) -> None:
