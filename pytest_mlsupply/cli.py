@@ -343,11 +343,9 @@ def _main(argv: Sequence[str] | None, *, base_path: list[str] | None) -> int:
     from pytest_mlsupply.gate import run_gate
     from pytest_mlsupply.knownbad import KnownBadConfig
     from pytest_mlsupply.render import (
-        GATE_FAILED,
-        GATE_PASSED,
-        counts_line,
         finding_lines,
         github_annotations,
+        verdict_line,
         write_report,
     )
     from pytest_mlsupply.settings import parse_min_age
@@ -410,9 +408,5 @@ def _main(argv: Sequence[str] | None, *, base_path: list[str] | None) -> int:
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for annotation in github_annotations(report):
             print(annotation)
-    verdict = GATE_FAILED if failed else GATE_PASSED
-    print(
-        f"mlsupply: {verdict} ({report.lock_path}): {report.distributions_checked} "
-        f"distributions, {counts_line(report)}"
-    )
+    print(f"mlsupply: {verdict_line(report, failed=failed, warn_only=False)}")
     return EXIT_FINDINGS if failed else EXIT_OK

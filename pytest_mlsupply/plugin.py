@@ -843,12 +843,14 @@ class GatePlugin:
         return "\n".join([head, *finding_lines(self.report, include_info=False)])
 
     def junit_properties(self) -> list[tuple[str, str]]:
-        from pytest_mlsupply.render import counts_line, finding_lines
+        from pytest_mlsupply.render import counts_line, finding_lines, ignored_by_warn_only
 
         if self.report is None:
             return []
+        counts = counts_line(self.report)
+        ignored = ignored_by_warn_only(self.report, warn_only=self.settings.warn_only)
         return [
-            ("mlsupply", counts_line(self.report)),
+            ("mlsupply", f"{counts}; {ignored}" if ignored else counts),
             *(("mlsupply-finding", line) for line in finding_lines(self.report, include_info=True)),
         ]
 
@@ -858,12 +860,11 @@ class GatePlugin:
         from pytest_mlsupply.findings import Severity
         from pytest_mlsupply.gate import display_path
         from pytest_mlsupply.render import (
-            GATE_FAILED,
-            GATE_PASSED,
             SECTION_TITLE,
             WARN_ONLY_NOTE,
-            counts_line,
             finding_lines,
+            ignored_by_warn_only,
+            verdict_line,
         )
 
         report = self.report
@@ -881,14 +882,13 @@ class GatePlugin:
         for note in report.notes:
             terminalreporter.line(f"mlsupply: {note}")
         hidden_info = report.count(Severity.INFO) if not verbose else 0
-        verdict = GATE_FAILED if self.failed else GATE_PASSED
-        summary = (
-            f"mlsupply: {verdict} ({report.lock_path}): {report.distributions_checked} "
-            f"distributions, {counts_line(report)}"
-        )
+        warn_only = self.settings.warn_only
+        ignored = bool(ignored_by_warn_only(report, warn_only=warn_only))
+        summary = "mlsupply: " + verdict_line(report, failed=self.failed, warn_only=warn_only)
         if hidden_info:
             summary += " (-v lists the notes)"
-        terminalreporter.line(summary, red=self.failed, green=not self.failed)
+        passed = not self.failed and not ignored
+        terminalreporter.line(summary, red=self.failed, yellow=ignored, green=passed)
         if self.failed:
             if self.failed_at_end:
                 note = FAILED_AT_END_NOTE

@@ -11,6 +11,22 @@ explain can be reported as a known quirk rather than as tampering.
 This module is pure: it reads and validates the list and answers "does a quirk
 explain this mismatch?". Whether a quirk is reported, and how loudly, is for
 the checks and the plugin to decide.
+
+Installers have quirks of their own, which no list can pin to a release; they
+are handled by rule where the files are judged (``verify.py``), each one checked
+on real installs (tests/test_installers_venv.py: pip, ``uv pip``, ``uv sync``,
+Poetry, pdm) and named here so it stays a decision:
+
+- uv creates the folders a wheel lists as directory entries, also when nothing
+  goes in them (``PyYAML.libs/``, ``cffi.libs/``, ``black.libs/``): an unowned
+  folder whose name is not an identifier is not reported while it is empty; code
+  in it is an error (``verify._unimportable_folder``), judged on every run.
+- virtualenv writes ``_virtualenv.pth``/``_virtualenv.py`` (a note when
+  ``pyvenv.cfg`` names virtualenv) and a ``pip-VER.virtualenv`` marker (not code).
+- Poetry lists ``direct_url.json`` without a hash, and the pip that virtualenv
+  seeds lists ``__pycache__`` folders without one: rows without a hash own nothing.
+- pip leaves ``~name`` folders after an interrupted upgrade: not part of a clean
+  install, so judged like any unowned folder (code in one is an error).
 """
 
 from __future__ import annotations

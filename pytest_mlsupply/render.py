@@ -21,6 +21,9 @@ SECTION_TITLE = "mlsupply"
 GATE_FAILED = "environment does not match the lock"
 GATE_PASSED = "environment matches the lock"
 WARN_ONLY_NOTE = "warn-only mode: findings are reported but do not fail the run"
+#: Ends the verdict when --mlsupply-warn-only lets a report that fails the gate pass
+#: (issue 12: "matches the lock ... 6 errors" contradicted itself).
+WARN_ONLY_IGNORED = "ignored by --mlsupply-warn-only"
 
 
 def _plural(count: int, word: str) -> str:
@@ -41,6 +44,31 @@ def counts_line(report: Report) -> str:
     if waived:
         parts.append(f"{waived} waived")
     return ", ".join(parts)
+
+
+def ignored_by_warn_only(report: Report, *, warn_only: bool) -> str:
+    """``6 errors ignored by --mlsupply-warn-only`` when warn-only passes a failing report.
+
+    Empty otherwise. Warn-only cannot be combined with strict, so only errors fail a report here.
+    """
+    if not warn_only or not report.fails(strict=False):
+        return ""
+    return f"{_plural(report.count(Severity.ERROR), 'error')} {WARN_ONLY_IGNORED}"
+
+
+def verdict_line(report: Report, *, failed: bool, warn_only: bool) -> str:
+    """The one sentence that says whether the environment matches the lock, and what it cost.
+
+    Under warn-only a report with errors does not match the lock though the run
+    passes: the sentence says so, and that the errors were ignored.
+    """
+    ignored = ignored_by_warn_only(report, warn_only=warn_only)
+    verdict = GATE_FAILED if failed or ignored else GATE_PASSED
+    line = (
+        f"{verdict} ({report.lock_path}): {report.distributions_checked} distributions, "
+        f"{counts_line(report)}"
+    )
+    return f"{line}; {ignored}" if ignored else line
 
 
 def header_line(report: Report) -> str:

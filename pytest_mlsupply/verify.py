@@ -52,8 +52,10 @@ RECORD_CACHE_FILE = "installed-records.json"
 VERDICT_CACHE_FILE = "installed-file-verdicts.json"
 WALK_CACHE_FILE = "package-folder-walks.json"
 
-#: Top-level entries of a site directory that are never a package's code.
-_NOT_CODE_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".data")
+#: Top-level entries of a site directory that are never a package's code. A ``*.data``
+#: folder is not among them: installers empty it into the install scheme, so one left in
+#: site-packages is judged by what it holds (``_unimportable_folder``).
+_NOT_CODE_SUFFIXES = (".dist-info", ".egg-info", ".egg-link")
 _NOT_CODE_NAMES = frozenset({"__pycache__", "README.txt", "README", ".DS_Store"})
 _EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 
@@ -1334,6 +1336,9 @@ def _judge_entry(
         return
     if top_owned:
         return
+    if not name.isidentifier() and _is_folder(entry):
+        yield from _unimportable_folder(entry)
+        return
     is_code = _is_code(name) or (_is_folder(entry) and not name.startswith("."))
     if is_code:
         yield Finding.of(
@@ -1348,6 +1353,90 @@ def _judge_entry(
 
 
 _NO_RECORD = " with a hash (a distribution without RECORD names it; nothing can verify it)"
+
+#: What findings say of an unowned top-level folder whose name ``import`` cannot spell
+#: (``PyYAML.libs``, ``foo-bar``, ``x-1.0.data``). An empty one is an installer quirk
+#: (uv creates the folders a wheel lists as directory entries) and is not reported.
+UNIMPORTABLE_CODE = (
+    "{path} holds code that no RECORD lists with a hash ({example}): the folder's name cannot "
+    "be imported, but what it holds can still run (an extension module loads a '.libs' "
+    "folder's shared libraries through its RPATH, a .pth line can put the folder on sys.path, "
+    "importlib imports any name)"
+)
+UNIMPORTABLE_FILES = (
+    "{path} holds files that no RECORD lists ({example}); none of them is code, "
+    "but no installed package owns the folder"
+)
+UNIMPORTABLE_LINK = (
+    "{path} is a symbolic link to a folder ({example}) that no RECORD lists: nothing can "
+    "verify what it holds, and its name hides it from import statements only"
+)
+UNIMPORTABLE_HINT = (
+    "remove the folder (pip leaves '~name' folders behind when an upgrade is interrupted), "
+    "or reinstall the package it came from"
+)
+
+
+def _unimportable_folder(entry: os.DirEntry[str]) -> Iterator[Finding]:
+    """Judge an unowned folder whose name is not an identifier by what it holds (issue 12).
+
+    Empty (folders only, at any depth): it runs nothing, so nothing is reported. Code
+    (``_is_code``, or a symbolic link to a folder, which no RECORD can list; the folder
+    itself being such a link too): an error, since such a folder matches no installer's
+    behaviour and its code runs only by hidden routes. Other files only: a warning, as
+    for any unowned entry, except in a hidden folder (``.name``), never reported before.
+    Judged on every run, never from the walk cache, so a file added later is seen at once.
+    """
+    top, hidden = entry.path, entry.name.startswith(".")
+    try:
+        linked = entry.is_symlink()
+    except OSError:
+        linked = True
+    if linked:
+        yield _unimportable(UNIMPORTABLE_LINK, top, top, Severity.ERROR)
+        return
+    stack = [top]
+    first_file: str | None = None
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+            yield _unlisted(UNLISTED_UNREADABLE, folder, os.path.basename(top), error=error)
+            return
+        for item in entries:
+            try:
+                if item.is_dir(follow_symlinks=False):
+                    stack.append(item.path)
+                    continue
+                linked_folder = item.is_symlink() and item.is_dir()
+            except OSError:
+                linked_folder = True  # cannot tell what it is: fail closed
+            if linked_folder or _is_code(item.name):
+                yield _unimportable(UNIMPORTABLE_CODE, top, item.path, Severity.ERROR)
+                return
+            if first_file is None:
+                first_file = item.path
+    if first_file is not None and not hidden:
+        yield _unimportable(UNIMPORTABLE_FILES, top, first_file, Severity.WARNING)
+
+
+def _unimportable(template: str, top: str, example: str, severity: Severity) -> Finding:
+    return Finding(
+        Kind.UNOWNED_MODULE,
+        severity,
+        os.path.basename(top),
+        template.format(
+            path=top,
+            example=os.path.realpath(top) if example == top else os.path.relpath(example, top),
+        ),
+        "owned by an installed distribution, or empty",
+        "unowned",
+        UNIMPORTABLE_HINT,
+        top,
+    )
 
 
 def _shorten(line: str, limit: int = 80) -> str:

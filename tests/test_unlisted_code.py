@@ -320,9 +320,9 @@ def test_editable_finders_data_dirs_and_installer_files_pass(tmp_path: Path) -> 
         },
         direct_url='{"url": "file:///src/victim", "dir_info": {"editable": true}}',
     )
-    leftover = site / "victim-1.0.data" / "purelib"
-    leftover.mkdir(parents=True)
-    (leftover / "left.py").write_text("\n")  # not importable: the folder name has a dot
+    # An empty leftover runs nothing; one holding code is an error (test_installer_quirks.py:
+    # a path-only .pth line can put it on sys.path).
+    (site / "victim-1.0.data" / "purelib").mkdir(parents=True)
     findings = check(site)
     assert problems(findings) == []
     assert [f.kind for f in findings] == [Kind.STARTUP_HOOK]
