@@ -58,7 +58,9 @@ def parse_record(text: str, source: str, location: str | None = None) -> list[Re
     since real RECORDs carry quirks (empty hashes for ``.pyc`` files) that are
     legitimate in one context and suspicious in another. Two rows naming one
     file (after normalising, against *location* when given) are malformed: the
-    second could vouch for a file the first hides from the content digest.
+    second could vouch for a file the first hides from the content digest. One
+    exception, pip's: a ``__pycache__/*.pyc`` the wheel ships and pip compiles
+    again is listed twice with the same text; the later row stands.
     """
     rows: list[RecordRow] = []
     problems: list[str] = []
@@ -93,7 +95,12 @@ def parse_record(text: str, source: str, location: str | None = None) -> list[Re
                 path = path.replace("\\", "/")
             key = _file_key(path, location)
             first = seen.setdefault(key, (line, path))
-            if first[0] != line:
+            if first[0] != line and _recompiled_bytecode(path, first[1]):
+                # pip's quirk: a wheel that ships a .pyc gets a second row for it when pip
+                # compiles the source over it; the later row describes the file on disk.
+                rows = [row for row in rows if row.line != first[0]]
+                seen[key] = (line, path)
+            elif first[0] != line:
                 problems.append(
                     DUPLICATE_ROW.format(
                         source=source, line=line, path=path, first=first[0], other=first[1]
@@ -106,6 +113,16 @@ def parse_record(text: str, source: str, location: str | None = None) -> list[Re
     if problems:
         raise RecordError("\n".join(problems))
     return rows
+
+
+def _recompiled_bytecode(path: str, other: str) -> bool:
+    """Two rows with the same plain text for a ``__pycache__/*.pyc`` (pip's compile step)."""
+    return (
+        path == other
+        and _is_plain(path)
+        and path.endswith(".pyc")
+        and (path.startswith("__pycache__/") or "/__pycache__/" in path)
+    )
 
 
 def is_outside_site_dir(path: str) -> bool:
@@ -304,7 +321,8 @@ def summarize_record(
 
     This runs for every distribution on every gated run, so it streams the rows
     once; on the first malformed line (a NUL byte, two rows naming one file) it
-    defers to ``parse_record``, which raises one RecordError listing every problem.
+    defers to ``parse_record``, which raises one RecordError listing every problem
+    (or, for pip's repeated bytecode rows, returns the rows this summary is built from).
     """
     lines: list[str] = []
     kept: list[tuple[str, str, str]] | None = [] if keep_rows else None
@@ -346,5 +364,12 @@ def summarize_record(
             )
     except csv.Error:
         pass
-    parse_record(text, source, location)  # raises, naming every malformed line
-    raise RecordError(f"{source}: malformed")  # pragma: no cover - parse_record raised
+    # The slow path: raises, naming every malformed line, or accepts pip's repeated
+    # bytecode rows (the only repetition parse_record lets through).
+    parsed = parse_record(text, source, location)
+    return RecordSummary(
+        content_digest(parsed, metadata_dir, location),
+        len(parsed),
+        sum(1 for row in parsed if not row.hash),
+        tuple((row.path, row.hash, row.size) for row in parsed) if keep_rows else None,
+    )

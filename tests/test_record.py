@@ -313,3 +313,34 @@ def test_summary_with_a_location_agrees_with_the_parser(paths: list[str]) -> Non
         return
     summary = summarize_record(text, "RECORD", META, location=SITE)
     assert summary.content == content_digest(rows, META, SITE)
+
+
+def test_pips_second_row_for_recompiled_bytecode_stands() -> None:
+    """A wheel shipping ``__pycache__/*.pyc`` gets a second row when pip compiles over it."""
+    pyc = "pluggy/__pycache__/__init__.cpython-311.pyc"
+    text = record_text([*CLEAN, (pyc, "sha256=shipped", "7"), (pyc, "sha256=compiled", "9")])
+    rows = parse_record(text, "d/RECORD", SITE)
+    assert [(row.hash, row.line) for row in rows if row.path == pyc] == [("sha256=compiled", 7)]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("pluggy/__init__.py", "pluggy/__init__.py"),  # not bytecode
+        ("pluggy/cache.pyc", "pluggy/cache.pyc"),  # bytecode, but not in __pycache__
+        ("pluggy/__pycache__/a.pyc", "pluggy/__pycache__/./a.pyc"),  # spelled differently
+        ("pluggy/__pycache__/a.pyc", f"{SITE}/pluggy/__pycache__/a.pyc"),
+    ],
+)
+def test_other_repeated_rows_stay_malformed(first: str, second: str) -> None:
+    text = record_text([(first, "sha256=one", "1"), (second, "sha256=two", "2")])
+    with pytest.raises(RecordError, match="names the same file as line 1"):
+        parse_record(text, "d/RECORD", SITE)
+
+
+def test_the_summary_of_pips_repeated_bytecode_rows_is_that_of_the_later_row() -> None:
+    pyc = "pluggy/__pycache__/extra.cpython-311.pyc"
+    twice = record_text([*CLEAN, (pyc, "sha256=shipped", "7"), (pyc, "", "")])
+    once = record_text([*CLEAN, (pyc, "", "")])
+    summary = summarize_record(twice, "d/RECORD", META, keep_rows=True, location=SITE)
+    assert summary == summarize_record(once, "d/RECORD", META, keep_rows=True, location=SITE)

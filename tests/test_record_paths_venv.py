@@ -113,3 +113,25 @@ def test_absolute_rows_like_poetrys_editable_install(venv, project, tmp_path) ->
     result = gate(venv, project)
     assert result.returncode == 1, result.stdout
     assert errors(project) == [("file-modified", "victim")]
+
+
+def test_a_wheel_shipping_bytecode_that_pip_compiles_again(venv, project, tmp_path) -> None:
+    """numpy 2.2's wheels ship a ``__pycache__/*.pyc``; pip compiles the source over it and
+    lists the file twice in RECORD. That is pip, not an attack: the gate stays clean, and an
+    edit of the module is still found."""
+    tag = venv.run("-c", "import sys; print(sys.implementation.cache_tag)", cwd=tmp_path)
+    shipped = f"victim/__pycache__/core.{tag.stdout.strip()}.pyc"
+    build_wheel(tmp_path / "victim-wheels", "victim", "1.0", {**VICTIM, shipped: "stale"})
+    venv.install("victim", extra=("--find-links", str(tmp_path / "victim-wheels")))
+    [record] = venv.site.glob("victim-1.0.dist-info/RECORD")
+    rows = [line.split(",")[0] for line in record.read_text(encoding="utf-8").splitlines()]
+    assert rows.count(shipped) == 2, "pip no longer lists the recompiled file twice"
+    lock(venv, project)
+    for extra in ((), ("-p", "cacheprovider")):
+        result = gate(venv, project, "--mlsupply-strict", *extra)
+        assert result.returncode == 0, result.stdout
+    with (venv.site / "victim" / "core.py").open("a") as stream:
+        stream.write("#")
+    result = gate(venv, project)
+    assert result.returncode == 1, result.stdout
+    assert errors(project) == [("file-modified", "victim")]
