@@ -74,6 +74,7 @@ def test_range_record_matches_inside_its_range_not_at_fixed(venv, project, tmp_p
         "id": "TEST-2026-7",
         "modified": "2026-05-03T10:00:00Z",
         "summary": "Malicious code in demo-model (PyPI)",
+        "database_specific": {"malicious-packages-origins": [{"source": "test"}]},
         "affected": [
             {
                 "package": {"ecosystem": "PyPI", "name": "Demo_Model"},

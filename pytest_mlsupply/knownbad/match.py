@@ -70,6 +70,12 @@ class VulnerabilityPolicy:
     level: str = VULNERABILITIES_WARN
     fail_on_cvss: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.level not in VULNERABILITY_LEVELS:
+            raise ValueError(
+                f"vulnerability level {self.level!r} is not one of {VULNERABILITY_LEVELS}"
+            )
+
     def severity(self, score: float | None) -> Severity | None:
         """The finding's severity for *score*, or None when it is not reported."""
         if self.fail_on_cvss is not None and (score is None or score >= self.fail_on_cvss):

@@ -153,9 +153,7 @@ def add_record(
                 Advisory(ids, summary, source, _reference(record), malicious, shown_severity)
             )
         if kept_versions or ranges:
-            index.add_package(
-                AffectedPackage(package_name, advisory, kept_versions, tuple(ranges))
-            )
+            index.add_package(AffectedPackage(package_name, advisory, kept_versions, tuple(ranges)))
         _add_digests(index, item.get("database_specific"), advisory, where)
         outcome.used = True
     return outcome
