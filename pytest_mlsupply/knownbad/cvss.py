@@ -164,7 +164,10 @@ def parse_vector(text: str, osv_type: str | None = None) -> CvssVector:
     if osv_type is not None:
         allowed = OSV_TYPES.get(osv_type)
         if allowed is not None and version not in allowed:
-            raise CvssError(f"{osv_type} holds a CVSS {version} vector ({_short(text)})")
+            if allowed == ("2.0",) or version != "2.0":
+                raise CvssError(f"{osv_type} holds a CVSS {version} vector ({_short(text)})")
+            prefixes = " or ".join(f"CVSS:{v}/" for v in allowed)
+            raise CvssError(f"a {osv_type} vector starts with {prefixes}, got {_short(text)!r}")
     base, other = METRICS[version]
     seen: dict[str, str] = {}
     order: list[tuple[str, str]] = []

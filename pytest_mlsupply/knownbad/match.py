@@ -48,6 +48,7 @@ HINT_NO_FIX = (
 )
 EXPECTED_VULNERABLE = "no release with a known vulnerability"
 NO_SEVERITY = "no CVSS score in the record"
+NOT_SCORED = "severity {vector}, not scored"
 UNSCORED = "{count} without a CVSS score"
 
 #: ``--mlsupply-vulnerabilities`` / ``mlsupply_vulnerabilities`` values.
@@ -102,37 +103,37 @@ def describe_advisories(advisories: Sequence[Advisory]) -> tuple[str, str]:
 def severity_of(advisories: Sequence[Advisory]) -> tuple[float | None, str]:
     """The highest CVSS base score of *advisories* and how to say it.
 
-    The score is None (unknown) when any advisory has no scorable vector: one
-    unscored advisory may be the worst of them. CVSS v4.0 and other severity
-    types are shown, not scored (see cvss.py).
+    The score is None (unknown) when an advisory has no scorable vector and shares
+    no id or alias with one that has (a PYSEC record without severity and the GHSA
+    record of the same CVE are one vulnerability): an unscored vulnerability may be
+    the worst of them. CVSS v4.0 and other severity types are shown, not scored.
     """
-    scores: list[float] = []
+    scored: dict[int, float] = {}
     shown: list[str] = []
-    unscored = 0
-    for advisory in advisories:
-        best: float | None = None
+    for number, advisory in enumerate(advisories):
         for kind, text in advisory.severity:
             try:
                 vector = parse_vector(text, kind) if kind.startswith("CVSS_") else None
             except CvssError:
                 vector = None
             if vector is not None and vector.score is not None:
-                best = vector.score if best is None else max(best, vector.score)
-            else:
-                label = text if vector is not None else f"{kind} {text}"
-                if label not in shown:
-                    shown.append(label)
-        if best is None:
-            unscored += 1
-        else:
-            scores.append(best)
-    if not scores:
-        return None, "; ".join([*shown[:1], NO_SEVERITY])
-    top = max(scores)
+                scored[number] = max(scored.get(number, 0.0), vector.score)
+                continue
+            label = text if vector is not None else f"{kind} {text}"
+            if label not in shown:
+                shown.append(label)
+    scored_ids = {i for number in scored for i in advisories[number].ids}
+    unscored = sum(
+        1
+        for number, advisory in enumerate(advisories)
+        if number not in scored and not scored_ids.intersection(advisory.ids)
+    )
+    if not scored:
+        return None, NOT_SCORED.format(vector=shown[0]) if shown else NO_SEVERITY
+    top = max(scored.values())
     text = f"CVSS {top:.1f} {rating(top)}"
     if unscored:
-        text += f", {UNSCORED.format(count=unscored)}"
-        return None, text
+        return None, f"{text}, {UNSCORED.format(count=unscored)}"
     return top, text
 
 
