@@ -191,6 +191,8 @@ def test_a_release_both_malicious_and_vulnerable_is_reported_as_malicious(tmp_pa
         {"aliases": ["MAL-2026-1"]},
         {"database_specific": {"malicious-packages-origins": "not even a list"}},
         {"database_specific": {"cwe_ids": ["cwe-506"]}},
+        {"summary": "Malicious code in demo (PyPI)"},
+        {"summary": "Malware in demo"},
     ],
 )
 def test_every_malicious_signal_is_enough(tmp_path: Path, malicious_part: dict[str, Any]) -> None:
@@ -203,6 +205,31 @@ def test_every_malicious_signal_is_enough(tmp_path: Path, malicious_part: dict[s
     feed.write_text(json.dumps(record))
     [advisory] = load_feeds([feed], builtin=False).index.match_distribution("demo", "1.0")
     assert advisory.malicious
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "Malicious code in demo-extras can be injected through crafted templates",
+        "Malware in archives is not detected by demo",
+        "Code injection in demo (PyPI)",
+    ],
+)
+def test_a_summary_about_another_name_is_not_a_malware_signal(tmp_path: Path, summary: str) -> None:
+    feed = tmp_path / "record.json"
+    feed.write_text(
+        json.dumps(
+            {
+                "id": "PYSEC-2026-1",
+                "summary": summary,
+                "affected": [
+                    {"package": {"ecosystem": "PyPI", "name": "demo"}, "versions": ["1.0"]}
+                ],
+            }
+        )
+    )
+    [advisory] = load_feeds([feed], builtin=False).index.match_distribution("demo", "1.0")
+    assert not advisory.malicious
 
 
 def test_affected_level_origins_and_cwes_are_malicious_too(tmp_path: Path) -> None:

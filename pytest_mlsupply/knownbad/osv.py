@@ -39,6 +39,23 @@ MALICIOUS_ORIGINS = "malicious-packages-origins"
 #: MITRE CWE-506, "Embedded Malicious Code": how GHSA malware advisories are tagged.
 CWE_MALICIOUS = "CWE-506"
 
+
+class _MalwareSummary:
+    """``Malicious code in NAME`` / ``Malware in NAME``, then the end or a non-name character."""
+
+    PREFIXES = ("malicious code in ", "malware in ")
+
+    def match(self, summary: str, name: str) -> bool:
+        for prefix in self.PREFIXES:
+            head = prefix + name.strip()
+            if summary.startswith(head):
+                rest = summary[len(head) :]
+                return not rest or not (rest[0].isalnum() or rest[0] in "._-")
+        return False
+
+
+_MALWARE_SUMMARY = _MalwareSummary()
+
 #: The digest of an empty file: an evidence list naming it would flag every empty file.
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -206,6 +223,8 @@ def is_malicious(record: Mapping[str, Any], ids: tuple[str, ...]) -> bool:
     (``database_specific.malicious-packages-origins``, at the record or an
     ``affected[]`` entry), or the CWE GHSA malware advisories carry (CWE-506, as
     ``database_specific.cwe_ids`` or ``affected[].database_specific.cwes``).
+    The summaries ossf and GitHub give malware ("Malicious code in NAME (PyPI)",
+    "Malware in NAME", NAME one of the record's packages) count too.
     Any one signal is enough: telling a malicious release it is merely vulnerable
     would turn an error into a warning.
     """
@@ -213,8 +232,15 @@ def is_malicious(record: Mapping[str, Any], ids: tuple[str, ...]) -> bool:
         return True
     tables = [record.get("database_specific")]
     affected = record.get("affected")
-    if isinstance(affected, list):
-        tables.extend(a.get("database_specific") for a in affected if isinstance(a, dict))
+    items = [a for a in affected if isinstance(a, dict)] if isinstance(affected, list) else []
+    tables.extend(item.get("database_specific") for item in items)
+    summary = _text(record.get("summary"))
+    if summary:
+        for item in items:
+            package = item.get("package")
+            name = package.get("name") if isinstance(package, dict) else None
+            if isinstance(name, str) and _MALWARE_SUMMARY.match(summary.lower(), name.lower()):
+                return True
     for table in tables:
         if not isinstance(table, dict):
             continue
