@@ -193,6 +193,17 @@ def test_a_release_both_malicious_and_vulnerable_is_reported_as_malicious(tmp_pa
         {"database_specific": {"cwe_ids": ["cwe-506"]}},
         {"summary": "Malicious code in demo (PyPI)"},
         {"summary": "Malware in demo"},
+        # pypa/advisory-database marks hijacked and backdoored releases by their wording only.
+        {
+            "details": "The demo project on PyPI was taken over via user account compromise "
+            "via a phishing attack and a new malicious release made which contained code"
+        },
+        {
+            "details": "The demo package for Python, as distributed on PyPI, included a "
+            "potential code-execution backdoor inserted by a third party."
+        },
+        {"details": "Malicious package. Exfiltrated secrets to a target server."},
+        {"details": "demo 0.5 contains credential harvesting code"},
     ],
 )
 def test_every_malicious_signal_is_enough(tmp_path: Path, malicious_part: dict[str, Any]) -> None:
@@ -213,6 +224,10 @@ def test_every_malicious_signal_is_enough(tmp_path: Path, malicious_part: dict[s
         "Malicious code in demo-extras can be injected through crafted templates",
         "Malware in archives is not detected by demo",
         "Code injection in demo (PyPI)",
+        # Words about what an attacker's input may do, not about the release itself.
+        "demo before 1.11.27 allows account takeover via a crafted email address",
+        "demo could be tricked into executing malicious code through a crafted file",
+        "When a user installs a malicious package next to demo, demo imports it",
     ],
 )
 def test_a_summary_about_another_name_is_not_a_malware_signal(tmp_path: Path, summary: str) -> None:

@@ -39,6 +39,18 @@ MALICIOUS_ORIGINS = "malicious-packages-origins"
 #: MITRE CWE-506, "Embedded Malicious Code": how GHSA malware advisories are tagged.
 CWE_MALICIOUS = "CWE-506"
 
+#: How pypa/advisory-database describes malicious releases (PYSEC-2022-251 "taken over via
+#: user account compromise ... a new malicious release", PYSEC-2022-43019 "a code-execution
+#: backdoor inserted by a third party", PYSEC-2024-55 "Malicious package. Exfiltrated
+#: secrets", PYSEC-2024-1 "credential harvesting code"). Checked against all 2,661 of its
+#: records: these phrases name only malicious releases there; "malicious code", "malware"
+#: and "account takeover" alone do not (they describe what an attacker's input may do).
+_MALWARE_WORDS = re.compile(
+    r"\bbackdoor|\btaken over via\b|\baccount compromise\b"
+    r"|\bmalicious (?:release|project)\b|^malicious package\b|\bcredential[- ]harvesting\b",
+    re.IGNORECASE,
+)
+
 
 class _MalwareSummary:
     """``Malicious code in NAME`` / ``Malware in NAME``, then the end or a non-name character."""
@@ -224,7 +236,9 @@ def is_malicious(record: Mapping[str, Any], ids: tuple[str, ...]) -> bool:
     ``affected[]`` entry), or the CWE GHSA malware advisories carry (CWE-506, as
     ``database_specific.cwe_ids`` or ``affected[].database_specific.cwes``).
     The summaries ossf and GitHub give malware ("Malicious code in NAME (PyPI)",
-    "Malware in NAME", NAME one of the record's packages) count too.
+    "Malware in NAME", NAME one of the record's packages) count too, and so do the
+    words pypa/advisory-database uses for hijacked and backdoored releases, which
+    carry no other marker (``_MALWARE_WORDS``).
     Any one signal is enough: telling a malicious release it is merely vulnerable
     would turn an error into a warning.
     """
@@ -234,6 +248,9 @@ def is_malicious(record: Mapping[str, Any], ids: tuple[str, ...]) -> bool:
     affected = record.get("affected")
     items = [a for a in affected if isinstance(a, dict)] if isinstance(affected, list) else []
     tables.extend(item.get("database_specific") for item in items)
+    texts = (_text(record.get("summary")), _text(record.get("details")))
+    if any(text and _MALWARE_WORDS.search(text) for text in texts):
+        return True
     summary = _text(record.get("summary"))
     if summary:
         for item in items:
