@@ -562,3 +562,29 @@ def test_any_text_parses_or_is_a_cvss_error(text: str) -> None:
         assert str(exc)
         return
     assert parsed.version in METRICS
+
+
+def test_a_waiver_naming_a_cve_alias_accepts_the_vulnerable_finding(tmp_path: Path) -> None:
+    import datetime
+
+    from pytest_mlsupply.findings import Report
+    from pytest_mlsupply.waivers import apply_waivers, parse_waivers
+
+    found = _findings(tmp_path, [GHSA], ("demo-tokenizer", "2.3.0"))
+    waivers = parse_waivers(
+        {
+            "waiver": [
+                {
+                    "match": "CVE-2026-90001",
+                    "kind": "vulnerable",
+                    "reason": "no untrusted model folders in CI",
+                    "expires": datetime.date(2099, 1, 1),
+                }
+            ]
+        },
+        "waivers.toml",
+    )
+    report = apply_waivers(Report.build(found), waivers, today=datetime.date(2026, 6, 1))
+    [finding] = report.findings
+    assert finding.kind is Kind.VULNERABLE and finding.waived is not None
+    assert not report.fails(strict=True)
