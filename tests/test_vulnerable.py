@@ -588,3 +588,16 @@ def test_a_waiver_naming_a_cve_alias_accepts_the_vulnerable_finding(tmp_path: Pa
     [finding] = report.findings
     assert finding.kind is Kind.VULNERABLE and finding.waived is not None
     assert not report.fails(strict=True)
+
+
+def test_a_record_about_other_ecosystems_only_is_not_judged_by_its_severity(
+    tmp_path: Path,
+) -> None:
+    """OSV's all-ecosystem exports hold npm and Maven records too: their vectors are not ours."""
+    record = json.loads(GHSA.read_text())
+    record["severity"] = [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N"}]
+    record["affected"][0]["package"]["ecosystem"] = "npm"
+    feed = tmp_path / "npm.json"
+    feed.write_text(json.dumps(record))
+    loaded = load_feeds([feed], builtin=False)
+    assert loaded.problems == [] and loaded.stats[0].records == 1

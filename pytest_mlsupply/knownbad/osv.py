@@ -151,8 +151,7 @@ def add_record(
         return outcome
     ids = record_ids(record, fallback_id)
     summary = _text(record.get("summary")) or _first_line(record.get("details")) or ids[0]
-    malicious = malicious or is_malicious(record, ids)
-    severity = _severities(record.get("severity"), "severity")
+    severity: Severities = ()
     pypi: list[tuple[int, Any, str, tuple[str, ...], list[Range]]] = []
     for position, item in enumerate(affected):
         where = f"affected[{position}]"
@@ -173,6 +172,9 @@ def add_record(
         versions, ranges = _releases(item, where, ids, outcome)
         severity += _severities(item.get("severity"), f"{where}.severity")
         pypi.append((position, item, name, versions, ranges))
+    if pypi:  # a record about other ecosystems only is not ours to judge (OSV's all.zip)
+        malicious = malicious or is_malicious(record, ids)
+        severity = _severities(record.get("severity"), "severity") + severity
     advisory: int | None = None
     for position, item, package_name, kept_versions, ranges in pypi:
         where = f"affected[{position}]"
