@@ -154,6 +154,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not apply the built-in list of known-bad ML releases",
     )
+    check.add_argument(
+        "--vulnerabilities",
+        choices=("off", "warn", "error"),
+        default="warn",
+        help="how a release a feed calls vulnerable (not malicious) is reported (default: "
+        "warn); malicious releases are always errors",
+    )
+    check.add_argument(
+        "--fail-on-cvss",
+        metavar="SCORE",
+        help="a vulnerable release whose CVSS base score is SCORE or more (or unknown) is an error",
+    )
     from pytest_mlsupply.datacli import add_commands
 
     add_commands(commands)
@@ -341,14 +353,14 @@ def _main(argv: Sequence[str] | None, *, base_path: list[str] | None) -> int:
 
     from pytest_mlsupply.errors import MlsupplyError
     from pytest_mlsupply.gate import run_gate
-    from pytest_mlsupply.knownbad import KnownBadConfig
+    from pytest_mlsupply.knownbad import KnownBadConfig, VulnerabilityPolicy
     from pytest_mlsupply.render import (
         finding_lines,
         github_annotations,
         verdict_line,
         write_report,
     )
-    from pytest_mlsupply.settings import parse_min_age
+    from pytest_mlsupply.settings import parse_cvss_score, parse_min_age
 
     lock_path = Path(args.lock).resolve()
     try:
@@ -357,6 +369,11 @@ def _main(argv: Sequence[str] | None, *, base_path: list[str] | None) -> int:
         min_age = (
             parse_min_age(args.min_age, "--min-age")
             if checking and args.min_age is not None
+            else None
+        )
+        fail_on_cvss = (
+            parse_cvss_score(args.fail_on_cvss, "--fail-on-cvss")
+            if checking and args.fail_on_cvss is not None
             else None
         )
         result = run_gate(
@@ -373,6 +390,7 @@ def _main(argv: Sequence[str] | None, *, base_path: list[str] | None) -> int:
             known_bad=KnownBadConfig(
                 tuple(Path(p).resolve() for p in args.known_bad),
                 builtin=not args.no_builtin_known_bad,
+                vulnerabilities=VulnerabilityPolicy(args.vulnerabilities, fail_on_cvss),
             )
             if checking
             else None,

@@ -53,6 +53,7 @@ class Kind(str, enum.Enum):
     KNOWN_BAD_PACKAGE = "known-bad-package"
     KNOWN_BAD_FILE = "known-bad-file"
     KNOWN_BAD_FEED = "known-bad-feed"
+    VULNERABLE = "vulnerable"
     IMPORT_SHADOWED = "import-shadowed"
     BYTECODE_MISMATCH = "bytecode-mismatch"
 
@@ -82,6 +83,7 @@ DEFAULT_SEVERITY: Mapping[Kind, Severity] = {
     Kind.KNOWN_BAD_PACKAGE: Severity.ERROR,
     Kind.KNOWN_BAD_FILE: Severity.ERROR,
     Kind.KNOWN_BAD_FEED: Severity.ERROR,
+    Kind.VULNERABLE: Severity.WARNING,  # the policy (--mlsupply-vulnerabilities) decides
     Kind.IMPORT_SHADOWED: Severity.ERROR,
     Kind.BYTECODE_MISMATCH: Severity.ERROR,
 }

@@ -149,6 +149,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not apply the built-in list of known-bad ML releases "
         "(ini: mlsupply_builtin_known_bad = false).",
     )
+    group.addoption(
+        "--mlsupply-vulnerabilities",
+        metavar="LEVEL",
+        default=None,
+        help="how a release a feed calls vulnerable (not malicious) is reported: off, warn "
+        "(the default) or error; malicious releases are always errors "
+        "(ini: mlsupply_vulnerabilities).",
+    )
+    group.addoption(
+        "--mlsupply-fail-on-cvss",
+        metavar="SCORE",
+        default=None,
+        help="a vulnerable release whose CVSS base score is SCORE or more (or unknown) is an "
+        "error (ini: mlsupply_fail_on_cvss).",
+    )
+    parser.addini(
+        "mlsupply_vulnerabilities", "vulnerable releases: off, warn or error.", default=""
+    )
+    parser.addini(
+        "mlsupply_fail_on_cvss", "vulnerable releases at or above this CVSS score fail.", default=""
+    )
     parser.addini(
         "mlsupply_known_bad",
         "known-bad feeds, one path a line, relative to the ini file.",
@@ -509,7 +530,7 @@ def _run_gate(
 ) -> GateResult:
     from pytest_mlsupply.errors import MlsupplyError
     from pytest_mlsupply.gate import run_gate
-    from pytest_mlsupply.knownbad import KnownBadConfig
+    from pytest_mlsupply.knownbad import KnownBadConfig, VulnerabilityPolicy
 
     try:
         return run_gate(
@@ -522,7 +543,11 @@ def _run_gate(
             waivers=settings.waivers_path,
             lock_format=settings.lock_format,
             min_age_days=settings.min_age_days,
-            known_bad=KnownBadConfig(settings.known_bad, settings.builtin_known_bad),
+            known_bad=KnownBadConfig(
+                settings.known_bad,
+                settings.builtin_known_bad,
+                VulnerabilityPolicy(settings.vulnerabilities, settings.fail_on_cvss),
+            ),
             import_path=import_path(config),
             pinned_imports=pinned_imports(config),
         )

@@ -50,6 +50,8 @@ RULE_DESCRIPTIONS: dict[str, str] = {
     "known-bad-package": "An installed release is named by a known-bad feed or the built-in list.",
     "known-bad-file": "An installed file or archive has a digest a known-bad feed lists.",
     "known-bad-feed": "A known-bad feed could not be used.",
+    "vulnerable": "An installed or locked release has a known vulnerability (not malware); "
+    "the message gives the fixed versions and the CVSS score.",
     "import-shadowed": "A module outside the environment is imported instead of an installed "
     "distribution's code.",
     "too-new": "A locked artifact was uploaded more recently than the minimum age allows.",

@@ -16,6 +16,12 @@ from pytest_mlsupply.errors import SettingsError
 DEFAULT_LOCK_NAME = "mlsupply.lock"
 DEFAULT_DATA_MANIFEST_NAME = "mlsupply-data.toml"  # verified data (fixtures.py, datasets.py)
 
+#: ``--mlsupply-vulnerabilities``: how vulnerable (not malicious) releases are reported.
+#: The same words as knownbad.match.VULNERABILITY_LEVELS, kept here so resolving the
+#: settings imports nothing heavy.
+VULNERABILITY_LEVELS = ("off", "warn", "error")
+DEFAULT_VULNERABILITIES = "warn"
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -35,6 +41,8 @@ class Settings:
     min_age_days: float | None = None
     known_bad: tuple[Path, ...] = ()
     builtin_known_bad: bool = True
+    vulnerabilities: str = DEFAULT_VULNERABILITIES
+    fail_on_cvss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,8 @@ def resolve_settings(sources: SettingSources) -> Settings:
         min_age_days=_min_age(sources),
         known_bad=_known_bad_paths(sources),
         builtin_known_bad=_builtin_known_bad(sources),
+        vulnerabilities=_vulnerabilities(sources),
+        fail_on_cvss=_fail_on_cvss(sources),
     )
 
 
@@ -167,4 +177,49 @@ def _min_age(sources: SettingSources) -> float | None:
     if raw:
         where = f"ini option 'mlsupply_min_age' in {sources.ini_file or 'the ini file'}"
         return parse_min_age(raw, where)
+    return None
+
+
+def _ini_where(sources: SettingSources, key: str) -> str:
+    return f"ini option {key!r} in {sources.ini_file or 'the ini file'}"
+
+
+def parse_vulnerabilities(value: object, where: str) -> str:
+    """One of VULNERABILITY_LEVELS; *where* names the option or ini key in the error."""
+    text = str(value).strip().lower()
+    if text not in VULNERABILITY_LEVELS:
+        raise SettingsError(
+            f"{where}: expected one of {', '.join(VULNERABILITY_LEVELS)}, got {value!r}"
+        )
+    return text
+
+
+def _vulnerabilities(sources: SettingSources) -> str:
+    value = sources.option("mlsupply_vulnerabilities")
+    if value is not None and str(value).strip() != "":
+        return parse_vulnerabilities(value, "--mlsupply-vulnerabilities")
+    raw = str(sources.ini("mlsupply_vulnerabilities") or "").strip()
+    if raw:
+        return parse_vulnerabilities(raw, _ini_where(sources, "mlsupply_vulnerabilities"))
+    return DEFAULT_VULNERABILITIES
+
+
+def parse_cvss_score(value: object, where: str) -> float:
+    """A CVSS base score, 0.0 to 10.0; *where* names the option or ini key in the error."""
+    try:
+        score = float(str(value).strip())
+    except ValueError:
+        raise SettingsError(f"{where}: expected a CVSS score (0 to 10), got {value!r}") from None
+    if not 0.0 <= score <= 10.0:
+        raise SettingsError(f"{where}: expected a CVSS score (0 to 10), got {value!r}")
+    return score
+
+
+def _fail_on_cvss(sources: SettingSources) -> float | None:
+    value = sources.option("mlsupply_fail_on_cvss")
+    if value is not None and str(value).strip() != "":
+        return parse_cvss_score(value, "--mlsupply-fail-on-cvss")
+    raw = str(sources.ini("mlsupply_fail_on_cvss") or "").strip()
+    if raw:
+        return parse_cvss_score(raw, _ini_where(sources, "mlsupply_fail_on_cvss"))
     return None

@@ -44,6 +44,7 @@ from pytest_mlsupply.knownbad.feeds import (
     load_feeds,
 )
 from pytest_mlsupply.knownbad.hashlist import parse_hash_list
+from pytest_mlsupply.knownbad.match import HINT_UPGRADE, _vulnerable_hint, severity_of
 from pytest_mlsupply.limits import parse_version
 from pytest_mlsupply.locks.foreign import ForeignLock, select
 from pytest_mlsupply.locks.mlsupply_lock import parse_lock
@@ -471,8 +472,28 @@ _EVENT = st.dictionaries(
     NASTY_TEXT | JSON_VALUE,
     max_size=2,
 )
+_SEVERITY = st.lists(
+    shaped(
+        {
+            "type": st.sampled_from(["CVSS_V2", "CVSS_V3", "CVSS_V4", "Ubuntu", "CVSS_V5"]),
+            "score": st.sampled_from(
+                [
+                    "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                    "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+                    "AV:N/AC:L/Au:N/C:P/I:P/A:P",
+                    "CVSS:3.1/AV:N",
+                    "medium",
+                ]
+            )
+            | NASTY_TEXT,
+        },
+        JSON_VALUE,
+    ),
+    max_size=2,
+)
 _AFFECTED = shaped(
     {
+        "severity": _SEVERITY,
         "package": shaped(
             {"ecosystem": st.sampled_from(["PyPI", "PyPI:3", "npm"]), "name": st.just("evil")},
             JSON_VALUE,
@@ -504,7 +525,9 @@ _AFFECTED = shaped(
                         ),
                     },
                     JSON_VALUE,
-                )
+                ),
+                "malicious-packages-origins": JSON_VALUE,
+                "cwes": st.lists(shaped({"cweId": st.just("CWE-506")}, JSON_VALUE), max_size=1),
             },
             JSON_VALUE,
         ),
@@ -521,6 +544,8 @@ OSV_RECORD = shaped(
         "details": TEXT,
         "references": st.lists(shaped({"url": NASTY_TEXT}, JSON_VALUE), max_size=1),
         "affected": st.lists(_AFFECTED, max_size=2),
+        "severity": _SEVERITY,
+        "database_specific": shaped({"cwe_ids": st.lists(NASTY_TEXT, max_size=2)}, JSON_VALUE),
     },
     JSON_VALUE,
 )
@@ -538,6 +563,10 @@ def _assert_feed_never_crashes(path: Path, versions: list[str]) -> None:
         assert problem.describe()
     for version in versions:
         loaded.index.match_distribution("evil", version)
+        found = loaded.index.match_release("evil", version)
+        if found:  # every record the feed kept renders as a finding, never an exception
+            severity_of([advisory for advisory, _fixes in found])
+            _vulnerable_hint(found, HINT_UPGRADE)
     loaded.index.match_digest(Digest("sha256", bytes.fromhex(SHA)))
     loaded.index.record_spellings()
     loaded.freshness_note()

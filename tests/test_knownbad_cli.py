@@ -94,6 +94,8 @@ def _feed_naming(pytester: pytest.Pytester, name: str, version: str, where: Path
         "modified": "2026-05-03T00:00:00Z",
         "summary": f"Malicious code in {name}",
         "affected": [{"package": {"ecosystem": "PyPI", "name": name}, "versions": [version]}],
+        # ossf's origins key marks the record malicious (a record without it is a vulnerability)
+        "database_specific": {"malicious-packages-origins": [{"source": "test"}]},
     }
     where.mkdir(parents=True, exist_ok=True)
     path = where / "TEST-2026-1.json"

@@ -74,6 +74,7 @@ def test_range_record_matches_inside_its_range_not_at_fixed(venv, project, tmp_p
         "id": "TEST-2026-7",
         "modified": "2026-05-03T10:00:00Z",
         "summary": "Malicious code in demo-model (PyPI)",
+        "database_specific": {"malicious-packages-origins": [{"source": "test"}]},
         "affected": [
             {
                 "package": {"ecosystem": "PyPI", "name": "Demo_Model"},
@@ -145,3 +146,41 @@ def test_warm_run_reads_the_compiled_index_from_the_cache(venv, project, realdat
     assert second.returncode == 0, second.stdout
     assert "compiled index from the cache" in second.stdout
     assert "20 records (5 withdrawn)" in second.stdout
+
+
+VULNERABLE_ASSETS = Path(__file__).parent / "assets" / "known_bad" / "vulnerable"
+
+
+def test_a_vulnerable_release_warns_and_a_malicious_one_stops_the_run(venv, project, tmp_path):
+    """Real pip installs of a release a GHSA record calls vulnerable (CVSS 8.8) and of one a
+    GHSA malware record (CWE-506) names; the malicious one's import payload must not run."""
+    feed = project / "feed"
+    feed.mkdir()
+    for name in ("GHSA-2c4m-9vq6-8x3p.json", "GHSA-8p3x-5cvh-q4wm.json"):
+        (feed / name).write_text((VULNERABLE_ASSETS / name).read_text())
+    index = tmp_path / "index"
+    _install(venv, index, "demo-tokenizer", "2.3.0")
+    lock(venv, project)
+    result = gate(venv, project, "--mlsupply-known-bad", "feed")
+    assert result.returncode == 0, result.stdout + result.stderr
+    problem = only_problem(project)
+    assert (problem["kind"], problem["severity"]) == ("vulnerable", "warning")
+    assert problem["message"].startswith(
+        "demo-tokenizer 2.3.0 is vulnerable (GHSA-2c4m-9vq6-8x3p, CVE-2026-90001; CVSS 8.8 high)"
+    )
+    assert problem["hint"] == "upgrade to 2.4.1 (fixed in 2.4.1, 3.1.2)"
+    failed = gate(venv, project, "--mlsupply-known-bad", "feed", "--mlsupply-fail-on-cvss", "7")
+    assert failed.returncode == 1, failed.stdout
+
+    marker = tmp_path / "payload-ran"
+    payload = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+    _install(venv, index, "demo-evil", "1.0", {"demo_evil.py": payload})
+    lock(venv, project)  # locked after the malicious release: the lock pins it
+    (project / "test_evil.py").write_text("import demo_evil\n\ndef test_x():\n    pass\n")
+    result = gate(venv, project, "--mlsupply-known-bad", "feed", "--mlsupply-vulnerabilities=off")
+    assert result.returncode == 1, result.stdout
+    [error] = findings(project, "error")
+    assert (error["kind"], error["subject"]) == ("known-bad-package", "demo-evil")
+    assert "treat credentials this environment could read as exposed" in error["hint"]
+    assert not marker.exists()
+    assert "Traceback" not in result.stdout + result.stderr

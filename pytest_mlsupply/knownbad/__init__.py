@@ -20,7 +20,13 @@ from pytest_mlsupply.knownbad.feeds import (
     LoadedFeeds,
     load_feeds,
 )
-from pytest_mlsupply.knownbad.match import check_snapshot, feed_findings, locked_findings
+from pytest_mlsupply.knownbad.match import (
+    VULNERABILITY_LEVELS,
+    VulnerabilityPolicy,
+    check_snapshot,
+    feed_findings,
+    locked_findings,
+)
 from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex
 from pytest_mlsupply.snapshot import Snapshot
 
@@ -29,12 +35,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_LIST_DATE",
+    "VULNERABILITY_LEVELS",
     "Advisory",
     "FeedProblem",
     "KnownBadConfig",
     "KnownBadIndex",
     "KnownBadResult",
     "LoadedFeeds",
+    "VulnerabilityPolicy",
     "load_feeds",
     "run_known_bad",
 ]
@@ -44,10 +52,12 @@ _NOTES_SHOWN = 3
 
 @dataclass(frozen=True)
 class KnownBadConfig:
-    """Which feeds to apply: user paths (absolute) and whether the built-in list is on."""
+    """Which feeds to apply: user paths (absolute) and whether the built-in list is on;
+    how vulnerable (not malicious) releases are reported."""
 
     paths: tuple[Path, ...] = ()
     builtin: bool = True
+    vulnerabilities: VulnerabilityPolicy = field(default_factory=VulnerabilityPolicy)
 
 
 @dataclass
@@ -77,11 +87,17 @@ def run_known_bad(
     )
     findings = [
         *feed_findings(loaded.problems),
-        *check_snapshot(loaded.index, snapshot, verification),
+        *check_snapshot(loaded.index, snapshot, verification, config.vulnerabilities),
     ]
     if lock is not None:
         findings.extend(
-            locked_findings(loaded.index, lock, lock_shown or lock.path, snapshot.distributions)
+            locked_findings(
+                loaded.index,
+                lock,
+                lock_shown or lock.path,
+                snapshot.distributions,
+                config.vulnerabilities,
+            )
         )
     notes = [loaded.freshness_note()]
     if loaded.notes:

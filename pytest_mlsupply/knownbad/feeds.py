@@ -49,7 +49,9 @@ BUILTIN_SOURCE = "built-in list"
 
 OSV_SUFFIXES = (".json", ".yaml", ".yml")
 CACHE_FILE = "known-bad-index.marshal"
-CACHE_VERSION = 3
+#: 4: advisories carry ``malicious`` and ``severity`` (issue 12 item 11); an older cache
+#: holds neither, so it is compiled afresh rather than read as "all malicious".
+CACHE_VERSION = 4
 #: The cache file: this tag, the payload's length and CRC-32, then the marshalled payload.
 _CACHE_MAGIC = b"mlsupply-known-bad-index\n"
 _CACHE_HEADER = struct.Struct("<QL")
@@ -365,7 +367,13 @@ def _add_document(
     for position, record in enumerate(records):
         where = shown if len(records) == 1 else f"{shown}[{position}]"
         try:
-            outcome = add_record(loaded.index, record, source=where, fallback_id=stem)
+            outcome = add_record(
+                loaded.index,
+                record,
+                source=where,
+                fallback_id=stem,
+                malicious=stats.shown == BUILTIN_SOURCE,  # the built-in list names malware only
+            )
         except RecordProblem as exc:
             loaded.problems.append(FeedProblem(where, f"not a usable OSV record: {exc}"))
             continue

@@ -9,15 +9,20 @@ advisory id, so duplicates across feeds and aliases are reported once.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_mlsupply.findings import Finding, Kind
+from packaging.version import Version
+
+from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.hashing import Digest
+from pytest_mlsupply.knownbad.cvss import CvssError, parse_vector, rating
 from pytest_mlsupply.knownbad.feeds import FeedProblem
-from pytest_mlsupply.knownbad.model import Advisory, KnownBadIndex
+from pytest_mlsupply.knownbad.model import Advisory, Fixes, KnownBadIndex
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
 
 if TYPE_CHECKING:
@@ -32,6 +37,56 @@ _ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
 HINT_LOCKED = "re-lock to a release and files no advisory names before anyone installs from it"
 HINT_FEED = "fix or remove the feed file; the other feeds were still applied"
 
+#: Vulnerable releases (issue 12 item 11): the message says "vulnerable", never "known-bad".
+MSG_VULNERABLE = "{name} {version} is vulnerable ({ids}; {severity}): {summary}"
+MSG_LOCKED_VULNERABLE = "{lock} pins {name} {version}, a vulnerable release ({ids}; {severity}): "
+HINT_UPGRADE = "upgrade to {target} (fixed in {fixes})"
+HINT_RELOCK = "re-lock to {target} (fixed in {fixes})"
+HINT_NO_FIX = (
+    "no fixed release is named by {ids}; remove the package or waive the finding with a "
+    "reason (--mlsupply-waivers)"
+)
+EXPECTED_VULNERABLE = "no release with a known vulnerability"
+NO_SEVERITY = "no CVSS score in the record"
+NOT_SCORED = "severity {vector}, not scored"
+UNSCORED = "{count} without a CVSS score"
+
+#: ``--mlsupply-vulnerabilities`` / ``mlsupply_vulnerabilities`` values.
+VULNERABILITIES_OFF = "off"
+VULNERABILITIES_WARN = "warn"
+VULNERABILITIES_ERROR = "error"
+VULNERABILITY_LEVELS = (VULNERABILITIES_OFF, VULNERABILITIES_WARN, VULNERABILITIES_ERROR)
+
+
+@dataclass(frozen=True)
+class VulnerabilityPolicy:
+    """How vulnerable (not malicious) releases are reported; malicious ones are always errors.
+
+    ``level`` is the severity of every vulnerable finding (``off`` reports none);
+    with ``fail_on_cvss``, a finding whose score is at or above it is an error
+    whatever the level, and so is one whose score is unknown (a record without a
+    CVSS v3/v2 vector): what cannot be scored is not known to be below the bar.
+    """
+
+    level: str = VULNERABILITIES_WARN
+    fail_on_cvss: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.level not in VULNERABILITY_LEVELS:
+            raise ValueError(
+                f"vulnerability level {self.level!r} is not one of {VULNERABILITY_LEVELS}"
+            )
+
+    def severity(self, score: float | None) -> Severity | None:
+        """The finding's severity for *score*, or None when it is not reported."""
+        if self.fail_on_cvss is not None and (score is None or score >= self.fail_on_cvss):
+            return Severity.ERROR
+        if self.level == VULNERABILITIES_ERROR:
+            return Severity.ERROR
+        if self.level == VULNERABILITIES_WARN:
+            return Severity.WARNING
+        return None
+
 
 def advisory_ids(advisories: Sequence[Advisory]) -> tuple[str, ...]:
     """All ids, deduplicated, real ids before file-name fallbacks."""
@@ -45,14 +100,101 @@ def describe_advisories(advisories: Sequence[Advisory]) -> tuple[str, str]:
     return ", ".join(advisory_ids(advisories)), ordered[0].summary
 
 
+def severity_of(advisories: Sequence[Advisory]) -> tuple[float | None, str]:
+    """The highest CVSS base score of *advisories* and how to say it.
+
+    The score is None (unknown) when an advisory has no scorable vector and shares
+    no id or alias with one that has (a PYSEC record without severity and the GHSA
+    record of the same CVE are one vulnerability): an unscored vulnerability may be
+    the worst of them. CVSS v4.0 and other severity types are shown, not scored.
+    """
+    scored: dict[int, float] = {}
+    shown: list[str] = []
+    for number, advisory in enumerate(advisories):
+        for kind, text in advisory.severity:
+            try:
+                vector = parse_vector(text, kind) if kind.startswith("CVSS_") else None
+            except CvssError:
+                vector = None
+            if vector is not None and vector.score is not None:
+                scored[number] = max(scored.get(number, 0.0), vector.score)
+                continue
+            label = text if vector is not None else f"{kind} {text}"
+            if label not in shown:
+                shown.append(label)
+    scored_ids = {i for number in scored for i in advisories[number].ids}
+    unscored = sum(
+        1
+        for number, advisory in enumerate(advisories)
+        if number not in scored and not scored_ids.intersection(advisory.ids)
+    )
+    if not scored:
+        return None, NOT_SCORED.format(vector=shown[0]) if shown else NO_SEVERITY
+    top = max(scored.values())
+    text = f"CVSS {top:.1f} {rating(top)}"
+    if unscored:
+        return None, f"{text}, {UNSCORED.format(count=unscored)}"
+    return top, text
+
+
+def _fixes(found: Sequence[tuple[Advisory, Fixes]]) -> tuple[str | None, tuple[str, ...], str]:
+    """The release to upgrade to, every fixed version named, and the ids no fix is named for.
+
+    The target is the highest of each advisory's lowest fix above the installed version:
+    the first release every advisory with a fix calls fixed.
+    """
+    lowest = [fixes[0] for _advisory, fixes in found if fixes]
+    every = sorted({v for _advisory, fixes in found for v in fixes}, key=Version)
+    target = max(lowest, key=Version) if lowest else None
+    unfixed = [advisory.display_id for advisory, fixes in found if not fixes]
+    return target, tuple(every), ", ".join(unfixed)
+
+
+def _vulnerable_hint(found: Sequence[tuple[Advisory, Fixes]], template: str) -> tuple[str, str]:
+    """The hint and the ``expected`` text of a vulnerable finding."""
+    target, fixes, unfixed = _fixes(found)
+    parts = []
+    if target is not None:
+        parts.append(template.format(target=target, fixes=", ".join(fixes)))
+    if unfixed:
+        parts.append(HINT_NO_FIX.format(ids=unfixed))
+    expected = f"{target} or later" if target is not None else EXPECTED_VULNERABLE
+    return "; ".join(parts), expected
+
+
+def _malicious_first(
+    found: Sequence[tuple[Advisory, Fixes]],
+) -> tuple[list[Advisory], list[tuple[Advisory, Fixes]]]:
+    malicious = [advisory for advisory, _fixes in found if advisory.malicious]
+    vulnerable = [(advisory, fixes) for advisory, fixes in found if not advisory.malicious]
+    return malicious, vulnerable
+
+
+def _with_severity(finding: Finding, severity: Severity) -> Finding:
+    if finding.severity is severity:
+        return finding
+    return dataclasses.replace(finding, severity=severity)
+
+
 def package_findings(
-    index: KnownBadIndex, distributions: Iterable[InstalledDistribution]
+    index: KnownBadIndex,
+    distributions: Iterable[InstalledDistribution],
+    policy: VulnerabilityPolicy | None = None,
 ) -> Iterator[Finding]:
+    """One finding per matched release: malicious (any malicious advisory) or vulnerable."""
+    policy = policy or VulnerabilityPolicy()
     for dist in distributions:
-        advisories = index.match_distribution(dist.name, dist.version)
-        if not advisories:
+        found = index.match_release(dist.name, dist.version)
+        if not found:
             continue
-        ids, summary = describe_advisories(advisories)
+        malicious, vulnerable = _malicious_first(found)
+        if not malicious:
+            yield from _vulnerable_finding(dist, vulnerable, policy)
+            continue
+        # A malicious release is reported as malware, every advisory id listed.
+        advisories = [*malicious, *(advisory for advisory, _fixes in vulnerable)]
+        ids, summary = describe_advisories(malicious)
+        ids = ", ".join(advisory_ids(advisories))
         yield Finding.of(
             Kind.KNOWN_BAD_PACKAGE,
             dist.name,
@@ -63,6 +205,33 @@ def package_findings(
             location=dist.metadata_path,
             advisories=advisory_ids(advisories),
         )
+
+
+def _vulnerable_finding(
+    dist: InstalledDistribution,
+    found: Sequence[tuple[Advisory, Fixes]],
+    policy: VulnerabilityPolicy,
+) -> Iterator[Finding]:
+    advisories = [advisory for advisory, _fixes in found]
+    score, severity_text = severity_of(advisories)
+    severity = policy.severity(score)
+    if severity is None:
+        return
+    ids, summary = describe_advisories(advisories)
+    hint, expected = _vulnerable_hint(found, HINT_UPGRADE)
+    finding = Finding.of(
+        Kind.VULNERABLE,
+        dist.name,
+        MSG_VULNERABLE.format(
+            name=dist.name, version=dist.version, ids=ids, severity=severity_text, summary=summary
+        ),
+        expected=expected,
+        actual=f"{dist.name} {dist.version}",
+        hint=hint,
+        location=dist.metadata_path,
+        advisories=advisory_ids(advisories),
+    )
+    yield _with_severity(finding, severity)
 
 
 def file_findings(
@@ -157,6 +326,7 @@ def locked_findings(
     lock: ForeignLock,
     lock_shown: str,
     installed: Iterable[InstalledDistribution],
+    policy: VulnerabilityPolicy | None = None,
 ) -> Iterator[Finding]:
     """Archives a lock pins whose hash a feed lists, and known-bad releases it pins.
 
@@ -200,9 +370,16 @@ def locked_findings(
         if not package.version or pinned in seen_releases or pinned in here:
             continue
         seen_releases.add(pinned)
-        advisories = index.match_distribution(package.name, package.version)
-        if advisories:
-            ids, summary = describe_advisories(advisories)
+        found = index.match_release(package.name, package.version)
+        malicious, vulnerable = _malicious_first(found)
+        if vulnerable and not malicious:
+            yield from _locked_vulnerable(
+                package.name, package.version, vulnerable, lock_shown, policy
+            )
+        elif malicious:
+            named = [*malicious, *(advisory for advisory, _fixes in vulnerable)]
+            ids, summary = describe_advisories(malicious)
+            ids = ", ".join(advisory_ids(named))
             yield Finding.of(
                 Kind.KNOWN_BAD_PACKAGE,
                 package.name,
@@ -212,16 +389,49 @@ def locked_findings(
                 actual=f"{package.name} {package.version}",
                 hint=HINT_LOCKED,
                 location=lock_shown,
-                advisories=advisory_ids(advisories),
+                advisories=advisory_ids(named),
             )
 
 
+def _locked_vulnerable(
+    name: str,
+    version: str,
+    found: Sequence[tuple[Advisory, Fixes]],
+    lock_shown: str,
+    policy: VulnerabilityPolicy | None,
+) -> Iterator[Finding]:
+    advisories = [advisory for advisory, _fixes in found]
+    score, severity_text = severity_of(advisories)
+    severity = (policy or VulnerabilityPolicy()).severity(score)
+    if severity is None:
+        return
+    ids, summary = describe_advisories(advisories)
+    hint, expected = _vulnerable_hint(found, HINT_RELOCK)
+    message = MSG_LOCKED_VULNERABLE.format(
+        lock=lock_shown, name=name, version=version, ids=ids, severity=severity_text
+    )
+    finding = Finding.of(
+        Kind.VULNERABLE,
+        name,
+        message + summary,
+        expected=expected,
+        actual=f"{name} {version}",
+        hint=hint,
+        location=lock_shown,
+        advisories=advisory_ids(advisories),
+    )
+    yield _with_severity(finding, severity)
+
+
 def check_snapshot(
-    index: KnownBadIndex, snapshot: Snapshot, verification: Sequence[Finding] = ()
+    index: KnownBadIndex,
+    snapshot: Snapshot,
+    verification: Sequence[Finding] = (),
+    policy: VulnerabilityPolicy | None = None,
 ) -> list[Finding]:
     """Every known-bad finding for *snapshot* (hidden shadowed copies included)."""
     everything = [*snapshot.distributions, *(pair.hidden for pair in snapshot.shadowed)]
     return [
-        *package_findings(index, everything),
+        *package_findings(index, everything, policy),
         *file_findings(index, everything, verification),
     ]

@@ -35,6 +35,14 @@ EVENT_KINDS = (INTRODUCED, FIXED, LAST_AFFECTED, LIMIT)
 
 #: A range is its events, each ``(kind, version text)``, in the order the record gave them.
 Range = tuple[tuple[str, str], ...]
+#: The fixed versions of one advisory for one release, ascending.
+Fixes = tuple[str, ...]
+
+
+#: An advisory's severity entries as the record gives them: (OSV type, score text).
+Severities = tuple[tuple[str, str], ...]
+#: What the cache stores per advisory (``Advisory`` as plain values).
+AdvisoryFields = tuple[tuple[str, ...], str, str, str | None, bool, Severities]
 
 
 class Advisory(NamedTuple):
@@ -43,12 +51,18 @@ class Advisory(NamedTuple):
     ``ids`` holds the record's own id and its aliases; records without an id
     (per-source ossf reports) get one from their aliases or file name. A
     NamedTuple, not a dataclass: a cold load builds 50,000 of them.
+    ``malicious`` tells a malicious release (an ossf ``MAL-`` record) from a
+    vulnerable one (issue 12 item 11); it defaults to True, so an advisory that
+    does not say is reported as the worse of the two. ``severity`` holds the
+    record's CVSS vectors (checked when the feed was read).
     """
 
     ids: tuple[str, ...]
     summary: str
     source: str
     reference: str | None = None
+    malicious: bool = True
+    severity: Severities = ()
 
     @property
     def display_id(self) -> str:
@@ -140,7 +154,7 @@ class KnownBadIndex:
         self.advisories.append(advisory)
         return len(self.advisories) - 1
 
-    def _cached_advisory(self, fields: tuple[tuple[str, ...], str, str, str | None]) -> int:
+    def _cached_advisory(self, fields: AdvisoryFields) -> int:
         advisory = Advisory(*fields)
         known = self._known.get(advisory)
         if known is None:
@@ -185,9 +199,9 @@ class KnownBadIndex:
     def to_blobs(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
         """Per name and per digest, the entries marshalled on their own (see lazy_*)."""
 
-        def fields(i: int) -> tuple[tuple[str, ...], str, str, str | None]:
+        def fields(i: int) -> AdvisoryFields:
             a = self.advisories[i]
-            return (a.ids, a.summary, a.source, a.reference)
+            return (a.ids, a.summary, a.source, a.reference, a.malicious, a.severity)
 
         packages = {
             name: marshal.dumps([(fields(e.advisory), e.versions, e.ranges) for e in entries])
@@ -209,19 +223,28 @@ class KnownBadIndex:
 
     def match_distribution(self, name: str, version: str) -> tuple[Advisory, ...]:
         """Advisories naming release *version* of canonical *name*, each once."""
+        return tuple(advisory for advisory, _fixed in self.match_release(name, version))
+
+    def match_release(self, name: str, version: str) -> tuple[tuple[Advisory, Fixes], ...]:
+        """Each advisory naming release *version* of *name*, with the fixed versions its
+        ranges give above *version* (ascending; empty when the record names none)."""
         if self.lazy_packages:
             self._decode_name(name)
         if name in self.broken_names:
-            return (self.advisories[self.broken_names[name]],)
+            return ((self.advisories[self.broken_names[name]], ()),)
         entries = self.packages.get(name)
         if not entries:
             return ()
         parsed = _parse(version)
-        found: list[int] = []
+        found: dict[int, list[str]] = {}
         for entry in entries:
-            if entry.advisory not in found and affects(entry, version, parsed):
-                found.append(entry.advisory)
-        return tuple(self.advisories[i] for i in found)
+            if affects(entry, version, parsed):
+                fixes = found.setdefault(entry.advisory, [])
+                fixes.extend(fixed_after(entry, parsed))
+        return tuple(
+            (self.advisories[i], tuple(sorted(set(fixes), key=Version)))
+            for i, fixes in found.items()
+        )
 
     def match_digest(self, digest: Digest) -> tuple[Advisory, ...]:
         """Advisories listing this exact file or archive digest."""
@@ -251,7 +274,7 @@ def _parse(text: str) -> Version | None:
     return parse_version(text)
 
 
-_BROKEN_FIELDS = ((CACHE_SOURCE,), CACHE_ENTRY_BROKEN, CACHE_SOURCE, None)
+_BROKEN_FIELDS: AdvisoryFields = ((CACHE_SOURCE,), CACHE_ENTRY_BROKEN, CACHE_SOURCE, None, True, ())
 
 
 def _marshalled_list(blob: bytes) -> list[Any]:
@@ -268,15 +291,20 @@ def _strings(value: Any) -> tuple[str, ...]:
     return value
 
 
-def _advisory_fields(value: Any) -> tuple[tuple[str, ...], str, str, str | None]:
-    if not (isinstance(value, tuple) and len(value) == 4):
+def _advisory_fields(value: Any) -> AdvisoryFields:
+    if not (isinstance(value, tuple) and len(value) == 6):
         raise ValueError("not advisory fields")
-    ids, summary, source, reference = value
+    ids, summary, source, reference, malicious, severity = value
     if not _strings(ids) or not isinstance(summary, str) or not isinstance(source, str):
         raise ValueError("not advisory fields")
     if reference is not None and not isinstance(reference, str):
         raise ValueError("not advisory fields")
-    return ids, summary, source, reference
+    if not isinstance(malicious, bool) or not isinstance(severity, tuple):
+        raise ValueError("not advisory fields")
+    for item in severity:
+        if not (isinstance(item, tuple) and len(item) == 2 and _strings(item)):
+            raise ValueError("not a severity")
+    return ids, summary, source, reference, malicious, severity
 
 
 def _ranges(value: Any) -> tuple[Range, ...]:
@@ -309,6 +337,17 @@ def affects(entry: AffectedPackage, version: str, parsed: Version | None) -> boo
     if parsed is None:
         return False
     return any(in_range(range_, parsed) for range_ in entry.ranges)
+
+
+def fixed_after(entry: AffectedPackage, parsed: Version | None) -> list[str]:
+    """The ``fixed`` events of *entry*'s ranges above *parsed* (all of them when the
+    installed version is not PEP 440: the record still says where fixes are)."""
+    return [
+        text
+        for events in entry.ranges
+        for kind, text in events
+        if kind == FIXED and (parsed is None or Version(text) > parsed)
+    ]
 
 
 _ORDER = {INTRODUCED: 0, FIXED: 1, LAST_AFFECTED: 2, LIMIT: 3}

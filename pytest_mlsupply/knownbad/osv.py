@@ -19,17 +19,54 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.hashing import Digest, DigestError
+from pytest_mlsupply.knownbad.cvss import OSV_TYPES, CvssError, parse_vector
 from pytest_mlsupply.knownbad.model import (
     EVENT_KINDS,
     Advisory,
     AffectedPackage,
     KnownBadIndex,
+    Range,
+    Severities,
     valid_events,
 )
 from pytest_mlsupply.limits import version_problem
 
 PYPI = "pypi"
 ECOSYSTEM = "ECOSYSTEM"
+
+#: ossf/malicious-packages writes its sources' reports under this ``database_specific`` key.
+MALICIOUS_ORIGINS = "malicious-packages-origins"
+#: MITRE CWE-506, "Embedded Malicious Code": how GHSA malware advisories are tagged.
+CWE_MALICIOUS = "CWE-506"
+
+#: How pypa/advisory-database describes malicious releases (PYSEC-2022-251 "taken over via
+#: user account compromise ... a new malicious release", PYSEC-2022-43019 "a code-execution
+#: backdoor inserted by a third party", PYSEC-2024-55 "Malicious package. Exfiltrated
+#: secrets", PYSEC-2024-1 "credential harvesting code"). Checked against all 2,661 of its
+#: records: these phrases name only malicious releases there; "malicious code", "malware"
+#: and "account takeover" alone do not (they describe what an attacker's input may do).
+_MALWARE_WORDS = re.compile(
+    r"\bbackdoor|\btaken over via\b|\baccount compromise\b"
+    r"|\bmalicious (?:release|project)\b|^malicious package\b|\bcredential[- ]harvesting\b",
+    re.IGNORECASE,
+)
+
+
+class _MalwareSummary:
+    """``Malicious code in NAME`` / ``Malware in NAME``, then the end or a non-name character."""
+
+    PREFIXES = ("malicious code in ", "malware in ")
+
+    def match(self, summary: str, name: str) -> bool:
+        for prefix in self.PREFIXES:
+            head = prefix + name.strip()
+            if summary.startswith(head):
+                rest = summary[len(head) :]
+                return not rest or not (rest[0].isalnum() or rest[0] in "._-")
+        return False
+
+
+_MALWARE_SUMMARY = _MalwareSummary()
 
 #: The digest of an empty file: an evidence list naming it would flag every empty file.
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -93,9 +130,13 @@ def _reference(record: Mapping[str, Any]) -> str | None:
 
 
 def add_record(
-    index: KnownBadIndex, record: Any, *, source: str, fallback_id: str
+    index: KnownBadIndex, record: Any, *, source: str, fallback_id: str, malicious: bool = False
 ) -> RecordOutcome:
-    """Add one OSV record to *index*; raise RecordProblem when it is not an OSV record."""
+    """Add one OSV record to *index*; raise RecordProblem when it is not an OSV record.
+
+    *malicious* marks every record as malicious whatever it says (the built-in list,
+    which names only malicious releases); otherwise ``is_malicious`` decides.
+    """
     if not isinstance(record, dict):
         raise RecordProblem(f"expected an OSV record (a mapping), got {type(record).__name__}")
     if "id" not in record and "affected" not in record:
@@ -110,7 +151,8 @@ def add_record(
         return outcome
     ids = record_ids(record, fallback_id)
     summary = _text(record.get("summary")) or _first_line(record.get("details")) or ids[0]
-    advisory: int | None = None
+    severity: Severities = ()
+    pypi: list[tuple[int, Any, str, tuple[str, ...], list[Range]]] = []
     for position, item in enumerate(affected):
         where = f"affected[{position}]"
         if not isinstance(item, dict):
@@ -127,46 +169,146 @@ def add_record(
         if ecosystem != PYPI:
             continue
         name = canonicalize_name(str(package["name"]).strip())
-        versions = item.get("versions", [])
-        if not isinstance(versions, list):
-            raise RecordProblem(f"{where}.versions must be a list")
-        # YAML gives unquoted versions as numbers; every version is compared as text or PEP 440
-        texts = [_version_text(v, f"{where}.versions[{n}]") for n, v in enumerate(versions)]
-        kept_versions = tuple(t.strip() for t in texts if t and not t.isspace())
-        ranges = []
-        for number, raw in enumerate(_list(item, "ranges", where)):
-            if not isinstance(raw, dict):
-                raise RecordProblem(f"{where}.ranges[{number}] must be a mapping")
-            if not isinstance(raw.get("type"), str):
-                raise RecordProblem(f"{where}.ranges[{number}].type must be a string")
-            if raw.get("type") != ECOSYSTEM:
-                continue  # GIT and SEMVER ranges say nothing about PyPI releases
-            events = raw.get("events")
-            if not isinstance(events, list):
-                raise RecordProblem(f"{where}.ranges[{number}].events must be a list")
-            pairs = []
-            for at, event in enumerate(events):
-                if not isinstance(event, dict):
-                    raise RecordProblem(f"{where}.ranges[{number}].events[{at}] must be a mapping")
-                for kind, value in event.items():
-                    if kind in EVENT_KINDS:
-                        text = _version_text(value, f"{where}.ranges[{number}].events[{at}].{kind}")
-                        pairs.append((kind, text.strip()))
-            kept, bad = valid_events(pairs)
-            if bad:
-                outcome.notes.append(
-                    f"{ids[0]}: {where}.ranges[{number}] skipped, not PEP 440: {', '.join(bad)}"
-                )
-                continue
-            if kept:
-                ranges.append(kept)
+        versions, ranges = _releases(item, where, ids, outcome)
+        severity += _severities(item.get("severity"), f"{where}.severity")
+        pypi.append((position, item, name, versions, ranges))
+    if pypi:  # a record about other ecosystems only is not ours to judge (OSV's all.zip)
+        malicious = malicious or is_malicious(record, ids)
+        severity = _severities(record.get("severity"), "severity") + severity
+    advisory: int | None = None
+    for position, item, package_name, kept_versions, ranges in pypi:
+        where = f"affected[{position}]"
         if advisory is None:
-            advisory = index.add_advisory(Advisory(ids, summary, source, _reference(record)))
+            shown_severity = tuple(dict.fromkeys(severity))
+            advisory = index.add_advisory(
+                Advisory(ids, summary, source, _reference(record), malicious, shown_severity)
+            )
         if kept_versions or ranges:
-            index.add_package(AffectedPackage(name, advisory, kept_versions, tuple(ranges)))
+            index.add_package(AffectedPackage(package_name, advisory, kept_versions, tuple(ranges)))
         _add_digests(index, item.get("database_specific"), advisory, where)
         outcome.used = True
     return outcome
+
+
+def _releases(
+    item: Mapping[str, Any], where: str, ids: tuple[str, ...], outcome: RecordOutcome
+) -> tuple[tuple[str, ...], list[Range]]:
+    """One PyPI ``affected[]`` entry's explicit versions and ECOSYSTEM ranges."""
+    versions = item.get("versions", [])
+    if not isinstance(versions, list):
+        raise RecordProblem(f"{where}.versions must be a list")
+    # YAML gives unquoted versions as numbers; every version is compared as text or PEP 440
+    texts = [_version_text(v, f"{where}.versions[{n}]") for n, v in enumerate(versions)]
+    kept_versions = tuple(t.strip() for t in texts if t and not t.isspace())
+    ranges: list[Range] = []
+    for number, raw in enumerate(_list(item, "ranges", where)):
+        if not isinstance(raw, dict):
+            raise RecordProblem(f"{where}.ranges[{number}] must be a mapping")
+        if not isinstance(raw.get("type"), str):
+            raise RecordProblem(f"{where}.ranges[{number}].type must be a string")
+        if raw.get("type") != ECOSYSTEM:
+            continue  # GIT and SEMVER ranges say nothing about PyPI releases
+        events = raw.get("events")
+        if not isinstance(events, list):
+            raise RecordProblem(f"{where}.ranges[{number}].events must be a list")
+        pairs = []
+        for at, event in enumerate(events):
+            if not isinstance(event, dict):
+                raise RecordProblem(f"{where}.ranges[{number}].events[{at}] must be a mapping")
+            for kind, value in event.items():
+                if kind in EVENT_KINDS:
+                    text = _version_text(value, f"{where}.ranges[{number}].events[{at}].{kind}")
+                    pairs.append((kind, text.strip()))
+        kept, bad = valid_events(pairs)
+        if bad:
+            outcome.notes.append(
+                f"{ids[0]}: {where}.ranges[{number}] skipped, not PEP 440: {', '.join(bad)}"
+            )
+            continue
+        if kept:
+            ranges.append(kept)
+    return kept_versions, ranges
+
+
+def is_malicious(record: Mapping[str, Any], ids: tuple[str, ...]) -> bool:
+    """Whether *record* names a malicious release rather than a vulnerable one.
+
+    Malicious: an ossf/malicious-packages id or alias (``MAL-``), its origins key
+    (``database_specific.malicious-packages-origins``, at the record or an
+    ``affected[]`` entry), or the CWE GHSA malware advisories carry (CWE-506, as
+    ``database_specific.cwe_ids`` or ``affected[].database_specific.cwes``).
+    The summaries ossf and GitHub give malware ("Malicious code in NAME (PyPI)",
+    "Malware in NAME", NAME one of the record's packages) count too, and so do the
+    words pypa/advisory-database uses for hijacked and backdoored releases, which
+    carry no other marker (``_MALWARE_WORDS``).
+    Any one signal is enough: telling a malicious release it is merely vulnerable
+    would turn an error into a warning.
+    """
+    if any(i.upper().startswith("MAL-") for i in ids):
+        return True
+    tables = [record.get("database_specific")]
+    affected = record.get("affected")
+    items = [a for a in affected if isinstance(a, dict)] if isinstance(affected, list) else []
+    tables.extend(item.get("database_specific") for item in items)
+    texts = (_text(record.get("summary")), _text(record.get("details")))
+    if any(text and _MALWARE_WORDS.search(text) for text in texts):
+        return True
+    summary = _text(record.get("summary"))
+    if summary:
+        for item in items:
+            package = item.get("package")
+            name = package.get("name") if isinstance(package, dict) else None
+            if isinstance(name, str) and _MALWARE_SUMMARY.match(summary.lower(), name.lower()):
+                return True
+    for table in tables:
+        if not isinstance(table, dict):
+            continue
+        if MALICIOUS_ORIGINS in table:
+            return True
+        if _names_malicious_cwe(table.get("cwe_ids")) or _names_malicious_cwe(table.get("cwes")):
+            return True
+    return False
+
+
+def _names_malicious_cwe(value: Any) -> bool:
+    if not isinstance(value, list):
+        return False
+    for item in value:
+        cwe = item.get("cweId") if isinstance(item, dict) else item
+        if isinstance(cwe, str) and cwe.strip().upper() == CWE_MALICIOUS:
+            return True
+    return False
+
+
+def _severities(value: Any, where: str) -> Severities:
+    """OSV ``severity[]``: (type, score) pairs, CVSS vectors checked.
+
+    A CVSS vector we cannot parse is a problem of the record (fail closed: its score
+    would decide whether the finding fails the run); other types (``Ubuntu``) are
+    kept as text and have no score.
+    """
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise RecordProblem(f"{where} must be a list, got {_shown(value)}")
+    found: list[tuple[str, str]] = []
+    for number, entry in enumerate(value):
+        at = f"{where}[{number}]"
+        if not isinstance(entry, dict):
+            raise RecordProblem(f"{at} must be a mapping, got {_shown(entry)}")
+        kind, score = entry.get("type"), entry.get("score")
+        if not isinstance(kind, str) or not kind.strip():
+            raise RecordProblem(f"{at}.type must be a string, got {_shown(kind)}")
+        if not isinstance(score, str) or not score.strip():
+            raise RecordProblem(f"{at}.score must be a string, got {_shown(score)}")
+        kind, score = kind.strip(), score.strip()
+        if kind in OSV_TYPES:
+            try:
+                parse_vector(score, kind)
+            except CvssError as exc:
+                raise RecordProblem(f"{at}.score: {exc}") from exc
+        found.append((kind, score))
+    return tuple(found)
 
 
 def _check_types(record: Mapping[str, Any]) -> None:
