@@ -187,6 +187,13 @@ def project_name(rootdir: Path | None) -> str | None:
     return canonicalize_name(name) if isinstance(name, str) else None
 
 
+#: Top-level names wheels ship by mistake (``find_packages()`` without ``exclude``;
+#: mktestdocs ships ``tests``): the project's own test folder has the same name and wins
+#: by design. Nobody imports another distribution's test suite, so a project folder in
+#: front of one is not shadowing; a distribution named so is still checked.
+STRAY_TEST_PACKAGES = frozenset({"tests", "test"})
+
+
 def build_index(
     snapshot: Snapshot,
     tops: Mapping[str, Sequence[str]],
@@ -207,6 +214,7 @@ def build_index(
         entries = list(tops.get(dist.metadata_path, ()))
         names = {n for n in (import_name(location, e) for e in entries) if n}
         names.update(n for n in _top_level_txt(dist) if n.isidentifier())
+        names -= STRAY_TEST_PACKAGES - {dist.name}
         homes = _pth_directories(location, entries)
         tree = _local_tree(dist)
         if tree is not None:

@@ -162,3 +162,31 @@ def test_user_site_outside_a_venv_shadows_the_site_packages(venv, project, wheel
     [finding] = shadowing(project)
     assert finding["actual"] == str(user_site / "site-packages" / "demo_model.py")
     assert not marker.exists()
+
+
+def test_a_wheel_shipping_a_tests_package_is_not_shadowed_by_the_projects_tests(
+    venv, project, wheels, tmp_path
+):
+    """mktestdocs ships a top-level ``tests`` package by mistake; the project's own ``tests/``
+    wins by design and is not shadowing. Its real module still may not be shadowed."""
+    build_wheel(
+        tmp_path / "sloppy",
+        "sloppy",
+        "1.0",
+        {"sloppy.py": "OK = True\n", "tests/__init__.py": "", "tests/test_own.py": ""},
+    )
+    venv.install("sloppy==1.0", extra=("--find-links", str(tmp_path / "sloppy")))
+    (project / "tests").mkdir()
+    (project / "tests" / "__init__.py").write_text("")
+    (project / "tests" / "test_uses.py").write_text(
+        "import sloppy\n\ndef test_ok():\n    assert sloppy.OK\n"
+    )
+    lock(venv, project)
+    result = gate(venv, project, "--mlsupply-strict")
+    assert result.returncode == 0, result.stdout
+    assert shadowing(project) == []
+    (project / "tests" / "sloppy.py").write_text("OK = True\n")
+    (project / "sloppy.py").write_text("OK = True\n")
+    result = gate(venv, project)
+    assert result.returncode == 1, result.stdout
+    assert {f["subject"] for f in shadowing(project)} == {"sloppy"}
