@@ -976,3 +976,35 @@ def test_a_url_urlsplit_rejects_is_read_not_a_crash() -> None:
 @given(st.text())
 def test_filename_of_never_raises(url: str) -> None:
     assert isinstance(filename_of(url, "fallback"), str)
+
+
+@pytest.mark.parametrize(
+    "locked", ["wheels/tool-1.0-py3-none-any.whl", "/abs/tool-1.0-py3-none-any.whl"]
+)
+def test_a_local_wheel_locked_by_path_matches_its_file_url(tmp_path: Path, locked: str) -> None:
+    """``uv add ./wheels/x.whl`` locks ``{ path = ... }``; uv's direct_url.json has a file: URL
+    and no hash. Both name the same wheel; another wheel's name is still a changed source."""
+    site = tmp_path / "site"
+    installed_url = "file:///home/alice/proj/wheels/tool-1.0-py3-none-any.whl"
+    install_fake(
+        site,
+        "tool",
+        "1.0",
+        direct_url=json.dumps({"url": installed_url, "archive_info": {}}),
+    )
+    text = f"""\
+version = 1
+revision = 3
+requires-python = ">=3.10"
+
+[[package]]
+name = "tool"
+version = "1.0"
+source = {{ path = "{locked}" }}
+wheels = [{{ filename = "tool-1.0-py3-none-any.whl", hash = "sha256:{SHA_A}" }}]
+"""
+    report = check_foreign_lock(_snapshot(site), parse_uv_lock(text, "uv.lock"), environment=LINUX)
+    assert [f for f in report.findings if f.kind is Kind.SOURCE_CHANGED] == []
+    other = text.replace("tool-1.0-py3-none-any.whl", "tool-1.0-py2.py3-none-any.whl")
+    report = check_foreign_lock(_snapshot(site), parse_uv_lock(other, "uv.lock"), environment=LINUX)
+    assert [f.kind for f in report.findings if f.subject == "tool"] == [Kind.SOURCE_CHANGED]
