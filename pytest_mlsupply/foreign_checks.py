@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError
-from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
+from pytest_mlsupply.locks.foreign import Choice, ForeignLock, LockedPackage, select
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
 from pytest_mlsupply.sources import ARCHIVE, INDEX, VCS, Source
 
@@ -48,6 +48,19 @@ NOTE_BASELINE = (
     "not reported as unexpected although not locked: {names} (installers and pytest-mlsupply "
     "with its own dependencies)"
 )
+MESSAGE_NOT_TAKEN = (
+    "{name} {version} is installed, but {title} locks it here only for {reason}, which was "
+    "not taken ({taken})"
+)
+HINT_NOT_TAKEN = (
+    "if your install takes it, say so with --mlsupply-lock-extras / --mlsupply-lock-groups "
+    "(ini: mlsupply_lock_extras / mlsupply_lock_groups); else remove {name}"
+)
+MESSAGE_ELSEWHERE = (
+    "{name} {version} is installed, but {title} locks it only for other environments "
+    "({where}), not for this one"
+)
+MESSAGE_VERSION_ELSEWHERE = "; {version} is locked only for another environment ({where})"
 HINT_NOT_APPLICABLE = (
     "run on an interpreter the lock was made for, or pass the lock for this platform with "
     "--mlsupply-lock"
@@ -78,12 +91,19 @@ def check_foreign_lock(
     environment: Mapping[str, str] | None = None,
     min_age_days: float | None = None,
     now: datetime | None = None,
+    extras: Choice | None = None,
+    groups: Choice | None = None,
 ) -> Report:
-    """Compare *snapshot* with *lock*; every difference is a finding, never an exception."""
+    """Compare *snapshot* with *lock*; every difference is a finding, never an exception.
+
+    An installed distribution is compared with the entries that apply here only
+    (issue 12): markers that hold, reached through edges that hold, of the extras and
+    groups taken (*extras*/*groups*, default: what the lock's installer takes).
+    """
     findings: list[Finding] = []
     notes = list(lock.notes)
     shown = lock_path or lock.path
-    selection = select(lock, environment)
+    selection = select(lock, environment, extras=extras, groups=groups)
     if selection.not_applicable is not None:
         findings.append(
             Finding.of(
@@ -104,8 +124,11 @@ def check_foreign_lock(
             environment=snapshot.interpreter.key,
             notes=notes,
         )
+    notes.extend(selection.notes)
+    if selection.taken and (lock.group_names or lock.extra_names):
+        notes.append(selection.taken)
     applicable: dict[str, list[LockedPackage]] = defaultdict(list)
-    for package in (*selection.required, *selection.allowed):
+    for package in selection.here:
         applicable[package.name].append(package)
     everywhere: dict[str, list[LockedPackage]] = defaultdict(list)
     for package in lock.packages:
@@ -113,8 +136,9 @@ def check_foreign_lock(
             everywhere[package.name].append(package)
     baseline = tool_baseline(snapshot)
     unlisted_baseline: list[str] = []
+    accepted: list[LockedPackage] = []
     for dist in snapshot.distributions:
-        entries = applicable.get(dist.name) or everywhere.get(dist.name, [])
+        entries = applicable.get(dist.name, [])
         if not entries:
             if dist.name in baseline:
                 unlisted = _unexpected(dist, lock, BASELINE_STARTUP.get(dist.name, frozenset()))
@@ -123,9 +147,23 @@ def check_foreign_lock(
                 else:
                     unlisted_baseline.append(dist.name)
                 continue
-            findings.append(_unexpected(dist, lock))
+            findings.append(
+                _not_here(
+                    dist,
+                    lock,
+                    selection.not_taken,
+                    everywhere,
+                    shown,
+                    selection.taken.split(": ", 1)[-1],
+                )
+            )
             continue
-        findings.extend(_compare(dist, entries, lock, shown))
+        findings.extend(_compare(dist, entries, lock, shown, everywhere.get(dist.name, [])))
+        accepted.extend(
+            e
+            for e in entries
+            if e.version is None or version_matches(dist.version, e.version, arbitrary=e.arbitrary)
+        )
     installed = snapshot.by_name()
     required: dict[str, list[LockedPackage]] = defaultdict(list)
     for package in selection.required:
@@ -135,13 +173,8 @@ def check_foreign_lock(
         only_development = all(id(p) in development for p in required[name])
         findings.append(_missing(name, required[name], lock, shown, only_development))
     if min_age_days is not None:
-        findings.extend(
-            too_new(
-                (*selection.required, *selection.allowed),
-                min_age_days,
-                now or datetime.now(timezone.utc),
-            )
-        )
+        # Only what is installed here, as the entry that applies here (issue 12).
+        findings.extend(too_new(accepted, min_age_days, now or datetime.now(timezone.utc)))
     findings.extend(snapshot_findings(snapshot))
     if unlisted_baseline:
         notes.append(NOTE_BASELINE.format(names=", ".join(sorted(unlisted_baseline))))
@@ -208,8 +241,60 @@ def _missing(
     return replace(finding, severity=Severity.WARNING) if development else finding
 
 
+def _not_here(
+    dist: InstalledDistribution,
+    lock: ForeignLock,
+    not_taken: Mapping[str, str],
+    everywhere: Mapping[str, Sequence[LockedPackage]],
+    shown: str,
+    taken: str,
+) -> Finding:
+    """*dist* is installed, and no entry that applies here locks it."""
+    finding = _unexpected(dist, lock)
+    reason = not_taken.get(dist.name)
+    if reason is not None:
+        return replace(
+            finding,
+            message=MESSAGE_NOT_TAKEN.format(
+                name=dist.name,
+                version=dist.version,
+                title=lock.title,
+                reason=reason,
+                taken=taken,
+            ),
+            hint=HINT_NOT_TAKEN.format(name=dist.name),
+        )
+    elsewhere = everywhere.get(dist.name)
+    if elsewhere:
+        return replace(
+            finding,
+            message=MESSAGE_ELSEWHERE.format(
+                name=dist.name,
+                version=dist.version,
+                title=lock.title,
+                where=_conditions(elsewhere),
+            ),
+            location=_where(shown, elsewhere),
+        )
+    return finding
+
+
+def _conditions(entries: Sequence[LockedPackage]) -> str:
+    """The versions and markers of entries that do not apply here, briefly."""
+    parts = []
+    for entry in entries[:3]:
+        condition = str(entry.marker) if entry.marker is not None else "not reached here"
+        parts.append(f"{entry.version or 'a direct reference'} where {condition}")
+    more = len(entries) - 3
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
 def _compare(
-    dist: InstalledDistribution, entries: Sequence[LockedPackage], lock: ForeignLock, shown: str
+    dist: InstalledDistribution,
+    entries: Sequence[LockedPackage],
+    lock: ForeignLock,
+    shown: str,
+    everywhere: Sequence[LockedPackage] = (),
 ) -> Iterator[Finding]:
     name = dist.name
     if dist.source.is_local and any(e.source.is_local for e in entries):
@@ -229,11 +314,25 @@ def _compare(
     ]
     if pinned and not same_version:
         expected = _versions(entries)
+        # The installed version may be the one locked for another Python or platform
+        # (six 1.16.0 on 3.11 where 1.17.0 is locked for it): still a change here.
+        other = [
+            e
+            for e in everywhere
+            if e not in entries
+            and e.version is not None
+            and version_matches(dist.version, e.version, arbitrary=e.arbitrary)
+        ]
+        elsewhere = (
+            MESSAGE_VERSION_ELSEWHERE.format(version=dist.version, where=_conditions(other))
+            if other
+            else ""
+        )
         yield Finding.of(
             Kind.VERSION_CHANGED,
             name,
-            f"{name} version differs from {lock.title}: locked {expected}, installed "
-            f"{dist.version}",
+            f"{name} version differs from {lock.title}: locked {expected} for this "
+            f"environment, installed {dist.version}{elsewhere}",
             expected=expected,
             actual=dist.version,
             hint=f"`pip install '{name}=={pinned[0].version}'` to restore, or update the lock",
