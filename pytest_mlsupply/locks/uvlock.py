@@ -40,7 +40,6 @@ from pytest_mlsupply.locks.foreign import (
     filename_of,
     parse_digest,
     parse_extras_marker,
-    parse_marker,
     parse_specifier,
     parse_upload_time,
     read_lock_text,
