@@ -23,7 +23,8 @@ from packaging.utils import canonicalize_name
 from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError
-from pytest_mlsupply.locks.foreign import Choice, ForeignLock, LockedPackage, select
+from pytest_mlsupply.locks import Choice
+from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
 from pytest_mlsupply.sources import ARCHIVE, INDEX, VCS, Source
 

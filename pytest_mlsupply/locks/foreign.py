@@ -27,6 +27,8 @@ from pytest_mlsupply.errors import LockfileError, LockfileNotFoundError, Setting
 from pytest_mlsupply.hashing import Digest, DigestError
 from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import (  # noqa: F401 - re-exported: the formats live there
+    CHOICE_ALL,
+    CHOICE_NONE,
     FORMAT_AUTO,
     FORMAT_MLSUPPLY,
     FORMAT_PIPFILE,
@@ -36,6 +38,7 @@ from pytest_mlsupply.locks import (  # noqa: F401 - re-exported: the formats liv
     FORMAT_TITLES,
     FORMAT_UV,
     LOCK_FORMATS,
+    Choice,
     detect_format,
 )
 from pytest_mlsupply.sources import Source
@@ -161,23 +164,6 @@ def current_environment() -> dict[str, str]:
     env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
     env.setdefault("platform_python_implementation", platform.python_implementation())
     return env
-
-
-#: ``--mlsupply-lock-extras all`` / ``--mlsupply-lock-groups all``: every one the lock names.
-CHOICE_ALL = "all"
-#: ``--mlsupply-lock-groups none``: the main dependencies only (uv's ``--no-default-groups``).
-CHOICE_NONE = "none"
-
-
-@dataclass(frozen=True)
-class Choice:
-    """Extras or dependency groups asked for, and where the choice was made (for the note)."""
-
-    names: tuple[str, ...] = ()
-    #: Every extra (group) the lock names.
-    every: bool = False
-    #: ``--mlsupply-lock-groups``, ``ini option 'mlsupply_lock_groups'``, ...
-    origin: str = ""
 
 
 NOTE_TAKEN = "{title}: took extras {extras}; groups {groups}"
