@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_foreign_locks import LINUX, MACOS, PY310
+from test_foreign_locks import LINUX, MACOS, PY310, WINDOWS
 
 from pytest_mlsupply.errors import LockfileError, SettingsError
 from pytest_mlsupply.findings import Kind, Severity
@@ -604,3 +604,44 @@ def test_any_choice_text_parses_or_raises_our_error(text: str) -> None:
     with contextlib.suppress(SettingsError):
         chosen = parse_choice(text, "--o")
         assert all(name == name.lower() for name in chosen.names)
+
+
+POETRY_GROUP_MARKERS = """\
+[[package]]
+name = "pywin-helper"
+version = "1.0"
+description = ""
+optional = false
+python-versions = "*"
+groups = ["main", "Docs_Tools"]
+markers = {main = "sys_platform == \\"win32\\"", Docs_Tools = "python_version >= \\"3.0\\""}
+files = []
+
+[metadata]
+lock-version = "2.1"
+python-versions = ">=3.10"
+content-hash = "0"
+"""
+
+
+def test_poetry_per_group_markers_hold_only_for_taken_groups(tmp_path: Path) -> None:
+    """Main locks it for Windows only; the optional docs group everywhere."""
+    (tmp_path / "poetry.lock").write_text(POETRY_GROUP_MARKERS)
+    (tmp_path / "pyproject.toml").write_text("[tool.poetry.group.Docs_Tools]\noptional = true\n")
+    lock = load_poetry_lock(tmp_path / "poetry.lock")
+    assert lock.default_groups == ()
+    assert [p.name for p in select(lock, LINUX).here] == []
+    assert select(lock, LINUX).not_taken == {"pywin-helper": "group 'Docs_Tools'"}
+    # The option's normalised name finds the lock's spelling.
+    docs = Choice(("docs-tools",), origin="--mlsupply-lock-groups")
+    chosen = select(lock, LINUX, groups=docs)
+    assert [p.name for p in chosen.here] == ["pywin-helper"]
+    assert chosen.notes == ()
+    assert [p.name for p in select(lock, WINDOWS).here] == ["pywin-helper"]
+
+
+def test_poetry_group_markers_with_a_hostile_group_name_are_a_located_error() -> None:
+    hostile = '"x\\" or \\"1"'  # a group named  x" or "1  (a quoted TOML key)
+    text = POETRY_GROUP_MARKERS.replace('"Docs_Tools"', hostile).replace("Docs_Tools", hostile)
+    with pytest.raises(LockfileError, match=r"package\[0\]\.markers"):
+        parse_poetry_lock(text, "poetry.lock")

@@ -289,7 +289,7 @@ def _taken(
         group_names = frozenset(known_groups)
         group_origin = groups.origin
     else:
-        group_names = frozenset(groups.names)
+        group_names = _as_spelled(groups.names, known_groups)
         group_origin = groups.origin
         unknown = sorted(group_names - known_groups)
         if unknown:
@@ -298,7 +298,11 @@ def _taken(
         extra_names: frozenset[str] = frozenset()
         extra_origin = extras.origin if extras is not None else "the installer's default"
     else:
-        extra_names = frozenset(lock.extra_names if extras.every else extras.names)
+        extra_names = (
+            frozenset(lock.extra_names)
+            if extras.every
+            else _as_spelled(extras.names, set(lock.extra_names))
+        )
         extra_origin = extras.origin
         unknown = sorted(extra_names - set(lock.extra_names))
         if unknown and not extras.every:
@@ -310,6 +314,12 @@ def _taken(
         groups=f"{_listed(group_names, False)} ({group_origin})",
     )
     return _Taken(group_names, extra_names, every_extra), notes, note
+
+
+def _as_spelled(names: Sequence[str], known: set[str]) -> frozenset[str]:
+    """*names* (normalised, PEP 685/735) as the lock spells them, where it names them."""
+    spelled = {re.sub(r"[-_.]+", "-", name).lower(): name for name in known}
+    return frozenset(spelled.get(name, name) for name in names)
 
 
 def _listed(names: frozenset[str], every: bool) -> str:

@@ -43,6 +43,7 @@ from pytest_mlsupply.locks.foreign import (
 from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
 
 _CARET = re.compile(r"^\^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+_GROUP_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", re.ASCII)
 _TILDE = re.compile(r"^~\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
 
 
@@ -136,7 +137,10 @@ def parse_poetry_lock(
     roots: tuple[Dependency, ...] | None = None
     if not has_groups:
         roots = tuple(Dependency((i,)) for i in range(len(packages)) if i not in incoming)
-    group_names = tuple(sorted({g for p in packages for g in p.groups}))
+    # Every group but main, including those of packages main also takes.
+    group_names = tuple(
+        sorted({g for p in packages for g in (p.group or "").split(",") if g and g != "main"})
+    )
     optional = [g for g in optional_groups if g in group_names]
     return ForeignLock(
         path=source,
@@ -209,12 +213,7 @@ def _package(
     marker: Marker | None = None
     markers = raw.get("markers")
     if isinstance(markers, Mapping):
-        parts = [str(v) for v in markers.values() if isinstance(v, str)]
-        # A group without its own marker applies everywhere.
-        if len(parts) == len(groups) or not groups:
-            marker = parse_extras_marker(
-                " or ".join(f"({p})" for p in parts), f"{where}.markers", problems
-            )
+        marker = _group_markers(markers, groups, f"{where}.markers", problems)
     else:
         marker = parse_extras_marker(markers, f"{where}.markers", problems)
     optional = raw.get("optional") is True
@@ -239,6 +238,36 @@ def _package(
         where=where,
         dependencies=tuple(edges),
     )
+
+
+def _group_markers(
+    markers: Mapping[str, Any], groups: list[str], where: str, problems: Problems
+) -> Marker | None:
+    """Poetry's per-group ``markers`` table as one marker, each group's term only when taken.
+
+    ``{main = "sys_platform == 'win32'", docs = "..."}`` applies on Linux only when the
+    docs group is taken: ``(win32) or ("docs" in dependency_groups and (...))``, evaluated
+    in the lock-file context. A group without its own marker applies wherever it is taken.
+    """
+    terms: list[str] = []
+    for group in dict.fromkeys([*groups, *(str(k) for k in markers)]):
+        text = markers.get(group)
+        if text is not None and not isinstance(text, str):
+            problems.add(f"{where}.{group}", f"marker must be a string, got {text!r}")
+            continue
+        if group == "main":
+            if text is None:
+                return None  # the main dependencies are always taken: everywhere
+            terms.append(f"({text})")
+            continue
+        if not _GROUP_NAME.fullmatch(group):
+            problems.add(f"{where}.{group}", f"not a valid group name: {group!r}")
+            continue
+        taken = f'"{group}" in dependency_groups'
+        terms.append(f"({taken} and ({text}))" if text else f"({taken})")
+    if not terms:
+        return None
+    return parse_extras_marker(" or ".join(terms), where, problems)
 
 
 def _edge(name: str, spec: Any, by_name: Mapping[str, list[int]]) -> Dependency | None:

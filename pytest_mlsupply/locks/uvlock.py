@@ -48,8 +48,11 @@ from pytest_mlsupply.locks.foreign import (
 from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
 
 SUPPORTED_VERSION = 1
-#: Revisions 4 and 5 (uv 0.8 to 0.13) add no key that changes which entry applies or
-#: what it pins; a newer one might, so it is refused rather than guessed at.
+#: Revision 4 lets uv leave out ``[package.metadata]`` (requires-dist, requires-dev), which
+#: this reader never uses; revision 5 (uv 0.13) changed nothing this reader reads in the
+#: locks it writes (optional and group dependencies, include-group, conflicts, workspace
+#: members, editable paths, marker splits, upload-time, size). A newer revision might change
+#: what an entry means, so it is refused rather than guessed at.
 NEWEST_REVISION = 5
 #: uv installs the ``dev`` dependency group unless told otherwise.
 UV_DEFAULT_GROUPS = ("dev",)
