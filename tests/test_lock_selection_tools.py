@@ -204,3 +204,64 @@ def test_uv_sync_then_the_gate(tmp_path: Path, wheelhouse: Path) -> None:
     assert "only for extra 'speed'" in problems[0]["message"]
     code, problems = _gate(python, root, "--mlsupply-lock-extras", "speed", "--mlsupply-strict")
     assert (code, problems) == (0, [])
+
+
+CONFLICTS_PROJECT = """\
+[project]
+name = "proj"
+version = "0.1.0"
+requires-python = ">=3.10"
+dependencies = ["member", "idna"]
+
+[project.optional-dependencies]
+old = ["six==1.16.0"]
+new = ["six==1.17.0"]
+
+[dependency-groups]
+dev = ["attrs", {include-group = "lint"}]
+lint = ["iniconfig"]
+
+[tool.uv]
+conflicts = [[{extra = "old"}, {extra = "new"}]]
+package = false
+
+[tool.uv.sources]
+member = { workspace = true }
+
+[tool.uv.workspace]
+members = ["member"]
+"""
+
+MEMBER_PROJECT = """\
+[project]
+name = "member"
+version = "0.3.0"
+dependencies = ["toml"]
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+"""
+
+
+def test_uv_conflicting_extras_and_a_workspace_written_by_uv(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "member" / "src" / "member").mkdir(parents=True)
+    (root / "member" / "src" / "member" / "__init__.py").write_text("")
+    (root / "member" / "pyproject.toml").write_text(MEMBER_PROJECT)
+    (root / "pyproject.toml").write_text(CONFLICTS_PROJECT)
+    _run(_tool("uv"), "lock", "--python", sys.executable, cwd=root)
+    lock = load_uv_lock(root / "uv.lock")
+    env = current_environment()
+
+    def six(*extras: str) -> list[str | None]:
+        chosen = Choice(extras, origin="x") if extras else None
+        return [p.version for p in select(lock, env, extras=chosen).here if p.name == "six"]
+
+    assert six() == []
+    assert six("old") == ["1.16.0"]
+    assert six("new") == ["1.17.0"]
+    selection = select(lock, env)
+    assert selection.not_taken == {"six": "extra 'new' or extra 'old'"}
+    # The dev group includes lint; the member's own dependency is reached through it.
+    assert {"attrs", "iniconfig", "member", "toml"} <= {p.name for p in selection.required}
