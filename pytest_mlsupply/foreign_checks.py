@@ -250,34 +250,29 @@ def _not_here(
     shown: str,
     taken: str,
 ) -> Finding:
-    """*dist* is installed, and no entry that applies here locks it."""
+    """*dist* is installed, and no entry that applies here locks it.
+
+    An unlocked distribution that ships start-up code stays an error with that message;
+    why the lock does not cover it here is added to it.
+    """
     finding = _unexpected(dist, lock)
     reason = not_taken.get(dist.name)
-    if reason is not None:
-        return replace(
-            finding,
-            message=MESSAGE_NOT_TAKEN.format(
-                name=dist.name,
-                version=dist.version,
-                title=lock.title,
-                reason=reason,
-                taken=taken,
-            ),
-            hint=HINT_NOT_TAKEN.format(name=dist.name),
-        )
     elsewhere = everywhere.get(dist.name)
-    if elsewhere:
-        return replace(
-            finding,
-            message=MESSAGE_ELSEWHERE.format(
-                name=dist.name,
-                version=dist.version,
-                title=lock.title,
-                where=_conditions(elsewhere),
-            ),
-            location=_where(shown, elsewhere),
+    if reason is not None:
+        why = MESSAGE_NOT_TAKEN.format(
+            name=dist.name, version=dist.version, title=lock.title, reason=reason, taken=taken
         )
-    return finding
+        finding = replace(finding, hint=HINT_NOT_TAKEN.format(name=dist.name))
+    elif elsewhere:
+        why = MESSAGE_ELSEWHERE.format(
+            name=dist.name, version=dist.version, title=lock.title, where=_conditions(elsewhere)
+        )
+        finding = replace(finding, location=_where(shown, elsewhere))
+    else:
+        return finding
+    if finding.severity is Severity.ERROR:
+        return replace(finding, message=f"{finding.message} ({why})")
+    return replace(finding, message=why)
 
 
 def _conditions(entries: Sequence[LockedPackage]) -> str:
