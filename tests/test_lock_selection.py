@@ -8,6 +8,7 @@ with an entry for another Python, platform, extra or group.
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -152,7 +153,8 @@ def _rows(report) -> list[tuple[Kind, str, str | None, str | None]]:
 
 
 def _clean_uv_site(site: Path, *, six: str = "1.17.0", torch: str = "2.9.1+cpu") -> None:
-    install_fake(site, "proj", "0.1.0")
+    editable = {"url": "file:///src/proj", "dir_info": {"editable": True}}
+    install_fake(site, "proj", "0.1.0", direct_url=json.dumps(editable))
     install_fake(site, "six", six)
     install_fake(site, "torch", torch)
     install_fake(site, "iniconfig", "2.0.0")
@@ -162,7 +164,7 @@ def test_a_clean_uv_install_has_no_finding(tmp_path: Path) -> None:
     _clean_uv_site(tmp_path)
     lock = parse_uv_lock(UV_SPLIT, "uv.lock")
     report = _check(tmp_path, lock)
-    assert [f for f in report.findings if f.subject != "proj"] == []
+    assert [f for f in report.findings if f.severity is not Severity.INFO] == []
     taken = NOTE_TAKEN.format(
         title="uv.lock", extras="none (the installer's default)", groups="dev (uv's default)"
     )
@@ -645,3 +647,27 @@ def test_poetry_group_markers_with_a_hostile_group_name_are_a_located_error() ->
     text = POETRY_GROUP_MARKERS.replace('"Docs_Tools"', hostile).replace("Docs_Tools", hostile)
     with pytest.raises(LockfileError, match=r"package\[0\]\.markers"):
         parse_poetry_lock(text, "poetry.lock")
+
+
+def test_check_command_takes_lock_groups_and_extras(tmp_path: Path, capsys) -> None:
+    import sys
+
+    from pytest_mlsupply.cli import EXIT_FINDINGS, EXIT_OK, EXIT_UNUSABLE, main
+
+    site = tmp_path / "site"
+    _clean_uv_site(
+        site,
+        six="1.17.0" if sys.version_info >= (3, 11) else "1.16.0",
+        torch="2.9.1" if sys.platform == "darwin" else "2.9.1+cpu",
+    )
+    install_fake(site, "packaging", "99.0")  # the docs group locks 25.0
+    (tmp_path / "uv.lock").write_text(UV_SPLIT)
+    base = ["check", "--lock", str(tmp_path / "uv.lock"), "--path", str(site)]
+    assert main(base) == EXIT_OK  # a warning: docs is not taken
+    out = capsys.readouterr().out
+    assert "only for group 'docs', which was not taken" in out
+    assert main([*base, "--lock-groups", "dev,docs"]) == EXIT_FINDINGS
+    assert "[version-changed] packaging" in capsys.readouterr().out
+    assert main([*base, "--lock-groups", "all,dev"]) == EXIT_UNUSABLE
+    err = capsys.readouterr().err
+    assert "--lock-groups: 'all' and 'none' stand alone, got 'all,dev'" in err
