@@ -61,6 +61,14 @@ MESSAGE_ELSEWHERE = (
     "{name} {version} is installed, but {title} locks it only for other environments "
     "({where}), not for this one"
 )
+MESSAGE_UNDECIDED = (
+    "{name} {version} is installed, but whether {title}'s entries for it apply here cannot be "
+    "decided ({where}); an entry that cannot be evaluated never vouches for an install"
+)
+HINT_UNDECIDED = (
+    "the marker needs a value this interpreter does not provide, or compares values it "
+    "cannot: regenerate the lock with the tool that writes it"
+)
 MESSAGE_VERSION_ELSEWHERE = "; {version} is locked only for another environment ({where})"
 HINT_NOT_APPLICABLE = (
     "run on an interpreter the lock was made for, or pass the lock for this platform with "
@@ -128,6 +136,9 @@ def check_foreign_lock(
     notes.extend(selection.notes)
     if selection.taken and (lock.group_names or lock.extra_names):
         notes.append(selection.taken)
+    undecided: dict[str, list[LockedPackage]] = defaultdict(list)
+    for package in selection.undecided:
+        undecided[package.name].append(package)
     applicable: dict[str, list[LockedPackage]] = defaultdict(list)
     for package in selection.here:
         applicable[package.name].append(package)
@@ -156,6 +167,7 @@ def check_foreign_lock(
                     everywhere,
                     shown,
                     selection.taken.split(": ", 1)[-1],
+                    undecided.get(dist.name, ()),
                 )
             )
             continue
@@ -249,6 +261,7 @@ def _not_here(
     everywhere: Mapping[str, Sequence[LockedPackage]],
     shown: str,
     taken: str,
+    undecided: Sequence[LockedPackage] = (),
 ) -> Finding:
     """*dist* is installed, and no entry that applies here locks it.
 
@@ -258,6 +271,19 @@ def _not_here(
     finding = _unexpected(dist, lock)
     reason = not_taken.get(dist.name)
     elsewhere = everywhere.get(dist.name)
+    if undecided:
+        return replace(
+            finding,
+            severity=Severity.ERROR,
+            message=MESSAGE_UNDECIDED.format(
+                name=dist.name,
+                version=dist.version,
+                title=lock.title,
+                where=_conditions(undecided),
+            ),
+            hint=HINT_UNDECIDED,
+            location=_where(shown, undecided),
+        )
     if reason is not None:
         why = MESSAGE_NOT_TAKEN.format(
             name=dist.name, version=dist.version, title=lock.title, reason=reason, taken=taken

@@ -19,7 +19,7 @@ from test_foreign_locks import LINUX, MACOS, PY310, WINDOWS
 
 from pytest_mlsupply.errors import LockfileError, SettingsError
 from pytest_mlsupply.findings import Kind, Severity
-from pytest_mlsupply.foreign_checks import check_foreign_lock
+from pytest_mlsupply.foreign_checks import HINT_UNDECIDED, check_foreign_lock
 from pytest_mlsupply.locks import CHOICE_ALL, CHOICE_NONE, Choice, parse_choice
 from pytest_mlsupply.locks.foreign import NOTE_TAKEN, Problems, parse_extras_marker, select
 from pytest_mlsupply.locks.pipfile import parse_pipfile_lock
@@ -260,15 +260,15 @@ def test_an_unknown_extra_or_group_is_a_note_and_takes_nothing() -> None:
 
 
 def test_an_undecidable_marker_never_widens_what_is_accepted(tmp_path: Path) -> None:
-    """An environment without ``platform_machine``: an entry that needs it is not 'here'."""
+    """``x86_64 ~= 1.0`` cannot be compared (packaging raises): the entry is not 'here'."""
     text = UV_SPLIT.replace(
         "resolution-markers = [\"python_full_version < '3.11'\"]",
-        "resolution-markers = [\"python_full_version < '3.11' or platform_machine == 'x'\"]",
+        "resolution-markers = [\"python_full_version < '3.11' or platform_machine ~= '1.0'\"]",
     )
     lock = parse_uv_lock(text, "uv.lock")
-    env = {k: v for k, v in LINUX.items() if k != "platform_machine"}
+    assert select(lock, LINUX).undecided == ()  # its edge does not hold here: never reached
     _clean_uv_site(tmp_path, six="1.16.0")
-    rows = [r for r in _rows(_check(tmp_path, lock, env)) if r[1] == "six"]
+    rows = [r for r in _rows(_check(tmp_path, lock)) if r[1] == "six"]
     assert rows == [(Kind.VERSION_CHANGED, "six", "1.17.0", "1.16.0")]
 
 
@@ -671,3 +671,38 @@ def test_check_command_takes_lock_groups_and_extras(tmp_path: Path, capsys) -> N
     assert main([*base, "--lock-groups", "all,dev"]) == EXIT_UNUSABLE
     err = capsys.readouterr().err
     assert "--lock-groups: 'all' and 'none' stand alone, got 'all,dev'" in err
+
+
+def test_an_installed_package_whose_only_entry_cannot_be_decided_is_an_error(
+    tmp_path: Path,
+) -> None:
+    """``x86_64 ~= 1.0`` cannot be compared: the entry neither applies nor not."""
+    lock = parse_requirements('six==1.17.0 ; platform_machine ~= "1.0"\n')
+    install_fake(tmp_path, "six", "1.17.0")
+    [finding] = _check(tmp_path, lock).findings
+    assert (finding.kind, finding.severity) == (Kind.UNEXPECTED, Severity.ERROR)
+    assert 'cannot be decided (1.17.0 where platform_machine ~= "1.0")' in finding.message
+    assert finding.hint == HINT_UNDECIDED
+    # With a marker that can be decided here, the same install is the locked one.
+    decidable = parse_requirements('six==1.17.0 ; platform_machine == "x86_64"\n')
+    assert _check(tmp_path, decidable).findings == ()
+
+
+def test_a_reached_uv_entry_whose_own_markers_cannot_be_decided(tmp_path: Path) -> None:
+    """Required when reached (never silently 'not needed'), yet it vouches for nothing."""
+    text = UV_SPLIT.replace(
+        "resolution-markers = [\"sys_platform != 'darwin'\"]",
+        "resolution-markers = [\"sys_platform != 'darwin' and platform_machine ~= '1.0'\"]",
+    )
+    lock = parse_uv_lock(text, "uv.lock")
+    selection = select(lock, LINUX)
+    assert [p.version for p in selection.undecided] == ["2.9.1+cpu"]
+    assert "torch" in {p.name for p in selection.required}
+    _clean_uv_site(tmp_path)
+    [finding] = [f for f in _check(tmp_path, lock).findings if f.subject == "torch"]
+    assert (finding.kind, finding.severity) == (Kind.UNEXPECTED, Severity.ERROR)
+    assert "cannot be decided" in finding.message
+    missing = tmp_path / "missing"
+    install_fake(missing, "six", "1.17.0")
+    rows = [r for r in _rows(_check(missing, lock)) if r[1] == "torch"]
+    assert rows == [(Kind.MISSING, "torch", "2.9.1+cpu", "not installed")]

@@ -187,6 +187,9 @@ class Selection:
     here: tuple[LockedPackage, ...] = ()
     #: Name -> ``extra 'cpu'`` / ``group 'docs'``: locked here only for what was not taken.
     not_taken: Mapping[str, str] = field(default_factory=dict)
+    #: Entries reached here whose own markers cannot be decided here: required, never
+    #: accepted (fail closed).
+    undecided: tuple[LockedPackage, ...] = ()
     #: What was taken and from where (one note).
     taken: str = ""
     notes: tuple[str, ...] = ()
@@ -271,6 +274,7 @@ def select(
         tuple(development),
         here=tuple(lock.packages[i] for i in sorted(here)),
         not_taken=not_taken,
+        undecided=tuple(lock.packages[i] for i in sorted(undecided)),
         taken=taken_note,
         notes=tuple(notes),
     )
