@@ -10,7 +10,7 @@ verification against RECORD runs the same either way.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
@@ -187,7 +187,14 @@ def check_foreign_lock(
         findings.append(_missing(name, required[name], lock, shown, only_development))
     if min_age_days is not None:
         # Only what is installed here, as the entry that applies here (issue 12).
-        findings.extend(too_new(accepted, min_age_days, now or datetime.now(timezone.utc)))
+        # The files that fit this interpreter, when it is the one checked (another one's
+        # tags are not known here: every file of its releases counts).
+        fits = None
+        if environment is None:
+            from packaging.tags import sys_tags
+
+            fits = installable_here(frozenset(str(tag) for tag in sys_tags()))
+        findings.extend(too_new(accepted, min_age_days, now or datetime.now(timezone.utc), fits))
     findings.extend(snapshot_findings(snapshot))
     if unlisted_baseline:
         notes.append(NOTE_BASELINE.format(names=", ".join(sorted(unlisted_baseline))))
@@ -426,13 +433,35 @@ def _source_problem(installed: Source, entry: LockedPackage) -> str | None:
     return None
 
 
+def installable_here(tags: frozenset[str]) -> Callable[[str], bool]:
+    """Whether a locked file could be what an installer put here: a wheel whose tags this
+    interpreter supports (*tags*, from ``packaging.tags.sys_tags``), or anything else
+    (an sdist, an archive, a wheel name that cannot be read: kept, fail closed)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    def fits(filename: str) -> bool:
+        if not filename.endswith(".whl"):
+            return True
+        try:
+            _, _, _, wheel_tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, ValueError):
+            return True
+        return any(str(tag) in tags for tag in wheel_tags)
+
+    return fits
+
+
 def too_new(
-    packages: Iterable[LockedPackage], min_age_days: float, now: datetime
+    packages: Iterable[LockedPackage],
+    min_age_days: float,
+    now: datetime,
+    fits: Callable[[str], bool] | None = None,
 ) -> Iterator[Finding]:
     """One finding per locked release with an artifact uploaded less than *min_age_days* ago.
 
     A release has a file per platform (torch: about twenty wheels, uploaded
-    together); the finding names the newest one and counts the others.
+    together); the finding names the newest one and counts the others. With
+    *fits*, only the files that could have been installed here count.
     """
     cutoff = now - timedelta(days=min_age_days)
     recent: dict[tuple[str, str], list[tuple[datetime, str, LockedPackage]]] = {}
@@ -440,6 +469,8 @@ def too_new(
         for artifact in package.artifacts:
             uploaded = artifact.upload_time
             if uploaded is None or uploaded <= cutoff:
+                continue
+            if fits is not None and not fits(artifact.filename):
                 continue
             files = recent.setdefault((package.name, package.version or ""), [])
             if all(name != artifact.filename for _, name, _ in files):

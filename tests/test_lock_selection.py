@@ -706,3 +706,35 @@ def test_a_reached_uv_entry_whose_own_markers_cannot_be_decided(tmp_path: Path) 
     install_fake(missing, "six", "1.17.0")
     rows = [r for r in _rows(_check(missing, lock)) if r[1] == "torch"]
     assert rows == [(Kind.MISSING, "torch", "2.9.1+cpu", "not installed")]
+
+
+def test_min_age_counts_only_files_that_could_be_installed_here() -> None:
+    from pytest_mlsupply.foreign_checks import installable_here, too_new
+    from pytest_mlsupply.locks.foreign import LockedArtifact, LockedPackage
+
+    fresh = datetime(2026, 1, 9, tzinfo=timezone.utc)
+    old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    release = LockedPackage(
+        "torch",
+        "2.9.1",
+        artifacts=(
+            LockedArtifact("torch-2.9.1-cp311-cp311-manylinux_2_28_x86_64.whl", upload_time=old),
+            LockedArtifact("torch-2.9.1-cp311-cp311-win_amd64.whl", upload_time=fresh),
+            LockedArtifact("torch-2.9.1-cp311-cp311-macosx_11_0_arm64.whl", upload_time=fresh),
+        ),
+    )
+    linux = installable_here(frozenset({"cp311-cp311-manylinux_2_28_x86_64", "py3-none-any"}))
+    assert list(too_new([release], 7, NOW, linux)) == []
+    [finding] = too_new([release], 7, NOW)  # without a filter: every file counts
+    assert "1 other file of it too" in finding.message
+    # An sdist (it could be built here) and an unreadable wheel name always count.
+    sdist = LockedPackage(
+        "torch",
+        "2.9.1",
+        artifacts=(
+            LockedArtifact("torch-2.9.1.tar.gz", upload_time=fresh),
+            LockedArtifact("not-a-wheel-name.whl", upload_time=fresh),
+        ),
+    )
+    [finding] = too_new([sdist], 7, NOW, linux)
+    assert "1 other file of it too" in finding.message
