@@ -738,3 +738,45 @@ def test_min_age_counts_only_files_that_could_be_installed_here() -> None:
     )
     [finding] = too_new([sdist], 7, NOW, linux)
     assert "1 other file of it too" in finding.message
+
+
+_EXTRA_NAMES = st.sampled_from(["a", "b", "cpu", "extra-4-proj-gpu"])
+_ATOMS = st.builds(
+    lambda name, op, reverse: f"'{name}' {op} extra" if reverse else f"extra {op} '{name}'",
+    _EXTRA_NAMES,
+    st.sampled_from(["==", "!="]),
+    st.booleans(),
+)
+_EXTRA_MARKERS = st.recursive(
+    _ATOMS,
+    lambda inner: st.builds(
+        lambda left, op, right: f"({left}) {op} ({right})",
+        inner,
+        st.sampled_from(["and", "or"]),
+        inner,
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_EXTRA_MARKERS, _EXTRA_NAMES)
+def test_extras_markers_mean_the_same_with_one_extra_taken(text: str, taken: str) -> None:
+    """With one extra taken, ``extra == 'x'`` read as membership agrees with PEP 508."""
+    from packaging.markers import Marker
+
+    problems = Problems("uv.lock")
+    rewritten = parse_extras_marker(text, "marker", problems)
+    assert problems.items == [] and rewritten is not None
+    assert "extra " not in str(rewritten).replace("extras", "")
+    expected = Marker(text).evaluate({"extra": taken})
+    env = {"extras": frozenset({taken}), "dependency_groups": frozenset()}
+    assert rewritten.evaluate(env, context="lock_file") is expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_any_marker_text_reads_or_is_a_located_problem(text: str) -> None:
+    problems = Problems("uv.lock")
+    parse_extras_marker(text, "package[0].marker", problems)
+    assert all(item.startswith("package[0].marker: ") for item in problems.items)
