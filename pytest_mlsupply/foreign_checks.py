@@ -348,7 +348,7 @@ def _compare(
         other = [
             e
             for e in everywhere
-            if e not in entries
+            if all(e is not entry for entry in entries)
             and e.version is not None
             and version_matches(dist.version, e.version, arbitrary=e.arbitrary)
         ]
