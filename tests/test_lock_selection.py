@@ -780,3 +780,59 @@ def test_any_marker_text_reads_or_is_a_located_problem(text: str) -> None:
     problems = Problems("uv.lock")
     parse_extras_marker(text, "package[0].marker", problems)
     assert all(item.startswith("package[0].marker: ") for item in problems.items)
+
+
+POETRY_1_SPLIT = """\
+[[package]]
+name = "app-lib"
+version = "1.0"
+description = ""
+category = "main"
+optional = false
+python-versions = "*"
+
+[package.dependencies]
+six = [
+    {version = "1.16.0", python = "<3.11"},
+    {version = "^1.17", python = ">=3.11"},
+]
+
+[[package]]
+name = "six"
+version = "1.16.0"
+description = ""
+category = "main"
+optional = false
+python-versions = "*"
+
+[[package]]
+name = "six"
+version = "1.17.0"
+description = ""
+category = "main"
+optional = false
+python-versions = "*"
+
+[metadata]
+lock-version = "1.1"
+python-versions = "^3.10"
+content-hash = "0"
+
+[metadata.files]
+app-lib = []
+six = []
+"""
+
+
+def test_poetry_1_split_reaches_each_version_only_through_its_alternative(tmp_path: Path) -> None:
+    """Poetry 1.x has no per-package markers: only the edge's alternatives tell them apart."""
+    lock = parse_poetry_lock(POETRY_1_SPLIT, "poetry.lock")
+    assert [p.version for p in select(lock, LINUX).here if p.name == "six"] == ["1.17.0"]
+    assert [p.version for p in select(lock, PY310).here if p.name == "six"] == ["1.16.0"]
+    install_fake(tmp_path, "app-lib", "1.0")
+    install_fake(tmp_path, "six", "1.16.0")
+    assert _rows(_check(tmp_path, lock)) == [(Kind.VERSION_CHANGED, "six", "1.17.0", "1.16.0")]
+    assert _rows(_check(tmp_path, lock, PY310)) == []
+    # A constraint that cannot be read reaches nothing through that alternative.
+    odd = parse_poetry_lock(POETRY_1_SPLIT.replace('"^1.17"', '"~=1.17 ?"'), "poetry.lock")
+    assert [p.version for p in select(odd, LINUX).here if p.name == "six"] == []

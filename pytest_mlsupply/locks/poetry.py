@@ -15,11 +15,11 @@ every group but the ones ``pyproject.toml`` beside the lock marks
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import Marker
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
@@ -120,6 +120,7 @@ def parse_poetry_lock(
     for index, name in enumerate(names):
         by_name.setdefault(name, []).append(index)
     extras_of = _extras_table(document.get("extras"), problems)
+    versions = [p.get("version") if isinstance(p, Mapping) else None for p in raw_packages]
     packages: list[LockedPackage] = []
     has_groups = any(isinstance(p, Mapping) and "groups" in p for p in raw_packages)
     incoming: set[int] = set()
@@ -129,7 +130,9 @@ def parse_poetry_lock(
             problems.add(where, "must be a table")
             packages.append(LockedPackage(f"invalid-{index}", None, installable=False))
             continue
-        package = _package(raw, where, problems, files_by_name, by_name, has_groups, extras_of)
+        package = _package(
+            raw, where, problems, files_by_name, by_name, has_groups, extras_of, versions
+        )
         for edge in package.dependencies:
             incoming.update(edge.targets)
         packages.append(package)
@@ -187,6 +190,7 @@ def _package(
     by_name: Mapping[str, list[int]],
     has_groups: bool,
     extras_of: Mapping[str, tuple[str, ...]],
+    versions: Sequence[Any],
 ) -> LockedPackage:
     name = canonicalize_name(str(raw.get("name", "")))
     if not raw.get("name"):
@@ -221,7 +225,11 @@ def _package(
     deps = raw.get("dependencies", {})
     if isinstance(deps, Mapping) and not has_groups:
         for dep_name, spec in deps.items():
-            edge = _edge(canonicalize_name(str(dep_name)), spec, by_name)
+            target = canonicalize_name(str(dep_name))
+            if len(by_name.get(target, ())) > 1:
+                edges.extend(_split_edges(target, spec, by_name, versions))
+                continue
+            edge = _edge(target, spec, by_name)
             if edge is not None:
                 edges.append(edge)
     return LockedPackage(
@@ -268,6 +276,51 @@ def _group_markers(
     if not terms:
         return None
     return parse_extras_marker(" or ".join(terms), where, problems)
+
+
+def _split_edges(
+    name: str, spec: Any, by_name: Mapping[str, list[int]], versions: Sequence[Any]
+) -> list[Dependency]:
+    """Edges to a package locked at several versions (``six`` 1.16.0 for Python < 3.11, 1.17.0
+    for 3.11+): each alternative of the requirement reaches only the entries its version
+    constraint allows, under its own marker. What cannot be read is not followed."""
+    targets = tuple(by_name.get(name, ()))
+    edges: list[Dependency] = []
+    for item in spec if isinstance(spec, list) else [spec]:
+        if isinstance(item, str):
+            item = {"version": item}
+        if not isinstance(item, Mapping):
+            edges.append(Dependency(targets, uncertain=True))
+            continue
+        if item.get("optional") is True:
+            continue
+        fits = [_version_fits(item.get("version"), versions[t]) for t in targets]
+        chosen = tuple(t for t, fit in zip(targets, fits, strict=True) if fit is True)
+        if None in fits or not chosen:
+            edges.append(Dependency(targets, uncertain=True))
+            continue
+        edge = _edge(name, item, {name: list(chosen)})
+        if edge is not None:
+            edges.append(edge)
+    return edges
+
+
+def _version_fits(constraint: Any, version: Any) -> bool | None:
+    """Whether *version* satisfies a poetry constraint (``^1.16``, ``>=1,<2``, ``1.17.0``)."""
+    if constraint is None:
+        return True
+    if not isinstance(constraint, str) or not isinstance(version, str):
+        return None
+    # The constraint grammar is the one of ``python`` constraints: read it the same way.
+    text = python_marker(constraint)
+    if text is None:
+        return None
+    if not text:
+        return True
+    try:
+        return bool(Marker(text).evaluate({"python_full_version": version}))
+    except (InvalidMarker, UndefinedComparison, ValueError):
+        return None
 
 
 def _edge(name: str, spec: Any, by_name: Mapping[str, list[int]]) -> Dependency | None:
