@@ -169,7 +169,13 @@ def _gate(python: Path, root: Path, *args: str) -> tuple[int, list[dict[str, str
     return result.returncode, problems
 
 
-def test_uv_sync_then_the_gate(tmp_path: Path, wheelhouse: Path) -> None:
+@pytest.fixture
+def uv_on_path() -> str:
+    """Skips before the (slower) wheelhouse is built when uv is not there."""
+    return _tool("uv")
+
+
+def test_uv_sync_then_the_gate(uv_on_path: str, tmp_path: Path, wheelhouse: Path) -> None:
     root = _uv_project(tmp_path / "proj")
     python = _sync_and_install_plugin(root, wheelhouse)
     code, problems = _gate(python, root, "--mlsupply-strict")
