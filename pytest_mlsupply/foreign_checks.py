@@ -69,6 +69,12 @@ HINT_UNDECIDED = (
     "the marker needs a value this interpreter does not provide, or compares values it "
     "cannot: regenerate the lock with the tool that writes it"
 )
+MESSAGE_AMBIGUOUS = (
+    "{title} has {count} entries for {name} that apply here, with different versions "
+    "({versions}): an installer refuses such a lock, so the installed {version} is not "
+    "vouched for"
+)
+HINT_AMBIGUOUS = "regenerate the lock with the tool that writes it"
 MESSAGE_VERSION_ELSEWHERE = "; {version} is locked only for another environment ({where})"
 HINT_NOT_APPLICABLE = (
     "run on an interpreter the lock was made for, or pass the lock for this platform with "
@@ -336,6 +342,29 @@ def _compare(
         )
         return
     pinned = [e for e in entries if e.version is not None]
+    versions = {_normalized(e.version) for e in pinned if e.version is not None}
+    if len(versions) > 1:
+        # Two entries that both apply here (a lock contradicting itself, or extras taken
+        # that conflict): whichever the installed version matches, nothing vouches for it.
+        yield replace(
+            Finding.of(
+                Kind.NOT_VERIFIABLE,
+                name,
+                MESSAGE_AMBIGUOUS.format(
+                    title=lock.title,
+                    count=len(entries),
+                    name=name,
+                    versions=", ".join(sorted(versions)),
+                    version=dist.version,
+                ),
+                expected=_versions(entries),
+                actual=dist.version,
+                hint=HINT_AMBIGUOUS,
+                location=_where(shown, entries),
+            ),
+            severity=Severity.ERROR,
+        )
+        return
     same_version = [
         e
         for e in entries
@@ -382,6 +411,16 @@ def _compare(
             hint=f"reinstall {name} from the locked source, or update the lock",
             location=dist.metadata_path,
         )
+
+
+def _normalized(version: str) -> str:
+    """``1.0`` and ``1.0.0`` are one version (PEP 440); what does not parse stays as written."""
+    from packaging.utils import canonicalize_version
+
+    try:
+        return canonicalize_version(version)
+    except ValueError:
+        return version.strip()
 
 
 def _describe(entry: LockedPackage) -> str:

@@ -836,3 +836,31 @@ def test_poetry_1_split_reaches_each_version_only_through_its_alternative(tmp_pa
     # A constraint that cannot be read reaches nothing through that alternative.
     odd = parse_poetry_lock(POETRY_1_SPLIT.replace('"^1.17"', '"~=1.17 ?"'), "poetry.lock")
     assert [p.version for p in select(odd, LINUX).here if p.name == "six"] == []
+
+
+def test_two_entries_that_both_apply_here_vouch_for_nothing(tmp_path: Path) -> None:
+    """A lock contradicting itself: either version installed is an error, never a pass."""
+    from pytest_mlsupply.foreign_checks import HINT_AMBIGUOUS
+
+    lock = parse_requirements('six==1.16.0\nsix==1.17.0 ; python_version >= "3.0"\n')
+    install_fake(tmp_path, "six", "1.17.0")
+    [finding] = _check(tmp_path, lock).findings
+    assert (finding.kind, finding.severity) == (Kind.NOT_VERIFIABLE, Severity.ERROR)
+    assert "2 entries for six that apply here, with different versions" in finding.message
+    assert finding.hint == HINT_AMBIGUOUS
+    # The same version spelled twice is one version.
+    same = parse_requirements('six==1.17\nsix==1.17.0 ; python_version >= "3.0"\n')
+    assert _check(tmp_path, same).findings == ()
+
+
+def test_conflicting_uv_extras_taken_together_vouch_for_nothing(tmp_path: Path) -> None:
+    text = UV_SPLIT.replace(
+        'extra1 = [\n    { name = "attrs" },\n]',
+        'extra1 = [\n    { name = "attrs" },\n'
+        f'    {{ name = "six", version = "1.16.0", {INDEX} }},\n]',
+    ).replace("resolution-markers = [\"python_full_version < '3.11'\"]\n", "")
+    lock = parse_uv_lock(text, "uv.lock")
+    _clean_uv_site(tmp_path)
+    every = Choice(every=True, origin="--mlsupply-lock-extras")
+    rows = [r for r in _rows(_check(tmp_path, lock, extras=every)) if r[1] == "six"]
+    assert rows == [(Kind.NOT_VERIFIABLE, "six", "1.16.0 or 1.17.0", "1.17.0")]
