@@ -140,6 +140,18 @@ def _parser() -> argparse.ArgumentParser:
         "(pylock.toml and uv.lock record upload times)",
     )
     check.add_argument(
+        "--lock-extras",
+        metavar="NAME[,NAME]",
+        help="extras of a uv/poetry/pylock lock the install took (all: every one; default: "
+        "none, as uv sync and poetry install)",
+    )
+    check.add_argument(
+        "--lock-groups",
+        metavar="NAME[,NAME]",
+        help="dependency groups the install took, replacing the installer's default (all; "
+        "none: the main dependencies only)",
+    )
+    check.add_argument(
         "--rehash", action="store_true", help="ignore what --cache-dir holds and hash every file"
     )
     check.add_argument(
@@ -354,6 +366,7 @@ def _main(argv: Sequence[str] | None, *, base_path: list[str] | None) -> int:
     from pytest_mlsupply.errors import MlsupplyError
     from pytest_mlsupply.gate import run_gate
     from pytest_mlsupply.knownbad import KnownBadConfig, VulnerabilityPolicy
+    from pytest_mlsupply.locks import parse_choice
     from pytest_mlsupply.render import (
         finding_lines,
         github_annotations,
@@ -376,6 +389,8 @@ def _main(argv: Sequence[str] | None, *, base_path: list[str] | None) -> int:
             if checking and args.fail_on_cvss is not None
             else None
         )
+        extras = getattr(args, "lock_extras", None)
+        groups = getattr(args, "lock_groups", None)
         result = run_gate(
             lock_path,
             update=not checking,
@@ -387,6 +402,8 @@ def _main(argv: Sequence[str] | None, *, base_path: list[str] | None) -> int:
             waivers=Path(args.waivers) if checking and args.waivers else None,
             lock_format=args.lock_format,
             min_age_days=min_age,
+            lock_extras=parse_choice(extras, "--lock-extras") if extras is not None else None,
+            lock_groups=parse_choice(groups, "--lock-groups") if groups is not None else None,
             known_bad=KnownBadConfig(
                 tuple(Path(p).resolve() for p in args.known_bad),
                 builtin=not args.no_builtin_known_bad,

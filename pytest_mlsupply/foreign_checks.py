@@ -10,7 +10,7 @@ verification against RECORD runs the same either way.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError
+from pytest_mlsupply.locks import Choice
 from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
 from pytest_mlsupply.sources import ARCHIVE, INDEX, VCS, Source
@@ -48,6 +49,33 @@ NOTE_BASELINE = (
     "not reported as unexpected although not locked: {names} (installers and pytest-mlsupply "
     "with its own dependencies)"
 )
+MESSAGE_NOT_TAKEN = (
+    "{name} {version} is installed, but {title} locks it here only for {reason}, which was "
+    "not taken ({taken})"
+)
+HINT_NOT_TAKEN = (
+    "if your install takes it, say so with --mlsupply-lock-extras / --mlsupply-lock-groups "
+    "(ini: mlsupply_lock_extras / mlsupply_lock_groups); else remove {name}"
+)
+MESSAGE_ELSEWHERE = (
+    "{name} {version} is installed, but {title} locks it only for other environments "
+    "({where}), not for this one"
+)
+MESSAGE_UNDECIDED = (
+    "{name} {version} is installed, but whether {title}'s entries for it apply here cannot be "
+    "decided ({where}); an entry that cannot be evaluated never vouches for an install"
+)
+HINT_UNDECIDED = (
+    "the marker needs a value this interpreter does not provide, or compares values it "
+    "cannot: regenerate the lock with the tool that writes it"
+)
+MESSAGE_AMBIGUOUS = (
+    "{title} has {count} entries for {name} that apply here, with different versions "
+    "({versions}): an installer refuses such a lock, so the installed {version} is not "
+    "vouched for"
+)
+HINT_AMBIGUOUS = "regenerate the lock with the tool that writes it"
+MESSAGE_VERSION_ELSEWHERE = "; {version} is locked only for another environment ({where})"
 HINT_NOT_APPLICABLE = (
     "run on an interpreter the lock was made for, or pass the lock for this platform with "
     "--mlsupply-lock"
@@ -78,12 +106,19 @@ def check_foreign_lock(
     environment: Mapping[str, str] | None = None,
     min_age_days: float | None = None,
     now: datetime | None = None,
+    extras: Choice | None = None,
+    groups: Choice | None = None,
 ) -> Report:
-    """Compare *snapshot* with *lock*; every difference is a finding, never an exception."""
+    """Compare *snapshot* with *lock*; every difference is a finding, never an exception.
+
+    An installed distribution is compared with the entries that apply here only
+    (issue 12): markers that hold, reached through edges that hold, of the extras and
+    groups taken (*extras*/*groups*, default: what the lock's installer takes).
+    """
     findings: list[Finding] = []
     notes = list(lock.notes)
     shown = lock_path or lock.path
-    selection = select(lock, environment)
+    selection = select(lock, environment, extras=extras, groups=groups)
     if selection.not_applicable is not None:
         findings.append(
             Finding.of(
@@ -104,8 +139,14 @@ def check_foreign_lock(
             environment=snapshot.interpreter.key,
             notes=notes,
         )
+    notes.extend(selection.notes)
+    if selection.taken and (lock.group_names or lock.extra_names):
+        notes.append(selection.taken)
+    undecided: dict[str, list[LockedPackage]] = defaultdict(list)
+    for package in selection.undecided:
+        undecided[package.name].append(package)
     applicable: dict[str, list[LockedPackage]] = defaultdict(list)
-    for package in (*selection.required, *selection.allowed):
+    for package in selection.here:
         applicable[package.name].append(package)
     everywhere: dict[str, list[LockedPackage]] = defaultdict(list)
     for package in lock.packages:
@@ -113,8 +154,9 @@ def check_foreign_lock(
             everywhere[package.name].append(package)
     baseline = tool_baseline(snapshot)
     unlisted_baseline: list[str] = []
+    accepted: list[LockedPackage] = []
     for dist in snapshot.distributions:
-        entries = applicable.get(dist.name) or everywhere.get(dist.name, [])
+        entries = applicable.get(dist.name, [])
         if not entries:
             if dist.name in baseline:
                 unlisted = _unexpected(dist, lock, BASELINE_STARTUP.get(dist.name, frozenset()))
@@ -123,9 +165,24 @@ def check_foreign_lock(
                 else:
                     unlisted_baseline.append(dist.name)
                 continue
-            findings.append(_unexpected(dist, lock))
+            findings.append(
+                _not_here(
+                    dist,
+                    lock,
+                    selection.not_taken,
+                    everywhere,
+                    shown,
+                    selection.taken.split(": ", 1)[-1],
+                    undecided.get(dist.name, ()),
+                )
+            )
             continue
-        findings.extend(_compare(dist, entries, lock, shown))
+        findings.extend(_compare(dist, entries, lock, shown, everywhere.get(dist.name, [])))
+        accepted.extend(
+            e
+            for e in entries
+            if e.version is None or version_matches(dist.version, e.version, arbitrary=e.arbitrary)
+        )
     installed = snapshot.by_name()
     required: dict[str, list[LockedPackage]] = defaultdict(list)
     for package in selection.required:
@@ -135,13 +192,15 @@ def check_foreign_lock(
         only_development = all(id(p) in development for p in required[name])
         findings.append(_missing(name, required[name], lock, shown, only_development))
     if min_age_days is not None:
-        findings.extend(
-            too_new(
-                (*selection.required, *selection.allowed),
-                min_age_days,
-                now or datetime.now(timezone.utc),
-            )
-        )
+        # Only what is installed here, as the entry that applies here (issue 12).
+        # The files that fit this interpreter, when it is the one checked (another one's
+        # tags are not known here: every file of its releases counts).
+        fits = None
+        if environment is None:
+            from packaging.tags import sys_tags
+
+            fits = installable_here(frozenset(str(tag) for tag in sys_tags()))
+        findings.extend(too_new(accepted, min_age_days, now or datetime.now(timezone.utc), fits))
     findings.extend(snapshot_findings(snapshot))
     if unlisted_baseline:
         notes.append(NOTE_BASELINE.format(names=", ".join(sorted(unlisted_baseline))))
@@ -208,8 +267,69 @@ def _missing(
     return replace(finding, severity=Severity.WARNING) if development else finding
 
 
+def _not_here(
+    dist: InstalledDistribution,
+    lock: ForeignLock,
+    not_taken: Mapping[str, str],
+    everywhere: Mapping[str, Sequence[LockedPackage]],
+    shown: str,
+    taken: str,
+    undecided: Sequence[LockedPackage] = (),
+) -> Finding:
+    """*dist* is installed, and no entry that applies here locks it.
+
+    An unlocked distribution that ships start-up code stays an error with that message;
+    why the lock does not cover it here is added to it.
+    """
+    finding = _unexpected(dist, lock)
+    reason = not_taken.get(dist.name)
+    elsewhere = everywhere.get(dist.name)
+    if undecided:
+        return replace(
+            finding,
+            severity=Severity.ERROR,
+            message=MESSAGE_UNDECIDED.format(
+                name=dist.name,
+                version=dist.version,
+                title=lock.title,
+                where=_conditions(undecided),
+            ),
+            hint=HINT_UNDECIDED,
+            location=_where(shown, undecided),
+        )
+    if reason is not None:
+        why = MESSAGE_NOT_TAKEN.format(
+            name=dist.name, version=dist.version, title=lock.title, reason=reason, taken=taken
+        )
+        finding = replace(finding, hint=HINT_NOT_TAKEN.format(name=dist.name))
+    elif elsewhere:
+        why = MESSAGE_ELSEWHERE.format(
+            name=dist.name, version=dist.version, title=lock.title, where=_conditions(elsewhere)
+        )
+        finding = replace(finding, location=_where(shown, elsewhere))
+    else:
+        return finding
+    if finding.severity is Severity.ERROR:
+        return replace(finding, message=f"{finding.message} ({why})")
+    return replace(finding, message=why)
+
+
+def _conditions(entries: Sequence[LockedPackage]) -> str:
+    """The versions and markers of entries that do not apply here, briefly."""
+    parts = []
+    for entry in entries[:3]:
+        condition = str(entry.marker) if entry.marker is not None else "not reached here"
+        parts.append(f"{entry.version or 'a direct reference'} where {condition}")
+    more = len(entries) - 3
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
 def _compare(
-    dist: InstalledDistribution, entries: Sequence[LockedPackage], lock: ForeignLock, shown: str
+    dist: InstalledDistribution,
+    entries: Sequence[LockedPackage],
+    lock: ForeignLock,
+    shown: str,
+    everywhere: Sequence[LockedPackage] = (),
 ) -> Iterator[Finding]:
     name = dist.name
     if dist.source.is_local and any(e.source.is_local for e in entries):
@@ -222,6 +342,29 @@ def _compare(
         )
         return
     pinned = [e for e in entries if e.version is not None]
+    versions = {_normalized(e.version) for e in pinned if e.version is not None}
+    if len(versions) > 1:
+        # Two entries that both apply here (a lock contradicting itself, or extras taken
+        # that conflict): whichever the installed version matches, nothing vouches for it.
+        yield replace(
+            Finding.of(
+                Kind.NOT_VERIFIABLE,
+                name,
+                MESSAGE_AMBIGUOUS.format(
+                    title=lock.title,
+                    count=len(entries),
+                    name=name,
+                    versions=", ".join(sorted(versions)),
+                    version=dist.version,
+                ),
+                expected=_versions(entries),
+                actual=dist.version,
+                hint=HINT_AMBIGUOUS,
+                location=_where(shown, entries),
+            ),
+            severity=Severity.ERROR,
+        )
+        return
     same_version = [
         e
         for e in entries
@@ -229,11 +372,25 @@ def _compare(
     ]
     if pinned and not same_version:
         expected = _versions(entries)
+        # The installed version may be the one locked for another Python or platform
+        # (six 1.16.0 on 3.11 where 1.17.0 is locked for it): still a change here.
+        other = [
+            e
+            for e in everywhere
+            if all(e is not entry for entry in entries)
+            and e.version is not None
+            and version_matches(dist.version, e.version, arbitrary=e.arbitrary)
+        ]
+        elsewhere = (
+            MESSAGE_VERSION_ELSEWHERE.format(version=dist.version, where=_conditions(other))
+            if other
+            else ""
+        )
         yield Finding.of(
             Kind.VERSION_CHANGED,
             name,
-            f"{name} version differs from {lock.title}: locked {expected}, installed "
-            f"{dist.version}",
+            f"{name} version differs from {lock.title}: locked {expected} for this "
+            f"environment, installed {dist.version}{elsewhere}",
             expected=expected,
             actual=dist.version,
             hint=f"`pip install '{name}=={pinned[0].version}'` to restore, or update the lock",
@@ -254,6 +411,16 @@ def _compare(
             hint=f"reinstall {name} from the locked source, or update the lock",
             location=dist.metadata_path,
         )
+
+
+def _normalized(version: str) -> str:
+    """``1.0`` and ``1.0.0`` are one version (PEP 440); what does not parse stays as written."""
+    from packaging.utils import canonicalize_version
+
+    try:
+        return canonicalize_version(version)
+    except ValueError:
+        return version.strip()
 
 
 def _describe(entry: LockedPackage) -> str:
@@ -305,13 +472,35 @@ def _source_problem(installed: Source, entry: LockedPackage) -> str | None:
     return None
 
 
+def installable_here(tags: frozenset[str]) -> Callable[[str], bool]:
+    """Whether a locked file could be what an installer put here: a wheel whose tags this
+    interpreter supports (*tags*, from ``packaging.tags.sys_tags``), or anything else
+    (an sdist, an archive, a wheel name that cannot be read: kept, fail closed)."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    def fits(filename: str) -> bool:
+        if not filename.endswith(".whl"):
+            return True
+        try:
+            _, _, _, wheel_tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, ValueError):
+            return True
+        return any(str(tag) in tags for tag in wheel_tags)
+
+    return fits
+
+
 def too_new(
-    packages: Iterable[LockedPackage], min_age_days: float, now: datetime
+    packages: Iterable[LockedPackage],
+    min_age_days: float,
+    now: datetime,
+    fits: Callable[[str], bool] | None = None,
 ) -> Iterator[Finding]:
     """One finding per locked release with an artifact uploaded less than *min_age_days* ago.
 
     A release has a file per platform (torch: about twenty wheels, uploaded
-    together); the finding names the newest one and counts the others.
+    together); the finding names the newest one and counts the others. With
+    *fits*, only the files that could have been installed here count.
     """
     cutoff = now - timedelta(days=min_age_days)
     recent: dict[tuple[str, str], list[tuple[datetime, str, LockedPackage]]] = {}
@@ -319,6 +508,8 @@ def too_new(
         for artifact in package.artifacts:
             uploaded = artifact.upload_time
             if uploaded is None or uploaded <= cutoff:
+                continue
+            if fits is not None and not fits(artifact.filename):
                 continue
             files = recent.setdefault((package.name, package.version or ""), [])
             if all(name != artifact.filename for _, name, _ in files):

@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.checks import check_environment
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
-from pytest_mlsupply.locks import FORMAT_MLSUPPLY, detect_format
+from pytest_mlsupply.locks import FORMAT_MLSUPPLY, Choice, detect_format
 from pytest_mlsupply.locks.mlsupply_lock import Lock, load_lock, refresh_lock, write_lock
 from pytest_mlsupply.snapshot import InstalledDistribution, Interpreter, Snapshot, take_snapshot
 
@@ -58,6 +58,8 @@ def run_gate(
     lock_format: str | None = None,
     min_age_days: float | None = None,
     now: datetime.datetime | None = None,
+    lock_extras: Choice | None = None,
+    lock_groups: Choice | None = None,
     known_bad: KnownBadConfig | None = None,
     import_path: Sequence[str] | None = None,
     pinned_imports: Sequence[tuple[str, str]] = (),
@@ -91,7 +93,16 @@ def run_gate(
     foreign: ForeignLock | None = None
     if fmt != FORMAT_MLSUPPLY:
         report, written, foreign = _foreign_gate(
-            snapshot, lock_path, fmt, shown, update, base, min_age_days, now, markers
+            snapshot,
+            lock_path,
+            fmt,
+            shown,
+            update,
+            base,
+            min_age_days,
+            now,
+            markers,
+            (lock_extras, lock_groups),
         )
         locked = frozenset(package.name for package in foreign.packages)
     else:
@@ -281,6 +292,7 @@ def _foreign_gate(
     min_age_days: float | None,
     now: datetime.datetime | None,
     markers: Mapping[str, str] | None = None,
+    taken: tuple[Choice | None, Choice | None] = (None, None),
 ) -> tuple[Report, str | None, ForeignLock]:
     """Check against a foreign lock; with *update*, write mlsupply.lock beside it instead."""
     from pytest_mlsupply.foreign_checks import check_foreign_lock
@@ -291,7 +303,14 @@ def _foreign_gate(
     own_path = lock_path.parent / DEFAULT_LOCK_NAME
     own = load_lock(own_path) if own_path.exists() and not update else None
     report = check_foreign_lock(
-        snapshot, foreign, lock_path=shown, environment=markers, min_age_days=min_age_days, now=now
+        snapshot,
+        foreign,
+        lock_path=shown,
+        environment=markers,
+        min_age_days=min_age_days,
+        now=now,
+        extras=taken[0],
+        groups=taken[1],
     )
     if own is not None:
         report = _with_content_from(report, snapshot, own, own_path, base)

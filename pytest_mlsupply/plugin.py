@@ -132,7 +132,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a locked artifact uploaded fewer than DAYS days ago is an error (pylock.toml and "
         "uv.lock record upload times; ini: mlsupply_min_age).",
     )
+    group.addoption(
+        "--mlsupply-lock-extras",
+        metavar="NAME[,NAME]",
+        default=None,
+        help="extras of a uv/poetry/pylock lock that this install took (all: every one; "
+        "default: none, as uv sync and poetry install; ini: mlsupply_lock_extras).",
+    )
+    group.addoption(
+        "--mlsupply-lock-groups",
+        metavar="NAME[,NAME]",
+        default=None,
+        help="dependency groups this install took, replacing the installer's default "
+        "(uv: default-groups; poetry: non-optional groups; all; none: main only; "
+        "ini: mlsupply_lock_groups).",
+    )
     parser.addini("mlsupply_lock_format", "lockfile format (auto by file name).", default="")
+    parser.addini("mlsupply_lock_extras", "extras of a foreign lock taken.", default="")
+    parser.addini("mlsupply_lock_groups", "dependency groups of a foreign lock taken.", default="")
     parser.addini("mlsupply_min_age", "minimum age in days of locked artifacts.", default="")
     group.addoption(
         "--mlsupply-known-bad",
@@ -543,6 +560,8 @@ def _run_gate(
             waivers=settings.waivers_path,
             lock_format=settings.lock_format,
             min_age_days=settings.min_age_days,
+            lock_extras=settings.lock_extras,
+            lock_groups=settings.lock_groups,
             known_bad=KnownBadConfig(
                 settings.known_bad,
                 settings.builtin_known_bad,

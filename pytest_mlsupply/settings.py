@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_mlsupply.errors import SettingsError
+
+if TYPE_CHECKING:
+    from pytest_mlsupply.locks import Choice
 
 DEFAULT_LOCK_NAME = "mlsupply.lock"
 DEFAULT_DATA_MANIFEST_NAME = "mlsupply-data.toml"  # verified data (fixtures.py, datasets.py)
@@ -39,6 +42,9 @@ class Settings:
     # Foreign lockfiles (pylock.toml, requirements, uv.lock, poetry.lock, Pipfile.lock).
     lock_format: str | None = None
     min_age_days: float | None = None
+    #: Extras and groups of a foreign lock to take; None: what its installer takes.
+    lock_extras: Choice | None = None
+    lock_groups: Choice | None = None
     known_bad: tuple[Path, ...] = ()
     builtin_known_bad: bool = True
     vulnerabilities: str = DEFAULT_VULNERABILITIES
@@ -135,6 +141,8 @@ def resolve_settings(sources: SettingSources) -> Settings:
         waivers_path=_path(sources, "mlsupply_waivers", "mlsupply_waivers"),
         lock_format=_lock_format(sources),
         min_age_days=_min_age(sources),
+        lock_extras=_choice(sources, "mlsupply_lock_extras", "--mlsupply-lock-extras"),
+        lock_groups=_choice(sources, "mlsupply_lock_groups", "--mlsupply-lock-groups"),
         known_bad=_known_bad_paths(sources),
         builtin_known_bad=_builtin_known_bad(sources),
         vulnerabilities=_vulnerabilities(sources),
@@ -156,6 +164,20 @@ def _lock_format(sources: SettingSources) -> str | None:
             f"{where}: unknown lock format {value!r}; choose one of {', '.join(LOCK_FORMATS)}"
         )
     return str(value)
+
+
+def _choice(sources: SettingSources, key: str, option: str) -> Choice | None:
+    value = sources.option(key)
+    if value is None and not str(sources.ini(key) or "").strip():
+        return None
+    from pytest_mlsupply.locks import parse_choice
+
+    if value is not None:
+        return parse_choice(str(value), option)
+    raw = str(sources.ini(key) or "").strip()
+    if raw:
+        return parse_choice(raw, f"ini option {key!r} in {sources.ini_file or 'the ini file'}")
+    return None
 
 
 def parse_min_age(value: object, where: str) -> float:

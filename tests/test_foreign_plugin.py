@@ -22,8 +22,12 @@ def test_help_lists_the_foreign_lock_options(pytester: pytest.Pytester) -> None:
     for name in (
         "--mlsupply-lock-format",
         "--mlsupply-min-age",
+        "--mlsupply-lock-extras",
+        "--mlsupply-lock-groups",
         "mlsupply_lock_format",
         "mlsupply_min_age",
+        "mlsupply_lock_extras",
+        "mlsupply_lock_groups",
     ):
         assert name in text
 
@@ -47,6 +51,17 @@ def test_help_lists_the_foreign_lock_options(pytester: pytest.Pytester) -> None:
             "mlsupply = true\nmlsupply_min_age = a week",
             "ERROR: mlsupply: ini option 'mlsupply_min_age' in *: expected a number of days, "
             "got 'a week'",
+        ),
+        (
+            ["--mlsupply", "--mlsupply-lock-groups", "all,dev"],
+            "",
+            "ERROR: mlsupply: --mlsupply-lock-groups: 'all' and 'none' stand alone, got 'all,dev'",
+        ),
+        (
+            [],
+            "mlsupply = true\nmlsupply_lock_extras = a b",
+            "ERROR: mlsupply: ini option 'mlsupply_lock_extras' in *: not a valid extra or group "
+            "name: 'a b'",
         ),
         (
             [],
@@ -102,3 +117,54 @@ def test_xdist_run_with_a_foreign_lock(suite: pytest.Pytester) -> None:
     result = suite.runpytest_subprocess("--mlsupply", "--mlsupply-lock", "uv.lock", "-n", "2")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*lock-not-applicable*", "*1 failed*"])
+
+
+EXTRA_LOCK = """\
+version = 1
+revision = 5
+requires-python = ">=3.10"
+
+[[package]]
+name = "proj"
+version = "0.1.0"
+source = { virtual = "." }
+
+[package.optional-dependencies]
+speed = [{ name = "hypothesis" }]
+
+[[package]]
+name = "hypothesis"
+version = "0.0.1"
+source = { registry = "https://pypi.example.invalid/simple" }
+"""
+
+
+def test_the_extras_option_and_its_ini_twin_decide_what_is_compared(
+    suite: pytest.Pytester,
+) -> None:
+    """hypothesis (installed here) is locked only for the ``speed`` extra, at another version."""
+    suite.path.joinpath("uv.lock").write_text(EXTRA_LOCK)
+    args = ("--mlsupply", "--mlsupply-lock", "uv.lock", "--mlsupply-report", "report.json")
+
+    def hypothesis_finding() -> dict[str, str]:
+        report = json.loads(suite.path.joinpath("report.json").read_text())
+        [finding] = [f for f in report["findings"] if f["subject"] == "hypothesis"]
+        return finding
+
+    suite.runpytest(*args)
+    finding = hypothesis_finding()
+    # An error: hypothesis ships a pytest plugin, which runs unlocked; the message says both.
+    assert (finding["kind"], finding["severity"]) == ("unexpected", "error")
+    assert "pytest11" in finding["message"]
+    assert "only for extra 'speed', which was not taken" in finding["message"]
+    suite.runpytest(*args, "--mlsupply-lock-extras", "speed")
+    assert hypothesis_finding()["kind"] == "version-changed"
+    suite.makeini("[pytest]\nmlsupply_lock_extras = speed\n")
+    result = suite.runpytest(*args, "-rA", "-v")
+    assert hypothesis_finding()["kind"] == "version-changed"
+    report = json.loads(suite.path.joinpath("report.json").read_text())
+    assert any(
+        "took extras speed (ini option 'mlsupply_lock_extras' in" in note
+        for note in report["notes"]
+    ), report["notes"]
+    assert result.ret == 1

@@ -163,3 +163,30 @@ def test_locked_artifacts_of_a_real_lock(lockfiles: Path) -> None:
     artifacts = list(locked_artifacts(lock))
     assert len(artifacts) == 197  # SOURCES.md: all 197 hashes
     assert {a.digest.algorithm for a in artifacts} == {"sha256"}
+
+
+def test_real_locks_take_the_installers_extras_and_groups(lockfiles: Path) -> None:
+    """uv's conflict-encoded extras pick one torch; unselected extras and groups are named."""
+    from pytest_mlsupply.locks import Choice
+
+    nanochat = _load(lockfiles, "nanochat/uv.lock")
+
+    def torch(env, *extras: str) -> list[tuple[str | None, str | None]]:
+        chosen = Choice(extras, origin="test") if extras else None
+        here = select(nanochat, env, extras=chosen).here
+        # The index by its last path segment ("simple", "cpu", "cu128").
+        return [
+            (p.version, (p.source.url or "").rsplit("/", 1)[-1]) for p in here if p.name == "torch"
+        ]
+
+    assert torch(LINUX) == [("2.9.1", "simple")]
+    assert torch(LINUX, "cpu") == [("2.9.1+cpu", "cpu")]
+    assert torch(LINUX, "gpu") == [("2.9.1+cu128", "cu128")]
+    assert torch(MACOS, "cpu") == [("2.9.1", "cpu")]
+    assert select(nanochat, LINUX).not_taken == {"setuptools": "extra 'cpu'"}
+    comfy = select(_load(lockfiles, "comfy-cli/uv.lock"), LINUX)
+    assert comfy.not_taken["coverage"] == "extra 'dev'"
+    assert "groups dev (uv's default)" in comfy.taken
+    h11 = select(_load(lockfiles, "fuyukai-h11/pylock.toml"), LINUX)
+    assert h11.not_taken["pytest"] == "group 'dev'"
+    assert "groups default (the lock's default-groups)" in h11.taken

@@ -14,7 +14,7 @@ from __future__ import annotations
 import platform
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from pytest_mlsupply.errors import LockfileError, LockfileNotFoundError, Setting
 from pytest_mlsupply.hashing import Digest, DigestError
 from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import (  # noqa: F401 - re-exported: the formats live there
+    CHOICE_ALL,
+    CHOICE_NONE,
     FORMAT_AUTO,
     FORMAT_MLSUPPLY,
     FORMAT_PIPFILE,
@@ -36,6 +38,7 @@ from pytest_mlsupply.locks import (  # noqa: F401 - re-exported: the formats liv
     FORMAT_TITLES,
     FORMAT_UV,
     LOCK_FORMATS,
+    Choice,
     detect_format,
 )
 from pytest_mlsupply.sources import Source
@@ -85,6 +88,12 @@ class LockedPackage:
     #: False for a project that is locked but not installed (uv's virtual root).
     installable: bool = True
     group: str | None = None
+    #: Locked only for these dependency groups (poetry's non-main groups, Pipfile's
+    #: ``develop``); empty: for the project's main dependencies.
+    groups: tuple[str, ...] = ()
+    #: Locked only for these extras (poetry's ``optional`` packages); empty: for an
+    #: extra the lock does not name. None: not an extra's entry.
+    extras: tuple[str, ...] | None = None
     #: Locked only for a development group (poetry's non-main groups, Pipfile's
     #: ``develop``): a setup may leave those out, so their absence is a warning.
     development: bool = False
@@ -110,6 +119,14 @@ class ForeignLock:
     environments: tuple[Marker, ...] = ()
     marker_context: str = MARKER_CONTEXT_REQUIREMENT
     default_groups: tuple[str, ...] = ()
+    #: Where *default_groups* come from, for the note on what was taken.
+    default_groups_from: str = ""
+    #: Every dependency group and extra the lock knows (what ``all`` takes).
+    group_names: tuple[str, ...] = ()
+    extra_names: tuple[str, ...] = ()
+    #: uv writes the extras and groups of these root packages into markers as
+    #: ``extra == 'extra-8-nanochat-cpu'`` / ``'group-4-proj-dev'`` (its conflict encoding).
+    encoded_roots: tuple[str, ...] = ()
     #: Dependency-graph roots (edges from the project); None: every entry stands alone.
     roots: tuple[Dependency, ...] | None = None
     notes: tuple[str, ...] = ()
@@ -149,18 +166,33 @@ def current_environment() -> dict[str, str]:
     return env
 
 
+NOTE_TAKEN = "{title}: took extras {extras}; groups {groups}"
+NOTE_UNKNOWN_CHOICE = "{title} names no {what} {names} ({origin}); nothing was taken for it"
+
+
 @dataclass(frozen=True)
 class Selection:
-    """Which entries of a lock apply to one interpreter."""
+    """Which entries of a lock apply to one interpreter, with the extras and groups taken."""
 
     #: None when the lock applies; else why not (one sentence).
     not_applicable: str | None
     #: Entries for this interpreter that must be installed.
     required: tuple[LockedPackage, ...]
-    #: Entries for this interpreter that may be installed (constraints, extras, unreached).
+    #: Entries for this interpreter that may be installed (constraints, taken extras).
     allowed: tuple[LockedPackage, ...]
     #: The required entries reached only through a development group.
     development: tuple[LockedPackage, ...] = ()
+    #: Entries an installed distribution is compared with: markers hold here (and, in a
+    #: graph lock, reached through edges whose markers hold), of a taken extra or group.
+    here: tuple[LockedPackage, ...] = ()
+    #: Name -> ``extra 'cpu'`` / ``group 'docs'``: locked here only for what was not taken.
+    not_taken: Mapping[str, str] = field(default_factory=dict)
+    #: Entries reached here whose own markers cannot be decided here: required, never
+    #: accepted (fail closed).
+    undecided: tuple[LockedPackage, ...] = ()
+    #: What was taken and from where (one note).
+    taken: str = ""
+    notes: tuple[str, ...] = ()
 
 
 def _evaluate(marker: Marker, env: Mapping[str, Any], context: str) -> bool | None:
@@ -183,8 +215,27 @@ def _python_ok(spec: SpecifierSet | None, env: Mapping[str, Any]) -> bool:
     return spec.contains(version.rstrip("+"), prereleases=True)
 
 
-def select(lock: ForeignLock, environment: Mapping[str, str] | None = None) -> Selection:
-    """The entries of *lock* that apply to *environment* (default: this interpreter)."""
+@dataclass(frozen=True)
+class _Taken:
+    groups: frozenset[str]
+    extras: frozenset[str]
+    every_extra: bool
+
+
+def select(
+    lock: ForeignLock,
+    environment: Mapping[str, str] | None = None,
+    *,
+    extras: Choice | None = None,
+    groups: Choice | None = None,
+) -> Selection:
+    """The entries of *lock* that apply to *environment* (default: this interpreter).
+
+    *extras* and *groups* default to what the lock's installer takes (``uv sync``: the
+    default groups, no extras; ``poetry install``: the non-optional groups). An entry
+    whose marker cannot be decided here is never one an installed distribution may
+    match (fail closed); in a graph lock it is still required when reached.
+    """
     env: dict[str, Any] = dict(environment or current_environment())
     if lock.requires_python is not None and not _python_ok(lock.requires_python, env):
         return Selection(
@@ -199,31 +250,175 @@ def select(lock: ForeignLock, environment: Mapping[str, str] | None = None) -> S
             return Selection(
                 f"this interpreter matches none of the lock's environments ({shown})", (), ()
             )
-    if lock.marker_context == MARKER_CONTEXT_LOCK_FILE:
-        env["extras"] = frozenset()
-        env["dependency_groups"] = frozenset(lock.default_groups)
-    else:
-        env.setdefault("extra", "")
-    reached = _walk(lock, env, lock.default_groups) if lock.roots is not None else None
-    main = _walk(lock, env, ()) if lock.roots is not None else None
-    development: list[LockedPackage] = []
+    taken, notes, taken_note = _taken(lock, extras, groups)
+    here, undecided, reached = _take(lock, env, taken)
+    main = _walk(lock, _marker_env(lock, env, taken), (), ()) if lock.roots is not None else None
     required: list[LockedPackage] = []
     allowed: list[LockedPackage] = []
+    development: list[LockedPackage] = []
     for index, package in enumerate(lock.packages):
-        if not package.installable:
-            continue
-        applies = _applies(package, env, lock.marker_context)
-        if reached is not None:
-            wanted = applies is not False and index in reached
-        else:
-            wanted = applies is True
-        if wanted and package.required:
+        # A graph lock requires what its edges reach even when the entry's own markers
+        # cannot be decided (stricter); a flat lock requires only what surely applies.
+        needed = index in here or (reached is not None and index in undecided)
+        if needed and package.required:
             required.append(package)
             if package.development or (main is not None and index not in main):
                 development.append(package)
-        elif applies is not False or reached is not None:
+        elif index in here:
             allowed.append(package)
-    return Selection(None, tuple(required), tuple(allowed), tuple(development))
+    not_taken = _not_taken(lock, env, taken, here)
+    return Selection(
+        None,
+        tuple(required),
+        tuple(allowed),
+        tuple(development),
+        here=tuple(lock.packages[i] for i in sorted(here)),
+        not_taken=not_taken,
+        undecided=tuple(lock.packages[i] for i in sorted(undecided)),
+        taken=taken_note,
+        notes=tuple(notes),
+    )
+
+
+def _taken(
+    lock: ForeignLock, extras: Choice | None, groups: Choice | None
+) -> tuple[_Taken, list[str], str]:
+    """The extras and groups to take, problems with the asked names, and the note."""
+    notes: list[str] = []
+    known_groups = set(lock.group_names) | set(lock.default_groups)
+    if groups is None:
+        group_names = frozenset(lock.default_groups)
+        group_origin = lock.default_groups_from or "the installer's default"
+    elif groups.every:
+        group_names = frozenset(known_groups)
+        group_origin = groups.origin
+    else:
+        group_names = _as_spelled(groups.names, known_groups)
+        group_origin = groups.origin
+        unknown = sorted(group_names - known_groups)
+        if unknown:
+            notes.append(_unknown(lock, "dependency group", unknown, groups.origin))
+    if extras is None or not (extras.every or extras.names):
+        extra_names: frozenset[str] = frozenset()
+        extra_origin = extras.origin if extras is not None else "the installer's default"
+    else:
+        extra_names = (
+            frozenset(lock.extra_names)
+            if extras.every
+            else _as_spelled(extras.names, set(lock.extra_names))
+        )
+        extra_origin = extras.origin
+        unknown = sorted(extra_names - set(lock.extra_names))
+        if unknown and not extras.every:
+            notes.append(_unknown(lock, "extra", unknown, extras.origin))
+    every_extra = extras is not None and extras.every
+    note = NOTE_TAKEN.format(
+        title=lock.title,
+        extras=f"{_listed(extra_names, every_extra)} ({extra_origin})",
+        groups=f"{_listed(group_names, False)} ({group_origin})",
+    )
+    return _Taken(group_names, extra_names, every_extra), notes, note
+
+
+def _as_spelled(names: Sequence[str], known: set[str]) -> frozenset[str]:
+    """*names* (normalised, PEP 685/735) as the lock spells them, where it names them."""
+    spelled = {re.sub(r"[-_.]+", "-", name).lower(): name for name in known}
+    return frozenset(spelled.get(name, name) for name in names)
+
+
+def _listed(names: frozenset[str], every: bool) -> str:
+    if every:
+        return f"all ({', '.join(sorted(names))})" if names else "all"
+    return ", ".join(sorted(names)) if names else "none"
+
+
+def _unknown(lock: ForeignLock, what: str, names: Sequence[str], origin: str) -> str:
+    shown = ", ".join(repr(n) for n in names)
+    return NOTE_UNKNOWN_CHOICE.format(title=lock.title, what=what, names=shown, origin=origin)
+
+
+def _marker_env(lock: ForeignLock, env: Mapping[str, Any], taken: _Taken) -> dict[str, Any]:
+    """*env* with the taken extras and groups where this lock's markers look for them."""
+    marked: dict[str, Any] = dict(env)
+    if lock.marker_context == MARKER_CONTEXT_LOCK_FILE:
+        extras = set(taken.extras)
+        groups = set(taken.groups)
+        for root in lock.encoded_roots:
+            extras.update(f"extra-{len(root)}-{root}-{e}" for e in taken.extras)
+            extras.update(f"group-{len(root)}-{root}-{g}" for g in taken.groups)
+        marked["extras"] = frozenset(extras)
+        marked["dependency_groups"] = frozenset(groups)
+    else:
+        marked.setdefault("extra", "")
+    return marked
+
+
+def _chosen(package: LockedPackage, taken: _Taken) -> bool:
+    """Whether the groups and extras *package* is locked for were taken (flat locks)."""
+    if package.groups and not any(g in taken.groups for g in package.groups):
+        return False
+    if package.extras is not None and not taken.every_extra:
+        # An optional entry the lock names no extra for (a dependency of an extra's
+        # package) is taken when any extra is.
+        if not package.extras:
+            return bool(taken.extras)
+        return any(e in taken.extras for e in package.extras)
+    return True
+
+
+def _take(
+    lock: ForeignLock, base: Mapping[str, Any], taken: _Taken
+) -> tuple[set[int], set[int], set[int] | None]:
+    """Indexes whose markers hold here, those undecidable here, and (graph) those reached."""
+    env = _marker_env(lock, base, taken)
+    reached = (
+        _walk(lock, env, tuple(sorted(taken.groups)), tuple(sorted(taken.extras)))
+        if lock.roots is not None
+        else None
+    )
+    here: set[int] = set()
+    undecided: set[int] = set()
+    for index, package in enumerate(lock.packages):
+        if not package.installable or not _chosen(package, taken):
+            continue
+        if reached is not None and index not in reached:
+            continue
+        applies = _applies(package, env, lock.marker_context)
+        if applies is True:
+            here.add(index)
+        elif applies is None:
+            undecided.add(index)
+    return here, undecided, reached
+
+
+def _not_taken(
+    lock: ForeignLock, env: Mapping[str, Any], taken: _Taken, here: set[int]
+) -> dict[str, str]:
+    """Names locked here only for an extra or group that was not taken, with which ones."""
+    found: dict[str, list[str]] = {}
+    here_names = {lock.packages[i].name for i in here}
+    trials = [
+        (f"group {g!r}", replace(taken, groups=taken.groups | {g}))
+        for g in sorted(set(lock.group_names) - taken.groups)
+    ]
+    if not taken.every_extra:
+        trials += [
+            (f"extra {e!r}", replace(taken, extras=taken.extras | {e}))
+            for e in sorted(set(lock.extra_names) - taken.extras)
+        ]
+        trials.append(("an extra", replace(taken, every_extra=True)))
+    for label, trial in trials:
+        more, _, _ = _take(lock, env, trial)
+        for index in sorted(more - here):
+            name = lock.packages[index].name
+            if name in here_names:
+                continue
+            labels = found.setdefault(name, [])
+            if label == "an extra" and labels:
+                continue
+            if label not in labels:
+                labels.append(label)
+    return {name: " or ".join(labels) for name, labels in found.items()}
 
 
 def _applies(package: LockedPackage, env: Mapping[str, Any], context: str) -> bool | None:
@@ -234,11 +429,23 @@ def _applies(package: LockedPackage, env: Mapping[str, Any], context: str) -> bo
     return _evaluate(package.marker, env, context)
 
 
-def _walk(lock: ForeignLock, env: Mapping[str, Any], groups: Sequence[str]) -> set[int]:
-    """Package indexes reached from the roots through edges whose markers hold here."""
+def _walk(
+    lock: ForeignLock,
+    env: Mapping[str, Any],
+    groups: Sequence[str],
+    extras: Sequence[str],
+) -> set[int]:
+    """Package indexes reached from the roots through edges whose markers hold here.
+
+    The roots' *extras* and every reached package's *groups* are followed (uv: the
+    project's extras and dependency groups). An edge whose marker cannot be decided
+    is not followed (fail closed: what it reaches is not accepted through it).
+    """
     reached: set[int] = set()
     seen_extras: set[tuple[int, str]] = set()
-    pending: list[Dependency] = list(lock.roots or ())
+    pending: list[Dependency] = [
+        replace(root, extras=(*root.extras, *extras)) for root in lock.roots or ()
+    ]
     while pending:
         edge = pending.pop()
         if edge.uncertain:
@@ -312,6 +519,35 @@ def parse_marker(text: Any, where: str, problems: Problems) -> Marker | None:
     except InvalidMarker as exc:
         problems.add(where, f"invalid environment marker {text!r}: {_first_line(exc)}")
         return None
+
+
+_EXTRA_MARKER = re.compile(r"""\bextra (==|!=) (["'])([^"']*)\2""")
+_EXTRA_MARKER_REVERSED = re.compile(r"""(["'])([^"']*)\1 (==|!=) extra\b""")
+
+
+def parse_extras_marker(text: Any, where: str, problems: Problems) -> Marker | None:
+    """A marker whose ``extra ==``/``!=`` tests are read as membership of the taken extras.
+
+    uv and Poetry write ``extra == 'x'`` where several extras may be taken at once
+    (uv's ``extra == 'extra-8-nanochat-cpu' and extra == 'extra-8-nanochat-gpu'``);
+    a single ``extra`` value cannot say that, PEP 751's ``'x' in extras`` can. Evaluate
+    the result in the lock-file context.
+    """
+    marker = parse_marker(text, where, problems)
+    if marker is None:
+        return None
+    shown = str(marker)
+    if "extra" not in shown:
+        return marker
+    rewritten = _EXTRA_MARKER.sub(
+        lambda m: f'"{m.group(3)}" {"in" if m.group(1) == "==" else "not in"} extras', shown
+    )
+    rewritten = _EXTRA_MARKER_REVERSED.sub(
+        lambda m: f'"{m.group(2)}" {"in" if m.group(3) == "==" else "not in"} extras', rewritten
+    )
+    # Any other use of ``extra`` is undefined in the lock-file context: the marker cannot be
+    # decided, so it neither reaches nor accepts anything (fail closed).
+    return parse_marker(rewritten, where, problems)
 
 
 def parse_specifier(text: Any, where: str, problems: Problems) -> SpecifierSet | None:

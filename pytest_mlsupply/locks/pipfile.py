@@ -38,6 +38,8 @@ from pytest_mlsupply.locks.foreign import (
 from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
 
 SECTIONS = ("default", "develop")
+DEVELOP_GROUP = "develop"
+PIPFILE_DEFAULT_GROUPS_FROM = "a test setup's `pipenv install --dev`"
 _KNOWN_VCS = ("git", "hg", "svn", "bzr")
 
 
@@ -102,7 +104,13 @@ def parse_pipfile_lock(text: str, source: str) -> ForeignLock:
     # lock made on 3.10 is routinely installed on 3.11, so it does not make the
     # lock "not applicable" (unlike requires-python in pylock.toml and uv.lock).
     return ForeignLock(
-        path=source, format=FORMAT_PIPFILE, packages=tuple(packages), notes=tuple(notes)
+        path=source,
+        format=FORMAT_PIPFILE,
+        packages=tuple(packages),
+        notes=tuple(notes),
+        default_groups=(DEVELOP_GROUP,),
+        default_groups_from=PIPFILE_DEFAULT_GROUPS_FROM,
+        group_names=(DEVELOP_GROUP,),
     )
 
 
@@ -153,6 +161,7 @@ def _package(
             marker=marker,
             arbitrary=arbitrary,
             group=section,
+            groups=(DEVELOP_GROUP,) if section == DEVELOP_GROUP else (),
             development=section == "develop",
             where=where,
         )
@@ -168,6 +177,7 @@ def _package(
         artifacts,
         marker=marker,
         group=section,
+        groups=(DEVELOP_GROUP,) if section == DEVELOP_GROUP else (),
         development=section == "develop",
         where=where,
     )

@@ -6,18 +6,20 @@ Poetry 1 has no package markers, only markers on dependency edges, and the
 project's own dependencies are not in the file; there, the packages nothing
 depends on are taken as the project's direct dependencies and the graph is
 walked from them, so a Windows-only ``colorama`` is not expected on Linux.
-Optional packages (extras) are compared when installed, never "missing".
-``dev`` groups are expected too: tests run with them installed.
+Optional packages (extras) are taken only when asked for, as ``poetry install
+--extras`` does; the groups taken by default are those ``poetry install`` takes:
+every group but the ones ``pyproject.toml`` beside the lock marks
+``optional = true``. ``extra == "x"`` in markers is read as "extra x is taken".
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import Marker
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
@@ -25,6 +27,7 @@ from pytest_mlsupply.errors import LockfileError
 from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import FORMAT_POETRY
 from pytest_mlsupply.locks.foreign import (
+    MARKER_CONTEXT_LOCK_FILE,
     Dependency,
     ForeignLock,
     LockedArtifact,
@@ -32,7 +35,7 @@ from pytest_mlsupply.locks.foreign import (
     Problems,
     archive_source,
     parse_digest,
-    parse_marker,
+    parse_extras_marker,
     parse_specifier,
     read_lock_text,
     toml_document,
@@ -40,14 +43,53 @@ from pytest_mlsupply.locks.foreign import (
 from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
 
 _CARET = re.compile(r"^\^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
+_GROUP_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", re.ASCII)
 _TILDE = re.compile(r"^~\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
 
 
+POETRY_DEFAULT_GROUPS_FROM = "poetry install's default: every non-optional group"
+POETRY_OPTIONAL_GROUPS_FROM = (
+    "poetry install's default: every group but those {pyproject} marks optional ({names})"
+)
+
+
 def load_poetry_lock(path: Path) -> ForeignLock:
-    return parse_poetry_lock(read_lock_text(path, "poetry.lock"), str(path))
+    """poetry.lock, with the optional groups of the ``pyproject.toml`` beside it left out."""
+    optional = optional_groups(path.parent / "pyproject.toml")
+    return parse_poetry_lock(
+        read_lock_text(path, "poetry.lock"),
+        str(path),
+        optional_groups=optional,
+        optional_from=path.parent.joinpath("pyproject.toml").name,
+    )
 
 
-def parse_poetry_lock(text: str, source: str) -> ForeignLock:
+def optional_groups(pyproject: Path) -> tuple[str, ...]:
+    """``[tool.poetry.group.NAME] optional = true`` names of *pyproject* (none if unreadable)."""
+    from pytest_mlsupply.tomlfile import parse_toml
+
+    try:
+        document, _ = parse_toml(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return ()
+    tool = (document or {}).get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, Mapping) else None
+    groups = poetry.get("group") if isinstance(poetry, Mapping) else None
+    if not isinstance(groups, Mapping):
+        return ()
+    return tuple(
+        sorted(
+            str(name)
+            for name, table in groups.items()
+            if isinstance(table, Mapping) and table.get("optional") is True
+        )
+    )
+
+
+def parse_poetry_lock(
+    text: str, source: str, *, optional_groups: tuple[str, ...] = (), optional_from: str = ""
+) -> ForeignLock:
+    """*optional_groups*: groups ``poetry install`` leaves out unless asked (``--with``)."""
     document = toml_document(text, source)
     problems = Problems(source)
     metadata = document.get("metadata")
@@ -77,6 +119,8 @@ def parse_poetry_lock(text: str, source: str) -> ForeignLock:
     by_name: dict[str, list[int]] = {}
     for index, name in enumerate(names):
         by_name.setdefault(name, []).append(index)
+    extras_of = _extras_table(document.get("extras"), problems)
+    versions = [p.get("version") if isinstance(p, Mapping) else None for p in raw_packages]
     packages: list[LockedPackage] = []
     has_groups = any(isinstance(p, Mapping) and "groups" in p for p in raw_packages)
     incoming: set[int] = set()
@@ -86,7 +130,9 @@ def parse_poetry_lock(text: str, source: str) -> ForeignLock:
             problems.add(where, "must be a table")
             packages.append(LockedPackage(f"invalid-{index}", None, installable=False))
             continue
-        package = _package(raw, where, problems, files_by_name, by_name, has_groups)
+        package = _package(
+            raw, where, problems, files_by_name, by_name, has_groups, extras_of, versions
+        )
         for edge in package.dependencies:
             incoming.update(edge.targets)
         packages.append(package)
@@ -94,13 +140,46 @@ def parse_poetry_lock(text: str, source: str) -> ForeignLock:
     roots: tuple[Dependency, ...] | None = None
     if not has_groups:
         roots = tuple(Dependency((i,)) for i in range(len(packages)) if i not in incoming)
+    # Every group but main, including those of packages main also takes.
+    group_names = tuple(
+        sorted({g for p in packages for g in (p.group or "").split(",") if g and g != "main"})
+    )
+    optional = [g for g in optional_groups if g in group_names]
     return ForeignLock(
         path=source,
         format=FORMAT_POETRY,
         packages=tuple(packages),
         requires_python=requires_python,
+        marker_context=MARKER_CONTEXT_LOCK_FILE,
+        default_groups=tuple(g for g in group_names if g not in optional),
+        default_groups_from=POETRY_OPTIONAL_GROUPS_FROM.format(
+            pyproject=optional_from, names=", ".join(optional)
+        )
+        if optional
+        else POETRY_DEFAULT_GROUPS_FROM,
+        group_names=group_names,
+        extra_names=tuple(sorted(extras_of)),
         roots=roots,
     )
+
+
+def _extras_table(value: Any, problems: Problems) -> dict[str, tuple[str, ...]]:
+    """``[extras]``: extra name -> the package names it takes."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.add("extras", f"must be a table of extra -> package names, got {value!r}")
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for extra, names in value.items():
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            problems.add(f"extras.{extra}", f"must be a list of package names, got {names!r}")
+            continue
+        # Entries may carry a requirement ("torch (>=2)"); the name comes first.
+        found[str(extra)] = tuple(
+            canonicalize_name(re.split(r"[\s(\[;<>=!~]", n)[0]) for n in names
+        )
+    return found
 
 
 def _package(
@@ -110,6 +189,8 @@ def _package(
     files_by_name: Mapping[Any, Any],
     by_name: Mapping[str, list[int]],
     has_groups: bool,
+    extras_of: Mapping[str, tuple[str, ...]],
+    versions: Sequence[Any],
 ) -> LockedPackage:
     name = canonicalize_name(str(raw.get("name", "")))
     if not raw.get("name"):
@@ -136,19 +217,19 @@ def _package(
     marker: Marker | None = None
     markers = raw.get("markers")
     if isinstance(markers, Mapping):
-        parts = [str(v) for v in markers.values() if isinstance(v, str)]
-        # A group without its own marker applies everywhere.
-        if len(parts) == len(groups) or not groups:
-            marker = parse_marker(
-                " or ".join(f"({p})" for p in parts), f"{where}.markers", problems
-            )
+        marker = _group_markers(markers, groups, f"{where}.markers", problems)
     else:
-        marker = parse_marker(markers, f"{where}.markers", problems)
+        marker = parse_extras_marker(markers, f"{where}.markers", problems)
+    optional = raw.get("optional") is True
     edges: list[Dependency] = []
     deps = raw.get("dependencies", {})
     if isinstance(deps, Mapping) and not has_groups:
         for dep_name, spec in deps.items():
-            edge = _edge(canonicalize_name(str(dep_name)), spec, by_name)
+            target = canonicalize_name(str(dep_name))
+            if len(by_name.get(target, ())) > 1:
+                edges.extend(_split_edges(target, spec, by_name, versions))
+                continue
+            edge = _edge(target, spec, by_name)
             if edge is not None:
                 edges.append(edge)
     return LockedPackage(
@@ -157,12 +238,89 @@ def _package(
         source=source,
         artifacts=artifacts,
         marker=marker,
-        required=raw.get("optional") is not True,
+        required=not optional,
         development=bool(groups) and "main" not in groups,
         group=",".join(str(g) for g in groups) or None,
+        groups=() if "main" in groups else tuple(groups),
+        extras=tuple(e for e, names in extras_of.items() if name in names) if optional else None,
         where=where,
         dependencies=tuple(edges),
     )
+
+
+def _group_markers(
+    markers: Mapping[str, Any], groups: list[str], where: str, problems: Problems
+) -> Marker | None:
+    """Poetry's per-group ``markers`` table as one marker, each group's term only when taken.
+
+    ``{main = "sys_platform == 'win32'", docs = "..."}`` applies on Linux only when the
+    docs group is taken: ``(win32) or ("docs" in dependency_groups and (...))``, evaluated
+    in the lock-file context. A group without its own marker applies wherever it is taken.
+    """
+    terms: list[str] = []
+    for group in dict.fromkeys([*groups, *(str(k) for k in markers)]):
+        text = markers.get(group)
+        if text is not None and not isinstance(text, str):
+            problems.add(f"{where}.{group}", f"marker must be a string, got {text!r}")
+            continue
+        if group == "main":
+            if text is None:
+                return None  # the main dependencies are always taken: everywhere
+            terms.append(f"({text})")
+            continue
+        if not _GROUP_NAME.fullmatch(group):
+            problems.add(f"{where}.{group}", f"not a valid group name: {group!r}")
+            continue
+        taken = f'"{group}" in dependency_groups'
+        terms.append(f"({taken} and ({text}))" if text else f"({taken})")
+    if not terms:
+        return None
+    return parse_extras_marker(" or ".join(terms), where, problems)
+
+
+def _split_edges(
+    name: str, spec: Any, by_name: Mapping[str, list[int]], versions: Sequence[Any]
+) -> list[Dependency]:
+    """Edges to a package locked at several versions (``six`` 1.16.0 for Python < 3.11, 1.17.0
+    for 3.11+): each alternative of the requirement reaches only the entries its version
+    constraint allows, under its own marker. What cannot be read is not followed."""
+    targets = tuple(by_name.get(name, ()))
+    edges: list[Dependency] = []
+    for item in spec if isinstance(spec, list) else [spec]:
+        if isinstance(item, str):
+            item = {"version": item}
+        if not isinstance(item, Mapping):
+            edges.append(Dependency(targets, uncertain=True))
+            continue
+        if item.get("optional") is True:
+            continue
+        fits = [_version_fits(item.get("version"), versions[t]) for t in targets]
+        chosen = tuple(t for t, fit in zip(targets, fits, strict=True) if fit is True)
+        if None in fits or not chosen:
+            edges.append(Dependency(targets, uncertain=True))
+            continue
+        edge = _edge(name, item, {name: list(chosen)})
+        if edge is not None:
+            edges.append(edge)
+    return edges
+
+
+def _version_fits(constraint: Any, version: Any) -> bool | None:
+    """Whether *version* satisfies a poetry constraint (``^1.16``, ``>=1,<2``, ``1.17.0``)."""
+    if constraint is None:
+        return True
+    if not isinstance(constraint, str) or not isinstance(version, str):
+        return None
+    # The constraint grammar is the one of ``python`` constraints: read it the same way.
+    text = python_marker(constraint)
+    if text is None:
+        return None
+    if not text:
+        return True
+    try:
+        return bool(Marker(text).evaluate({"python_full_version": version}))
+    except (InvalidMarker, UndefinedComparison, ValueError):
+        return None
 
 
 def _edge(name: str, spec: Any, by_name: Mapping[str, list[int]]) -> Dependency | None:
@@ -191,7 +349,7 @@ def _edge(name: str, spec: Any, by_name: Mapping[str, list[int]]) -> Dependency 
     if not markers:
         return None
     problems = Problems("")
-    marker = parse_marker(" or ".join(f"({m})" for m in markers), "", problems)
+    marker = parse_extras_marker(" or ".join(f"({m})" for m in markers), "", problems)
     return Dependency(targets, marker=marker, uncertain=marker is None)
 
 

@@ -34,6 +34,9 @@ PYLOCK_NEEDS_PACKAGING = (
 )
 
 
+PYLOCK_DEFAULT_GROUPS_FROM = "the lock's default-groups"
+
+
 def load_pylock(path: Path) -> ForeignLock:
     text = read_lock_text(path, "pylock.toml")
     return parse_pylock(text, str(path))
@@ -65,6 +68,9 @@ def parse_pylock(text: str, source: str) -> ForeignLock:
         environments=tuple(pylock.environments or ()),
         marker_context=MARKER_CONTEXT_LOCK_FILE,
         default_groups=tuple(pylock.default_groups or ()),
+        default_groups_from=PYLOCK_DEFAULT_GROUPS_FROM,
+        group_names=tuple(pylock.dependency_groups or ()),
+        extra_names=tuple(pylock.extras or ()),
     )
 
 

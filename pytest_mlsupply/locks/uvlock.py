@@ -1,4 +1,4 @@
-"""``uv.lock`` (version 1, revisions 1 to 3), read-only.
+"""``uv.lock`` (version 1, revisions 1 to 5), read-only.
 
 uv.lock is a universal lock: it lists every package for every platform and
 Python it supports, and which ones an environment gets follows from the
@@ -7,6 +7,12 @@ the workspace members), follow the edges whose markers hold here, include the
 default ``dev`` group. Packages with several versions (``torch`` for cpu and
 cu128) are told apart by the ``version`` and ``source`` of each edge, and by
 the package's ``resolution-markers``.
+
+uv writes the extras and dependency groups of the project into markers in its
+own encoding (``extra == 'extra-8-nanochat-cpu'`` is "the ``cpu`` extra of
+``nanochat`` is taken", and several may hold at once); they are read as
+``'extra-8-nanochat-cpu' in extras`` (PEP 751's lock-file context), with the
+taken extras and groups in that set.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pytest_mlsupply.hashing import Digest
 from pytest_mlsupply.limits import version_problem
 from pytest_mlsupply.locks import FORMAT_UV
 from pytest_mlsupply.locks.foreign import (
+    MARKER_CONTEXT_LOCK_FILE,
     Dependency,
     ForeignLock,
     LockedArtifact,
@@ -32,7 +39,7 @@ from pytest_mlsupply.locks.foreign import (
     archive_source,
     filename_of,
     parse_digest,
-    parse_marker,
+    parse_extras_marker,
     parse_specifier,
     parse_upload_time,
     read_lock_text,
@@ -41,16 +48,41 @@ from pytest_mlsupply.locks.foreign import (
 from pytest_mlsupply.sources import DIRECTORY, EDITABLE, INDEX, VCS, Source
 
 SUPPORTED_VERSION = 1
-NEWEST_REVISION = 3
+#: Revision 4 lets uv leave out ``[package.metadata]`` (requires-dist, requires-dev), which
+#: this reader never uses; revision 5 (uv 0.13) changed nothing this reader reads in the
+#: locks it writes (optional and group dependencies, include-group, conflicts, workspace
+#: members, editable paths, marker splits, upload-time, size). A newer revision might change
+#: what an entry means, so it is refused rather than guessed at.
+NEWEST_REVISION = 5
 #: uv installs the ``dev`` dependency group unless told otherwise.
 UV_DEFAULT_GROUPS = ("dev",)
+UV_DEFAULT_GROUPS_FROM = "uv's default"
+PYPROJECT_DEFAULT_GROUPS_FROM = "[tool.uv] default-groups of {pyproject}"
+REVISION_TOO_NEW = (
+    "revision: uv.lock revision {revision} is newer than the newest this plugin reads "
+    "({newest}); its meaning may have changed. Upgrade pytest-mlsupply, or write the lock "
+    "with a uv that writes revision {newest} or older"
+)
 
 
 def load_uv_lock(path: Path) -> ForeignLock:
     """uv.lock, with the default groups of the ``pyproject.toml`` beside it (uv's own rule)."""
-    groups, note = project_default_groups(path.parent / "pyproject.toml")
+    pyproject = path.parent / "pyproject.toml"
+    groups, note = project_default_groups(pyproject)
     lock = parse_uv_lock(read_lock_text(path, "uv.lock"), str(path), default_groups=groups)
+    if _declares_default_groups(pyproject):
+        lock = replace(
+            lock, default_groups_from=PYPROJECT_DEFAULT_GROUPS_FROM.format(pyproject=pyproject.name)
+        )
     return replace(lock, notes=(*lock.notes, note)) if note else lock
+
+
+def _declares_default_groups(pyproject: Path) -> bool:
+    """Whether *pyproject* sets ``[tool.uv] default-groups`` (for the note only)."""
+    try:
+        return "default-groups" in pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def project_default_groups(pyproject: Path) -> tuple[tuple[str, ...] | None, str | None]:
@@ -102,10 +134,11 @@ def parse_uv_lock(
     if not isinstance(revision, int) or isinstance(revision, bool):
         problems.add("revision", f"must be an integer, got {revision!r}")
     elif revision > NEWEST_REVISION:
-        notes.append(
-            f"uv.lock revision {revision} is newer than the revisions this plugin knows "
-            f"(1 to {NEWEST_REVISION}); read as revision {NEWEST_REVISION}"
+        raise LockfileError(
+            source, [REVISION_TOO_NEW.format(revision=revision, newest=NEWEST_REVISION)]
         )
+    elif revision < 1:
+        problems.add("revision", f"must be 1 or more, got {revision!r}")
     requires_python = parse_specifier(document.get("requires-python"), "requires-python", problems)
     raw_packages = document.get("package", [])
     if not isinstance(raw_packages, list):
@@ -142,12 +175,18 @@ def parse_uv_lock(
             "uv.lock names no project root (editable, virtual or workspace member); "
             "its entries are compared when installed but none is required"
         )
+    root_packages = [packages[i] for root in roots for i in root.targets]
     return ForeignLock(
         path=source,
         format=FORMAT_UV,
         packages=tuple(packages),
         requires_python=requires_python,
+        marker_context=MARKER_CONTEXT_LOCK_FILE,
         default_groups=_every_group(packages) if default_groups is None else default_groups,
+        default_groups_from=UV_DEFAULT_GROUPS_FROM,
+        group_names=_every_group(root_packages),
+        extra_names=tuple(sorted({e for p in root_packages for e in p.optional_dependencies})),
+        encoded_roots=tuple(sorted({p.name for p in root_packages})),
         roots=tuple(roots),
         notes=tuple(notes),
     )
@@ -209,7 +248,7 @@ def _package(
     resolution = raw.get("resolution-markers")
     marker: Marker | None = None
     if isinstance(resolution, list) and resolution:
-        marker = parse_marker(
+        marker = parse_extras_marker(
             " or ".join(f"({m})" for m in resolution if isinstance(m, str)),
             f"{where}.resolution-markers",
             problems,
@@ -334,7 +373,7 @@ def _edges(
         edges.append(
             Dependency(
                 targets=tuple(candidates),
-                marker=parse_marker(item.get("marker"), f"{item_where}.marker", problems),
+                marker=parse_extras_marker(item.get("marker"), f"{item_where}.marker", problems),
                 extras=tuple(str(e) for e in extras) if isinstance(extras, list) else (),
             )
         )
