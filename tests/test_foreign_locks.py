@@ -998,13 +998,19 @@ revision = 3
 requires-python = ">=3.10"
 
 [[package]]
+name = "proj"
+version = "0.1.0"
+source = {{ virtual = "." }}
+dependencies = [{{ name = "tool" }}]
+
+[[package]]
 name = "tool"
 version = "1.0"
 source = {{ path = "{locked}" }}
 wheels = [{{ filename = "tool-1.0-py3-none-any.whl", hash = "sha256:{SHA_A}" }}]
 """
     report = check_foreign_lock(_snapshot(site), parse_uv_lock(text, "uv.lock"), environment=LINUX)
-    assert [f for f in report.findings if f.kind is Kind.SOURCE_CHANGED] == []
+    assert [f for f in report.findings if f.subject == "tool"] == []
     other = text.replace("tool-1.0-py3-none-any.whl", "tool-1.0-py2.py3-none-any.whl")
     report = check_foreign_lock(_snapshot(site), parse_uv_lock(other, "uv.lock"), environment=LINUX)
     assert [f.kind for f in report.findings if f.subject == "tool"] == [Kind.SOURCE_CHANGED]
