@@ -9,6 +9,7 @@ verification against RECORD runs the same either way.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -21,12 +22,14 @@ from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
+from pytest_mlsupply.errors import RecordError
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
-from pytest_mlsupply.hashing import Digest, DigestError
+from pytest_mlsupply.hashing import Digest, DigestError, hash_file
 from pytest_mlsupply.locks import Choice
 from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
+from pytest_mlsupply.record import INSTALLER_METADATA_FILES, parse_record, site_relative
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
-from pytest_mlsupply.sources import ARCHIVE, INDEX, VCS, Source
+from pytest_mlsupply.sources import ARCHIVE, INDEX, VCS, Source, is_bare_path
 
 LOCK_SUBJECT = "lock"
 
@@ -398,7 +401,8 @@ def _compare(
         )
         return
     candidates = same_version or list(entries)
-    problems = [_source_problem(dist.source, e) for e in candidates]
+    lock_dir = os.path.dirname(os.path.abspath(lock.path))
+    problems = [_source_problem(dist.source, e, dist, lock_dir) for e in candidates]
     if all(problem is not None for problem in problems):
         expected = "; ".join(sorted({_describe(e) for e in candidates}))
         detail = next(p for p in problems if p)
@@ -429,9 +433,27 @@ def _describe(entry: LockedPackage) -> str:
     return entry.source.describe()
 
 
-def _source_problem(installed: Source, entry: LockedPackage) -> str | None:
+def _source_problem(
+    installed: Source,
+    entry: LockedPackage,
+    dist: InstalledDistribution | None = None,
+    lock_dir: str | None = None,
+) -> str | None:
     """None when *installed* is what *entry* locks, else what differs."""
     locked = entry.source
+    if (
+        dist is not None
+        and lock_dir is not None
+        and installed.kind == ARCHIVE
+        and not installed.archive_hash
+        and locked.kind == ARCHIVE
+        and locked.url
+        and entry.hashes
+        and installed.matches(locked)
+    ):
+        # uv records no hash of a local archive it installs: the file-name match above says
+        # nothing of its content, so the archive the lock names is opened and compared.
+        return local_archive_problem(dist, entry, lock_dir)
     if installed.kind == ARCHIVE and installed.archive_hash:
         try:
             digest = Digest.parse(installed.archive_hash)
@@ -470,6 +492,148 @@ def _source_problem(installed: Source, entry: LockedPackage) -> str | None:
             return None
         return f"locked as a local {locked.kind}, installed from {installed.describe()}"
     return None
+
+
+#: What a finding says of a local archive a lock names by path that cannot be compared.
+LOCAL_ARCHIVE_UNREADABLE = (
+    "the installer recorded no hash of the archive it installed, and the archive the lock "
+    "names ({path}) cannot be compared with it: {why}"
+)
+LOCAL_ARCHIVE_SWAPPED = (
+    "the archive the lock names ({path}) has hash {actual}, none of the {count} hashes the lock "
+    "records"
+)
+LOCAL_ARCHIVE_OTHER_FILES = (
+    "the installed files are not the ones the locked archive ({path}) ships: the installed "
+    "RECORD differs from the archive's at {file}"
+)
+
+
+def local_archive_problem(
+    dist: InstalledDistribution, entry: LockedPackage, lock_dir: str
+) -> str | None:
+    """Whether *dist* was installed from the local wheel *entry* names by path.
+
+    The wheel at the locked path must have a hash the lock records, and the
+    files its RECORD lists (as installed into the site directory) must be the
+    ones the installed RECORD lists; the installed files are verified against
+    the installed RECORD as for every distribution. Anything that cannot be
+    compared is a problem, never a pass.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    url = entry.source.url or ""
+    if url.startswith("file:"):
+        path = unquote(urlsplit(url).path)
+    elif is_bare_path(url):
+        path = url
+    else:
+        return LOCAL_ARCHIVE_UNREADABLE.format(path=url, why="it is not a local path")
+    path = os.path.normpath(os.path.join(lock_dir, path))
+    try:
+        actual = hash_file(path)
+    except (OSError, ValueError) as exc:
+        return LOCAL_ARCHIVE_UNREADABLE.format(path=path, why=_reason(exc))
+    same_algorithm = [h for h in entry.hashes if h.algorithm == actual.algorithm]
+    if actual not in same_algorithm:
+        return LOCAL_ARCHIVE_SWAPPED.format(path=path, actual=actual, count=len(entry.hashes))
+    try:
+        shipped = wheel_rows(path)
+        installed = _installed_rows(dist)
+    except (OSError, ValueError, RecordError) as exc:
+        return LOCAL_ARCHIVE_UNREADABLE.format(path=path, why=_reason(exc))
+    metadata_dir = os.path.basename(dist.metadata_path)
+    for file, digest in shipped.items():
+        if installed.get(file) != digest:
+            return LOCAL_ARCHIVE_OTHER_FILES.format(path=path, file=file)
+    for file in installed.keys() - shipped.keys():
+        if not _installer_written(file, metadata_dir):
+            return LOCAL_ARCHIVE_OTHER_FILES.format(path=path, file=file)
+    return None
+
+
+#: Files installers add to ``*.dist-info`` that no wheel ships: the spec's, and uv's own
+#: record of a local source (``uv_cache.json``).
+_INSTALLER_WRITTEN = INSTALLER_METADATA_FILES | {"uv_cache.json"}
+
+
+def _installer_written(file: str, metadata_dir: str) -> bool:
+    folder, _, name = file.rpartition("/")
+    if folder == metadata_dir and name in _INSTALLER_WRITTEN:
+        return True
+    return file.endswith((".pyc", ".pyo")) or "__pycache__/" in f"/{file}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _comparable_hash(text: str) -> str:
+    algorithm, _, value = text.partition("=")
+    return f"{algorithm.lower()}={value.rstrip('=')}"
+
+
+def _installed_rows(dist: InstalledDistribution) -> dict[str, str]:
+    """Site-relative path -> hash of the installed RECORD's rows inside the site directory."""
+    from pytest_mlsupply.limits import MAX_RECORD_BYTES
+
+    record = os.path.join(dist.metadata_path, "RECORD")
+    if os.path.getsize(record) > MAX_RECORD_BYTES:
+        raise ValueError("its RECORD is larger than any real one")
+    with open(record, encoding="utf-8") as stream:
+        rows = parse_record(stream.read(), record, dist.location)
+    found: dict[str, str] = {}
+    for row in rows:
+        relative = site_relative(row.path, dist.location)
+        if relative is not None:
+            found[relative] = _comparable_hash(row.hash)
+    return found
+
+
+def wheel_rows(path: str) -> dict[str, str]:
+    """Site-relative path -> hash of the files a wheel installs into the site directory.
+
+    ``NAME.data/purelib/`` and ``platlib/`` land in the site directory itself;
+    the other ``.data`` schemes (scripts, headers, data) land outside it, as do
+    the rows installers leave out. Raises ValueError for an archive that is not
+    a wheel with one RECORD.
+    """
+    import zipfile
+    import zlib
+
+    from pytest_mlsupply.limits import MAX_RECORD_BYTES
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = [
+                info
+                for info in archive.infolist()
+                if info.filename.count("/") == 1 and info.filename.endswith(".dist-info/RECORD")
+            ]
+            if len(records) != 1:
+                raise ValueError(f"a wheel has one *.dist-info/RECORD, this has {len(records)}")
+            if records[0].file_size > MAX_RECORD_BYTES:
+                raise ValueError("its RECORD is larger than any real one")
+            text = archive.read(records[0]).decode("utf-8")
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        # A damaged or hostile archive raises any of these from zipfile; none is a pass.
+        raise ValueError(f"not a readable wheel: {exc}") from exc
+    metadata_dir = records[0].filename.rpartition("/")[0]
+    found: dict[str, str] = {}
+    for row in parse_record(text, f"{path}!{metadata_dir}/RECORD"):
+        file = row.path
+        head, sep, rest = file.partition("/")
+        if sep and head.endswith(".data"):
+            scheme, sep, file = rest.partition("/")
+            if scheme not in ("purelib", "platlib") or not sep:
+                continue
+        relative = site_relative(file)
+        if relative is None or _installer_written(relative, metadata_dir):
+            continue
+        found[relative] = _comparable_hash(row.hash)
+    return found
 
 
 def installable_here(tags: frozenset[str]) -> Callable[[str], bool]:

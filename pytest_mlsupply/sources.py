@@ -174,14 +174,14 @@ def _comparable_url(url: str | None) -> str | None:
     url = strip_credentials(url).rstrip("/")
     if url.startswith("file:"):
         return "file:" + posixpath.basename(urlsplit(url).path)
-    if _is_bare_path(url):
+    if is_bare_path(url):
         # Locks name local archives by path (uv's ``{ path = "wheels/x.whl" }``, pylock's
         # ``archive.path``, Poetry's ``file`` sources) where direct_url.json has a file: URL.
         return "file:" + posixpath.basename(url.replace("\\", "/"))
     return url
 
 
-def _is_bare_path(url: str) -> bool:
+def is_bare_path(url: str) -> bool:
     """A path, not a URL: no ``scheme:`` before the first slash (or a Windows drive)."""
     scheme, colon, _ = url.partition(":")
     if not colon or "/" in scheme or "\\" in scheme:

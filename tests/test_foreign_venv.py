@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pytest_mlsupply.cli import EXIT_FINDINGS, EXIT_OK, EXIT_UNUSABLE
 from pytest_mlsupply.plugin import NOT_COLLECTED_NOTE
 
 from gatehelpers import findings, gate, install_demo
+from installers import installer
 from wheelfactory import build_wheel
 
 pytestmark = pytest.mark.slow
@@ -258,3 +260,70 @@ def test_min_age_from_the_ini_file_fails_a_fresh_upload(venv, project, wheels, d
     assert re.search(expected, result.stdout), result.stdout
     (project / "pytest.ini").write_text("[pytest]\nmlsupply_lock = pylock.toml\n")
     assert gate(venv, project).returncode == 0
+
+
+LOCAL_WHEEL_LOCK = """\
+version = 1
+revision = 3
+requires-python = ">=3.10"
+
+[[package]]
+name = "project"
+version = "0.1.0"
+source = {{ virtual = "." }}
+dependencies = [{{ name = "demo-model" }}]
+
+[[package]]
+name = "demo-model"
+version = "1.0"
+source = {{ path = "{path}" }}
+wheels = [{{ filename = "{wheel}", hash = "sha256:{sha}" }}]
+"""
+
+
+def _uv_install(venv, wheel: Path) -> None:
+    """Install *wheel* with uv: its direct_url.json names the file and records no hash."""
+    uv = installer("uv")
+    command = [uv, "pip", "install", "--offline", "--no-deps", "--reinstall"]
+    result = subprocess.run(
+        [*command, "--python", str(venv.python), str(wheel)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [direct] = venv.site.glob("demo_model-1.0.dist-info/direct_url.json")
+    assert json.loads(direct.read_text())["archive_info"] == {}, "uv now records a hash"
+
+
+def test_a_local_wheel_locked_by_path_is_compared_with_the_wheel_itself(
+    venv, project, wheels, demo_sha, tmp_path
+):
+    """``uv add ./wheels/x.whl`` locks ``{ path = ... }`` and a hash; uv records no hash of
+    what it installed. The wheel the lock names is opened: the same wheel passes, another
+    wheel with the same file name fails, and so does a locked wheel swapped on disk."""
+    (project / "wheels").mkdir()
+    locked = project / "wheels" / WHEEL
+    locked.write_bytes((wheels / WHEEL).read_bytes())
+    text = LOCAL_WHEEL_LOCK.format(path=f"wheels/{WHEEL}", wheel=WHEEL, sha=demo_sha)
+    (project / "uv.lock").write_text(text)
+    _uv_install(venv, locked)
+    clean = gate(venv, project, "--mlsupply-lock", "uv.lock", "--mlsupply-strict")
+    assert clean.returncode == 0, clean.stdout
+    rebuilt = build_wheel(tmp_path / "evil", "demo-model", "1.0", {"demo_model.py": "X = 666\n"})
+    assert rebuilt.name == WHEEL
+    _uv_install(venv, rebuilt)
+    result = gate(venv, project, "--mlsupply-lock", "uv.lock")
+    assert result.returncode == 1, result.stdout
+    [problem] = [f for f in findings(project) if f["severity"] == "error"]
+    assert (problem["kind"], problem["subject"]) == ("source-changed", "demo-model")
+    assert "RECORD differs from the archive's at demo_model.py" in problem["message"]
+    locked.write_bytes(rebuilt.read_bytes())  # the lock's own wheel swapped as well
+    result = gate(venv, project, "--mlsupply-lock", "uv.lock")
+    assert result.returncode == 1, result.stdout
+    [problem] = [f for f in findings(project) if f["severity"] == "error"]
+    assert f"has hash sha256:{_sha256(rebuilt)}, none of the 1 hashes" in problem["message"]
+    locked.unlink()
+    result = gate(venv, project, "--mlsupply-lock", "uv.lock")
+    assert result.returncode == 1, result.stdout
+    assert "cannot be compared with it" in result.stdout
