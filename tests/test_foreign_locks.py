@@ -981,9 +981,10 @@ def test_filename_of_never_raises(url: str) -> None:
 @pytest.mark.parametrize(
     "locked", ["wheels/tool-1.0-py3-none-any.whl", "/abs/tool-1.0-py3-none-any.whl"]
 )
-def test_a_local_wheel_locked_by_path_matches_its_file_url(tmp_path: Path, locked: str) -> None:
+def test_a_local_wheel_locked_by_path_is_not_matched_by_name(tmp_path: Path, locked: str) -> None:
     """``uv add ./wheels/x.whl`` locks ``{ path = ... }``; uv's direct_url.json has a file: URL
-    and no hash. Both name the same wheel; another wheel's name is still a changed source."""
+    and no hash. The same file name is not enough: the locked wheel is opened, and one that
+    is not there cannot vouch for anything (tests/test_foreign_venv.py has the real wheels)."""
     site = tmp_path / "site"
     installed_url = "file:///home/alice/proj/wheels/tool-1.0-py3-none-any.whl"
     install_fake(
@@ -1010,7 +1011,9 @@ source = {{ path = "{locked}" }}
 wheels = [{{ filename = "tool-1.0-py3-none-any.whl", hash = "sha256:{SHA_A}" }}]
 """
     report = check_foreign_lock(_snapshot(site), parse_uv_lock(text, "uv.lock"), environment=LINUX)
-    assert [f for f in report.findings if f.subject == "tool"] == []
+    [finding] = [f for f in report.findings if f.subject == "tool"]
+    assert finding.kind is Kind.SOURCE_CHANGED
+    assert "cannot be compared with it" in finding.message
     other = text.replace("tool-1.0-py3-none-any.whl", "tool-1.0-py2.py3-none-any.whl")
     report = check_foreign_lock(_snapshot(site), parse_uv_lock(other, "uv.lock"), environment=LINUX)
     assert [f.kind for f in report.findings if f.subject == "tool"] == [Kind.SOURCE_CHANGED]
