@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import RecordError
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
+from pytest_mlsupply.installers import Commands, commands_for
 from pytest_mlsupply.limits import parse_version
 from pytest_mlsupply.locks.mlsupply_lock import (
     REFRESH_COMMAND,
@@ -73,10 +74,6 @@ def _same_version(installed: str, locked: str) -> bool:
     return left == right
 
 
-def _pin(name: str, version: str) -> str:
-    return f"pip install '{name}=={version}'"
-
-
 def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None = None) -> Report:
     """Compare *snapshot* with *lock* and return every difference as a finding."""
     findings: list[Finding] = []
@@ -99,8 +96,9 @@ def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None =
         entries[entry.name].append(entry)
 
     installed = snapshot.by_name()
+    commands = commands_for(snapshot)
     for dist in snapshot.distributions:
-        findings.extend(_compare(dist, entries.get(dist.name, [])))
+        findings.extend(_compare(dist, entries.get(dist.name, []), commands))
     for name in sorted({entry.name for entry in required} - set(installed)):
         versions = sorted({entry.version for entry in required if entry.name == name})
         findings.append(
@@ -110,7 +108,7 @@ def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None =
                 f"locked {name} {' or '.join(versions)} is not installed",
                 expected=" or ".join(versions),
                 actual="not installed",
-                hint=f"{_pin(name, versions[-1])}, or {HINT_ACCEPT}",
+                hint=f"{commands.install(name, versions[-1])}, or {HINT_ACCEPT}",
             )
         )
     findings.extend(snapshot_findings(snapshot))
@@ -148,7 +146,9 @@ def _interpreter_findings(snapshot: Snapshot, lock: Lock) -> Iterator[Finding]:
         )
 
 
-def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> Iterator[Finding]:
+def _compare(
+    dist: InstalledDistribution, entries: list[LockedDistribution], commands: Commands
+) -> Iterator[Finding]:
     name = dist.name
     if not entries:
         yield unlocked_startup_error(
@@ -158,7 +158,7 @@ def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> 
                 f"{name} {dist.version} is installed but not locked",
                 expected="not installed",
                 actual=dist.version,
-                hint=f"`pip uninstall {name}`, or {HINT_ACCEPT}",
+                hint=f"{commands.uninstall(name)}, or {HINT_ACCEPT}",
                 location=dist.metadata_path,
             ),
             dist,
@@ -182,7 +182,7 @@ def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> 
             f"{name} version changed: locked {expected}, installed {dist.version}",
             expected=expected,
             actual=dist.version,
-            hint=f"{_pin(name, entries[0].version)} to restore, or {HINT_ACCEPT}",
+            hint=f"{commands.install(name, entries[0].version)} to restore, or {HINT_ACCEPT}",
             location=dist.metadata_path,
         )
         return
@@ -220,7 +220,7 @@ def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> 
             f"{_short(accepted)}",
             expected=" or ".join(accepted),
             actual="no usable RECORD",
-            hint=f"`pip install --force-reinstall --no-deps '{name}=={dist.version}'`",
+            hint=commands.reinstall(name, dist.version),
             location=dist.metadata_path,
         )
         return
@@ -233,8 +233,8 @@ def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> 
             expected=" or ".join(accepted),
             actual=dist.content,
             hint=(
-                f"reinstall the locked build (`pip install --force-reinstall --no-deps "
-                f"'{name}=={dist.version}'` from a trusted index), or {HINT_ACCEPT}"
+                f"reinstall the locked build ({commands.reinstall(name, dist.version)} from a "
+                f"trusted index), or {HINT_ACCEPT}"
             ),
             location=dist.metadata_path,
         )
@@ -292,7 +292,7 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
                 Kind.BROKEN_DISTRIBUTION,
                 dist.name,
                 f"{dist.name} {dist.version}: {dist.problem}",
-                hint=f"`pip install --force-reinstall --no-deps '{dist.name}=={dist.version}'`",
+                hint=commands_for(snapshot).reinstall(dist.name, dist.version),
                 location=dist.metadata_path,
             )
 

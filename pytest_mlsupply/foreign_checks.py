@@ -9,6 +9,7 @@ verification against RECORD runs the same either way.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -23,7 +24,10 @@ from packaging.utils import canonicalize_name
 from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError
+from pytest_mlsupply.installers import Commands, commands_for
+from pytest_mlsupply.locks import FORMAT_UV
 from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
+from pytest_mlsupply.locks.project import Projects, local_folder, projects_beside
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
 from pytest_mlsupply.sources import ARCHIVE, INDEX, VCS, Source
 
@@ -48,6 +52,21 @@ NOTE_BASELINE = (
     "not reported as unexpected although not locked: {names} (installers and pytest-mlsupply "
     "with its own dependencies)"
 )
+#: The project under test (issue 12, item 2): a local install of the folder the lock is in.
+PROJECT_UNDER_TEST = (
+    "{name} {version} is the project under test, installed from its working tree ({kind} "
+    "install of {folder}); its version and files are the project's own and are not compared "
+    "with {title}"
+)
+PROJECT_IMPOSTOR = (
+    "{name} {version} has the name of the project under test but is installed from {source}, "
+    "not from its working tree {folder}: a same-named distribution runs instead of the "
+    "project (dependency confusion)"
+)
+HINT_PROJECT = (
+    "remove it and install the project from its working tree ({install}), never from an index"
+)
+LOCAL_ELSEWHERE = "locked as a local {kind} at {locked}, installed from {installed}"
 HINT_NOT_APPLICABLE = (
     "run on an interpreter the lock was made for, or pass the lock for this platform with "
     "--mlsupply-lock"
@@ -112,20 +131,27 @@ def check_foreign_lock(
         if package.installable:
             everywhere[package.name].append(package)
     baseline = tool_baseline(snapshot)
+    commands = commands_for(snapshot, lock.format)
+    projects = projects_beside(lock)
+    notes.extend(projects.notes)
     unlisted_baseline: list[str] = []
     for dist in snapshot.distributions:
         entries = applicable.get(dist.name) or everywhere.get(dist.name, [])
+        if dist.name in projects.folders:
+            findings.append(_project(dist, projects.folders[dist.name], lock, commands))
+            continue
         if not entries:
             if dist.name in baseline:
-                unlisted = _unexpected(dist, lock, BASELINE_STARTUP.get(dist.name, frozenset()))
+                allowed = BASELINE_STARTUP.get(dist.name, frozenset())
+                unlisted = _unexpected(dist, lock, commands, allowed)
                 if unlisted.severity is Severity.ERROR:
                     findings.append(unlisted)
                 else:
                     unlisted_baseline.append(dist.name)
                 continue
-            findings.append(_unexpected(dist, lock))
+            findings.append(_unexpected(dist, lock, commands))
             continue
-        findings.extend(_compare(dist, entries, lock, shown))
+        findings.extend(_compare(dist, entries, lock, shown, commands, projects))
     installed = snapshot.by_name()
     required: dict[str, list[LockedPackage]] = defaultdict(list)
     for package in selection.required:
@@ -133,7 +159,9 @@ def check_foreign_lock(
     development = {id(p) for p in selection.development}
     for name in sorted(set(required) - set(installed)):
         only_development = all(id(p) in development for p in required[name])
-        findings.append(_missing(name, required[name], lock, shown, only_development))
+        findings.append(
+            _missing(name, required[name], lock, shown, only_development, commands, projects)
+        )
     if min_age_days is not None:
         findings.extend(
             too_new(
@@ -165,8 +193,49 @@ def _where(shown: str, entries: Sequence[LockedPackage]) -> str:
     return f"{shown} ({spots})" if spots else shown
 
 
+def _project(
+    dist: InstalledDistribution, folder: str, lock: ForeignLock, commands: Commands
+) -> Finding:
+    """The project under test when installed from *folder*; else an impostor (an error)."""
+    if dist.source.is_local and _installed_folder(dist) == folder:
+        return Finding.of(
+            Kind.NOT_VERIFIABLE,
+            dist.name,
+            PROJECT_UNDER_TEST.format(
+                name=dist.name,
+                version=dist.version,
+                kind=dist.source.kind,
+                folder=folder,
+                title=lock.title,
+            ),
+            location=dist.metadata_path,
+        )
+    return Finding.of(
+        Kind.SOURCE_CHANGED,
+        dist.name,
+        PROJECT_IMPOSTOR.format(
+            name=dist.name, version=dist.version, source=dist.source.describe(), folder=folder
+        ),
+        expected=f"the working tree {folder}",
+        actual=dist.source.describe(),
+        hint=HINT_PROJECT.format(install=commands.install_project()),
+        location=dist.metadata_path,
+    )
+
+
+def _installed_folder(dist: InstalledDistribution) -> str | None:
+    """The real path of the working tree a local install names (PEP 610 ``url``), if any."""
+    url = dist.source.url
+    if not dist.source.is_local or not url or not url.startswith("file:"):
+        return None
+    return local_folder(url, "/")
+
+
 def _unexpected(
-    dist: InstalledDistribution, lock: ForeignLock, allowed: frozenset[str] = frozenset()
+    dist: InstalledDistribution,
+    lock: ForeignLock,
+    commands: Commands,
+    allowed: frozenset[str] = frozenset(),
 ) -> Finding:
     finding = Finding.of(
         Kind.UNEXPECTED,
@@ -174,7 +243,7 @@ def _unexpected(
         f"{dist.name} {dist.version} is installed but not in {lock.title}",
         expected="not installed",
         actual=dist.version,
-        hint=f"`pip uninstall {dist.name}`, or add it to the lock with the tool that writes it",
+        hint=f"{commands.uninstall(dist.name)}, or {commands.add_to_lock(dist.name)}",
         location=dist.metadata_path,
     )
     return unlocked_startup_error(finding, dist, allowed)
@@ -186,11 +255,18 @@ def _missing(
     lock: ForeignLock,
     shown: str,
     development: bool,
+    commands: Commands,
+    projects: Projects,
 ) -> Finding:
     """An error; a warning when only a development group locks it (such groups may be skipped)."""
     versions = _versions(entries)
     pinned = next((e.version for e in entries if e.version), None)
-    install = f"pip install '{name}=={pinned}'" if pinned else f"install {name}"
+    if name in projects.folders:
+        hint = f"install the project from its working tree: {commands.install_project()}"
+    else:
+        hint = f"{commands.install(name, pinned)} (or sync the environment from the lock)"
+        if commands.sync() is not None:
+            hint = commands.install(name, pinned)
     groups = sorted({e.group for e in entries if e.group})
     where = ""
     if development:
@@ -202,17 +278,35 @@ def _missing(
         "installed",
         expected=versions,
         actual="not installed",
-        hint=f"{install} (or sync the environment from the lock)",
+        hint=hint,
         location=_where(shown, entries),
     )
     return replace(finding, severity=Severity.WARNING) if development else finding
 
 
 def _compare(
-    dist: InstalledDistribution, entries: Sequence[LockedPackage], lock: ForeignLock, shown: str
+    dist: InstalledDistribution,
+    entries: Sequence[LockedPackage],
+    lock: ForeignLock,
+    shown: str,
+    commands: Commands,
+    projects: Projects,
 ) -> Iterator[Finding]:
     name = dist.name
-    if dist.source.is_local and any(e.source.is_local for e in entries):
+    local = [e for e in entries if e.source.is_local]
+    if dist.source.is_local and local:
+        elsewhere = _local_elsewhere(dist, local, lock)
+        if elsewhere is not None:
+            yield Finding.of(
+                Kind.SOURCE_CHANGED,
+                name,
+                f"{name} {dist.version} source differs from {lock.title}: {elsewhere}",
+                expected="; ".join(sorted({_describe(e) for e in local})),
+                actual=dist.source.describe(),
+                hint=f"reinstall {name} from the locked source, or update the lock",
+                location=dist.metadata_path,
+            )
+            return
         yield Finding.of(
             Kind.NOT_VERIFIABLE,
             name,
@@ -236,7 +330,7 @@ def _compare(
             f"{dist.version}",
             expected=expected,
             actual=dist.version,
-            hint=f"`pip install '{name}=={pinned[0].version}'` to restore, or update the lock",
+            hint=f"{commands.install(name, pinned[0].version)} to restore, or update the lock",
             location=_where(shown, entries),
         )
         return
@@ -254,6 +348,25 @@ def _compare(
             hint=f"reinstall {name} from the locked source, or update the lock",
             location=dist.metadata_path,
         )
+
+
+def _local_elsewhere(
+    dist: InstalledDistribution, local: Sequence[LockedPackage], lock: ForeignLock
+) -> str | None:
+    """None when *dist* is installed from a folder one of the *local* entries names.
+
+    Only uv.lock records where a local entry lives (relative to the lock); for
+    the other formats the kind alone is compared, as before.
+    """
+    if lock.format != FORMAT_UV or any(e.source.url is None for e in local):
+        return None
+    base = os.path.realpath(os.path.dirname(os.path.abspath(lock.path)))
+    folders = sorted({local_folder(e.source.url or ".", base) for e in local})
+    if _installed_folder(dist) in folders:
+        return None
+    return LOCAL_ELSEWHERE.format(
+        kind=local[0].source.kind, locked=" or ".join(folders), installed=dist.source.describe()
+    )
 
 
 def _describe(entry: LockedPackage) -> str:

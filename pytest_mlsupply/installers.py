@@ -43,6 +43,11 @@ ADD = {UV: "uv add", POETRY: "poetry add", PDM: "pdm add"}
 
 #: When neither pip nor uv can install one package: the user's tool is named instead.
 HINT_OTHER_TOOL = "{action} with the tool that manages this environment ({manager})"
+#: Installed by pip, yet no pip inside: a pip outside (``pip --python``) built it.
+HINT_OUTSIDE_PIP = (
+    "{action} with the pip that built this environment from outside it "
+    "(`pip --python <this interpreter> ...`; it has no pip of its own)"
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ class Commands:
         return f"`{INSTALL_PROJECT[self.manager]}` in the project's folder"
 
     def _other(self, action: str) -> str:
+        if self.manager == PIP:
+            return HINT_OUTSIDE_PIP.format(action=action)
         return HINT_OTHER_TOOL.format(action=action, manager=self.manager)
 
 
