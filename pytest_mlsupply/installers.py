@@ -69,7 +69,8 @@ class Commands:
 
     def sync(self) -> str | None:
         """The command that restores the environment from the checked lock, if one does."""
-        return f"`{SYNC[self.manager]}`" if self.lock_is_managers else None
+        command = SYNC.get(self.manager) if self.lock_is_managers else None
+        return f"`{command}`" if command else None
 
     def install(self, name: str, version: str | None) -> str:
         """Install *name* at *version* (a quoted command)."""
@@ -107,6 +108,8 @@ class Commands:
 
     def install_project(self) -> str:
         """Install the project under test from its working tree, never from an index."""
+        if self.manager == PIP and not self.has_pip:
+            return self._other("`install -e .` in the project's folder")
         return f"`{INSTALL_PROJECT[self.manager]}` in the project's folder"
 
     def _other(self, action: str) -> str:
