@@ -262,7 +262,7 @@ def _missing(
     versions = _versions(entries)
     pinned = next((e.version for e in entries if e.version), None)
     if name in projects.folders:
-        hint = f"install the project from its working tree: {commands.install_project()}"
+        hint = HINT_MISSING_PROJECT.format(install=commands.install_project())
     else:
         hint = f"{commands.install(name, pinned)} (or sync the environment from the lock)"
         if commands.sync() is not None:

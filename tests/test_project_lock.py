@@ -18,6 +18,7 @@ from test_foreign_locks import LINUX
 
 from pytest_mlsupply.findings import Kind, Severity
 from pytest_mlsupply.foreign_checks import (
+    HINT_MISSING_PROJECT,
     HINT_PROJECT,
     LOCAL_ELSEWHERE,
     PROJECT_IMPOSTOR,
