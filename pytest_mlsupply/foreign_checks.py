@@ -66,6 +66,7 @@ PROJECT_IMPOSTOR = (
 HINT_PROJECT = (
     "remove it and install the project from its working tree ({install}), never from an index"
 )
+HINT_MISSING_PROJECT = "install the project from its working tree: {install}"
 LOCAL_ELSEWHERE = "locked as a local {kind} at {locked}, installed from {installed}"
 HINT_NOT_APPLICABLE = (
     "run on an interpreter the lock was made for, or pass the lock for this platform with "

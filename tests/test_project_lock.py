@@ -241,10 +241,7 @@ def test_a_missing_project_is_installed_from_its_tree_not_from_an_index(tmp_path
     install_fake(site, "uv-lib", "0.2.0", installer="uv", direct_url=_editable(lib))
     (finding,) = _problems(_check(root, site, "uv.lock"))
     assert (finding.kind, finding.subject) == (Kind.MISSING, "uv-demo")
-    assert (
-        finding.hint
-        == "install the project from its working tree: `uv sync` in the project's folder"
-    )
+    assert finding.hint == HINT_MISSING_PROJECT.format(install="`uv sync` in the project's folder")
 
 
 def test_uv_hints_in_a_uv_venv(tmp_path: Path) -> None:
