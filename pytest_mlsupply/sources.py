@@ -174,4 +174,6 @@ def _comparable_url(url: str | None) -> str | None:
     url = strip_credentials(url).rstrip("/")
     if url.startswith("file:"):
         return "file:" + posixpath.basename(urlsplit(url).path)
+    if "://" not in url:  # a local path, as uv.lock writes a path dependency: a file: URL
+        return "file:" + posixpath.basename(url.replace("\\", "/"))
     return url
