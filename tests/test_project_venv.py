@@ -166,7 +166,7 @@ def _project_finding(root: Path, name: str) -> dict[str, Any]:
 def _impostor(tmp_path: Path, name: str, module: str) -> Path:
     """A local index holding a same-named release whose import writes the marker file."""
     index = tmp_path / "index"
-    depth = 4  # site-packages/module/__init__.py -> lib/pythonX.Y -> lib -> .venv -> project
+    depth = 5  # __init__.py: module, site-packages, pythonX.Y, lib, .venv, then the project
     build_wheel(index, name, "0.1.0", {f"{module}/__init__.py": IMPOSTOR.format(depth=depth)})
     return index
 
@@ -200,6 +200,9 @@ def test_uv_impostor_from_an_index_fails_before_its_code_runs(
     assert "has the name of the project under test" in finding["message"]
     assert "`uv sync` in the project's folder" in finding["hint"]
     assert not (uv_project / MARKER).exists()
+    # The control: with the verdict ignored, the tests import the impostor and it runs.
+    _gate(uv_project, "uv.lock", "--mlsupply-warn-only")
+    assert (uv_project / MARKER).exists()
 
 
 def test_uv_venv_without_pip_gets_uv_hints(
