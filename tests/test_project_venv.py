@@ -94,8 +94,19 @@ def _gate(root: Path, lock: str, *args: str) -> subprocess.CompletedProcess[str]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "VIRTUAL_ENV"))}
     env.pop("PYTHONPATH", None)
     return subprocess.run(
-        [str(python), "-m", "pytest", "--mlsupply", "--mlsupply-lock", lock]
-        + ["--mlsupply-report", "report.json", "-p", "no:cacheprovider", *args],
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "--mlsupply",
+            "--mlsupply-lock",
+            lock,
+            "--mlsupply-report",
+            "report.json",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ],
         cwd=root,
         env=env,
         capture_output=True,
@@ -188,8 +199,18 @@ def test_uv_impostor_from_an_index_fails_before_its_code_runs(
     index = _impostor(tmp_path, "uv-demo", "uv_demo")
     uv = _tool("uv")
     _run(
-        [uv, "pip", "install", "--reinstall", "--no-index", "--find-links", str(index)]
-        + ["--python", str(uv_project / ".venv" / "bin" / "python"), "uv-demo==0.1.0"],
+        [
+            uv,
+            "pip",
+            "install",
+            "--reinstall",
+            "--no-index",
+            "--find-links",
+            str(index),
+            "--python",
+            str(uv_project / ".venv" / "bin" / "python"),
+            "uv-demo==0.1.0",
+        ],
         uv_project,
         _uv_env(tool_cache),
     )
@@ -212,8 +233,17 @@ def test_uv_venv_without_pip_gets_uv_hints(
     build_wheel(index, "tiny-extra", "0.3")
     uv = _tool("uv")
     _run(
-        [uv, "pip", "install", "--no-index", "--find-links", str(index)]
-        + ["--python", str(uv_project / ".venv" / "bin" / "python"), "tiny-extra==0.3"],
+        [
+            uv,
+            "pip",
+            "install",
+            "--no-index",
+            "--find-links",
+            str(index),
+            "--python",
+            str(uv_project / ".venv" / "bin" / "python"),
+            "tiny-extra==0.3",
+        ],
         uv_project,
         _uv_env(tool_cache),
     )
@@ -245,8 +275,19 @@ def test_poetry_impostor_from_an_index_fails_before_its_code_runs(
     index = _impostor(tmp_path, "poetry-demo", "poetry_demo")
     python = poetry_project / ".venv" / "bin" / "python"
     _run(
-        [str(python), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps"]
-        + ["--no-index", "--find-links", str(index), "poetry-demo==0.1.0"],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--force-reinstall",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            str(index),
+            "poetry-demo==0.1.0",
+        ],
         poetry_project,
         {},
     )
