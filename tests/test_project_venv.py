@@ -11,6 +11,8 @@ the package index (``uv lock`` and ``poetry lock`` resolve against it).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import subprocess
@@ -303,3 +305,30 @@ def test_poetry_impostor_from_an_index_fails_before_its_code_runs(
     assert finding["severity"] == "error"
     assert "`poetry install` in the project's folder" in finding["hint"]
     assert not (poetry_project / MARKER).exists()
+
+
+def test_uv_project_whose_pth_points_elsewhere_fails_before_its_code_runs(
+    uv_project: Path, tmp_path: Path
+) -> None:
+    """The direct_url.json still names the working tree, but the editable install's
+    ``.pth`` (and its RECORD row, rewritten to match) now points at another folder."""
+    evil = tmp_path / "evil"
+    (evil / "uv_demo").mkdir(parents=True)
+    (evil / "uv_demo" / "__init__.py").write_text(IMPOSTOR.format(depth=2))
+    (pth,) = (uv_project / ".venv").glob("lib/python*/site-packages/_*uv_demo.pth")
+    data = f"{evil}\n".encode()
+    pth.write_bytes(data)
+    record = next(pth.parent.glob("uv_demo-*.dist-info")) / "RECORD"
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    rows = [
+        f"{pth.name},sha256={digest},{len(data)}" if line.startswith(pth.name + ",") else line
+        for line in record.read_text().splitlines()
+    ]
+    record.write_text("\n".join(rows) + "\n")
+    result = _gate(uv_project, "uv.lock")
+    assert result.returncode != 0, result.stdout
+    assert any(str(evil) in f["message"] for f in _problems(uv_project))
+    marker = tmp_path / MARKER
+    assert not marker.exists()
+    _gate(uv_project, "uv.lock", "--mlsupply-warn-only")  # the control: the payload runs
+    assert marker.exists()
