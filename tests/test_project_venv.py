@@ -332,3 +332,16 @@ def test_uv_project_whose_pth_points_elsewhere_fails_before_its_code_runs(
     assert not marker.exists()
     _gate(uv_project, "uv.lock", "--mlsupply-warn-only")  # the control: the payload runs
     assert marker.exists()
+
+
+def test_uv_sync_no_editable_installs_the_project_and_passes_strict(
+    uv_project: Path, tool_cache: Path
+) -> None:
+    """``uv sync --no-editable``: the project is built and copied into the venv (a
+    ``dir_info`` install of the working tree); it is still the project under test."""
+    _run([_tool("uv"), "sync", "--no-editable"], uv_project, _uv_env(tool_cache))
+    result = _gate(uv_project, "uv.lock", "--mlsupply-strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _problems(uv_project) == []
+    finding = _project_finding(uv_project, "uv-demo")
+    assert "installed from its working tree (directory install of" in finding["message"]
