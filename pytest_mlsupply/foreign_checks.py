@@ -304,7 +304,7 @@ def _compare(
                 f"{name} {dist.version} source differs from {lock.title}: {elsewhere}",
                 expected="; ".join(sorted({_describe(e) for e in local})),
                 actual=dist.source.describe(),
-                hint=f"reinstall {name} from the locked source, or update the lock",
+                hint=f"{commands.restore_source(name)}, or update the lock",
                 location=dist.metadata_path,
             )
             return
@@ -346,7 +346,7 @@ def _compare(
             f"{name} {dist.version} source differs from {lock.title}: {detail}",
             expected=expected,
             actual=dist.source.describe(),
-            hint=f"reinstall {name} from the locked source, or update the lock",
+            hint=f"{commands.restore_source(name)}, or update the lock",
             location=dist.metadata_path,
         )
 

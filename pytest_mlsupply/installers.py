@@ -100,6 +100,12 @@ class Commands:
             return "`pdm sync --reinstall`"
         return self._other(f"reinstall {spec}")
 
+    def restore_source(self, name: str) -> str:
+        """Reinstall *name* from the source the checked lock names."""
+        if self.manager == UV and self.lock_is_managers:
+            return f"`uv sync --reinstall-package {name}`"
+        return f"reinstall {name} from the locked source"
+
     def add_to_lock(self, name: str) -> str:
         """Lock *name* with the tool that writes the lock."""
         if self.lock_is_managers and self.manager in ADD:

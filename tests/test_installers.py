@@ -160,3 +160,10 @@ def test_own_lock_hints_where_pip_installed_everything_stay_pip() -> None:
     now = snapshot(LINUX, installed("pip", "25.2", D1), installed("numpy", "2.0.0", D1))
     (finding,) = check_environment(now, locked).findings
     assert finding.hint and finding.hint.startswith("`pip install 'numpy==2.1.0'`")
+
+
+def test_a_changed_source_is_restored_by_the_locks_own_tool() -> None:
+    assert Commands(UV, False, lock_is_managers=True).restore_source("six") == (
+        "`uv sync --reinstall-package six`"
+    )
+    assert Commands(PIP, True).restore_source("six") == "reinstall six from the locked source"
