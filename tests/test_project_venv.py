@@ -75,6 +75,22 @@ build-backend = "poetry.core.masonry.api"
 """
 
 
+PDM_PROJECT = """\
+[project]
+name = "pdm-demo"
+version = "0.1.0"
+requires-python = ">=3.10"
+dependencies = ["six"]
+
+[dependency-groups]
+dev = ["pytest", "pytest-mlsupply @ {wheel_url}"]
+
+[build-system]
+requires = ["pdm-backend"]
+build-backend = "pdm.backend"
+"""
+
+
 def _tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
@@ -164,6 +180,34 @@ def poetry_project(tmp_path: Path, plugin_wheel: Path, tool_cache: Path) -> Path
     env = _poetry_env(tool_cache)
     _run([poetry, "env", "use", sys.executable], root, env)
     _run([poetry, "install", "--no-interaction"], root, env)
+    return root
+
+
+def _pdm_env(cache: Path) -> dict[str, str]:
+    return {
+        "PDM_CACHE_DIR": str(cache / "pdm-cache"),
+        "PDM_CONFIG_FILE": str(cache / "pdm-config.toml"),
+        "PDM_IGNORE_ACTIVE_VENV": "1",
+    }
+
+
+@pytest.fixture
+def pdm_project(tmp_path: Path, plugin_wheel: Path, tool_cache: Path) -> Path:
+    """``pdm install`` (a venv in the project, without pip), then ``pdm export -f pylock``."""
+    pdm = _tool("pdm")
+    root = tmp_path / "pdm-demo"
+    (root / "src" / "pdm_demo").mkdir(parents=True)
+    (root / "src" / "pdm_demo" / "__init__.py").write_text("X = 1\n")
+    (root / "pyproject.toml").write_text(PDM_PROJECT.format(wheel_url=plugin_wheel.as_uri()))
+    (root / "test_project.py").write_text(TEST.format(module="pdm_demo"))
+    env = _pdm_env(tool_cache)
+    # A venv of its own in the project, from the base interpreter: given this suite's own
+    # venv, `pdm use` would install into it.
+    base = getattr(sys, "_base_executable", sys.executable)
+    _run([pdm, "venv", "create", base], root, env)
+    _run([pdm, "use", "-f", str(root / ".venv" / "bin" / "python")], root, env)
+    _run([pdm, "install"], root, env)
+    _run([pdm, "export", "-f", "pylock", "-G", ":all", "-o", "pylock.toml"], root, env)
     return root
 
 
@@ -345,3 +389,40 @@ def test_uv_sync_no_editable_installs_the_project_and_passes_strict(
     assert _problems(uv_project) == []
     finding = _project_finding(uv_project, "uv-demo")
     assert "installed from its working tree (directory install of" in finding["message"]
+
+
+def test_pdm_install_of_a_project_passes_strict_and_gets_pdm_hints(
+    pdm_project: Path, tmp_path: Path
+) -> None:
+    """pdm's pylock.toml does not list the project; the pyproject.toml beside it names it."""
+    result = _gate(pdm_project, "pylock.toml", "--mlsupply-strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _problems(pdm_project) == []
+    finding = _project_finding(pdm_project, "pdm-demo")
+    assert "is the project under test, installed from its working tree" in finding["message"]
+    assert not (pdm_project / ".venv" / "bin" / "pip").exists()
+    index = tmp_path / "index"
+    build_wheel(index, "tiny-extra", "0.3")
+    python = pdm_project / ".venv" / "bin" / "python"
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(index),
+            "tiny-extra==0.3",
+        ],
+        pdm_project,
+        {},
+    )
+    assert _gate(pdm_project, "pylock.toml").returncode == 0  # a warning
+    (unexpected,) = _problems(pdm_project)
+    assert unexpected["hint"] == (
+        "`pdm sync --clean` (it removes what the lock does not list), or `pdm add tiny-extra`"
+    )
