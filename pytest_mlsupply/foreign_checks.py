@@ -25,6 +25,7 @@ from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError
 from pytest_mlsupply.installers import Commands, commands_for
+from pytest_mlsupply.local_installs import local_tree
 from pytest_mlsupply.locks import FORMAT_UV
 from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
 from pytest_mlsupply.locks.project import Projects, local_folder, projects_beside
@@ -198,7 +199,7 @@ def _project(
     dist: InstalledDistribution, folder: str, lock: ForeignLock, commands: Commands
 ) -> Finding:
     """The project under test when installed from *folder*; else an impostor (an error)."""
-    if dist.source.is_local and _installed_folder(dist) == folder:
+    if dist.source.is_local and local_tree(dist) == folder:
         return Finding.of(
             Kind.NOT_VERIFIABLE,
             dist.name,
@@ -222,14 +223,6 @@ def _project(
         hint=HINT_PROJECT.format(install=commands.install_project()),
         location=dist.metadata_path,
     )
-
-
-def _installed_folder(dist: InstalledDistribution) -> str | None:
-    """The real path of the working tree a local install names (PEP 610 ``url``), if any."""
-    url = dist.source.url
-    if not dist.source.is_local or not url or not url.startswith("file:"):
-        return None
-    return local_folder(url, "/")
 
 
 def _unexpected(
@@ -363,7 +356,7 @@ def _local_elsewhere(
         return None
     base = os.path.realpath(os.path.dirname(os.path.abspath(lock.path)))
     folders = sorted({local_folder(e.source.url or ".", base) for e in local})
-    if _installed_folder(dist) in folders:
+    if local_tree(dist) in folders:
         return None
     return LOCAL_ELSEWHERE.format(
         kind=local[0].source.kind, locked=" or ".join(folders), installed=dist.source.describe()
