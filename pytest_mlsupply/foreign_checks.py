@@ -9,7 +9,6 @@ verification against RECORD runs the same either way.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -28,7 +27,7 @@ from pytest_mlsupply.installers import Commands, commands_for
 from pytest_mlsupply.local_installs import local_tree
 from pytest_mlsupply.locks import FORMAT_UV
 from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
-from pytest_mlsupply.locks.project import Projects, local_folder, projects_beside
+from pytest_mlsupply.locks.project import Projects, local_folder, lock_folder, projects_beside
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
 from pytest_mlsupply.sources import ARCHIVE, INDEX, VCS, Source
 
@@ -153,7 +152,7 @@ def check_foreign_lock(
                 continue
             findings.append(_unexpected(dist, lock, commands))
             continue
-        findings.extend(_compare(dist, entries, lock, shown, commands, projects))
+        findings.extend(_compare(dist, entries, lock, shown, commands))
     installed = snapshot.by_name()
     required: dict[str, list[LockedPackage]] = defaultdict(list)
     for package in selection.required:
@@ -257,10 +256,10 @@ def _missing(
     pinned = next((e.version for e in entries if e.version), None)
     if name in projects.folders:
         hint = HINT_MISSING_PROJECT.format(install=commands.install_project())
+    elif commands.sync() is not None:
+        hint = commands.install(name, pinned)  # the lock's own tool: its sync restores it
     else:
         hint = f"{commands.install(name, pinned)} (or sync the environment from the lock)"
-        if commands.sync() is not None:
-            hint = commands.install(name, pinned)
     groups = sorted({e.group for e in entries if e.group})
     where = ""
     if development:
@@ -284,7 +283,6 @@ def _compare(
     lock: ForeignLock,
     shown: str,
     commands: Commands,
-    projects: Projects,
 ) -> Iterator[Finding]:
     name = dist.name
     local = [e for e in entries if e.source.is_local]
@@ -354,7 +352,7 @@ def _local_elsewhere(
     """
     if lock.format != FORMAT_UV or any(e.source.url is None for e in local):
         return None
-    base = os.path.realpath(os.path.dirname(os.path.abspath(lock.path)))
+    base = lock_folder(lock)
     folders = sorted({local_folder(e.source.url or ".", base) for e in local})
     if local_tree(dist) in folders:
         return None

@@ -75,9 +75,14 @@ def local_folder(location: str, base: str) -> str:
     return os.path.realpath(os.path.join(base, location))
 
 
+def lock_folder(lock: ForeignLock) -> str:
+    """The real path of the folder *lock* is in: its relative locations start there."""
+    return os.path.realpath(os.path.dirname(os.path.abspath(lock.path)))
+
+
 def projects_beside(lock: ForeignLock) -> Projects:
     """The projects *lock* describes: the pyproject.toml beside it, and uv's local roots."""
-    base = os.path.realpath(os.path.dirname(os.path.abspath(lock.path)))
+    base = lock_folder(lock)
     folders: dict[str, str] = {}
     notes: list[str] = []
     pyproject = Path(base) / PYPROJECT
