@@ -80,26 +80,35 @@ def lock_folder(lock: ForeignLock) -> str:
     return os.path.realpath(os.path.dirname(os.path.abspath(lock.path)))
 
 
+def projects_in(folder: str) -> Projects:
+    """The project the ``pyproject.toml`` of *folder* names, installed from *folder*.
+
+    A file that cannot be read or names nothing usable exempts nothing; a note says why.
+    """
+    base = os.path.realpath(folder)
+    pyproject = Path(base) / PYPROJECT
+    if not pyproject.is_file():
+        return Projects({})
+    source = str(pyproject)
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        names: frozenset[str] = frozenset()
+        problems: tuple[str, ...] = (f"{source}: cannot be read ({exc})",)
+    else:
+        names, problems = project_names(text, source)
+    notes = tuple(
+        NOTE_PYPROJECT_UNREADABLE.format(path=source, problem=p.removeprefix(f"{source}: "))
+        for p in problems
+    )
+    return Projects(dict.fromkeys(sorted(names), base), notes)
+
+
 def projects_beside(lock: ForeignLock) -> Projects:
     """The projects *lock* describes: the pyproject.toml beside it, and uv's local roots."""
     base = lock_folder(lock)
-    folders: dict[str, str] = {}
-    notes: list[str] = []
-    pyproject = Path(base) / PYPROJECT
-    if pyproject.is_file():
-        try:
-            text = pyproject.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            names: frozenset[str] = frozenset()
-            problems: tuple[str, ...] = (f"{pyproject}: cannot be read ({exc})",)
-        else:
-            names, problems = project_names(text, str(pyproject))
-        for name in names:
-            folders[name] = base
-        notes.extend(
-            NOTE_PYPROJECT_UNREADABLE.format(path=p.split(": ", 1)[0], problem=p.split(": ", 1)[1])
-            for p in problems
-        )
+    beside = projects_in(base)
+    folders = dict(beside.folders)
     # uv lists the project and its workspace members as the graph's local roots; other
     # formats' roots are dependencies (Poetry's: the packages nothing depends on).
     for root in lock.roots or () if lock.format == FORMAT_UV else ():
@@ -107,4 +116,4 @@ def projects_beside(lock: ForeignLock) -> Projects:
             package = lock.packages[index]
             if package.source.is_local:
                 folders.setdefault(package.name, local_folder(package.source.url or ".", base))
-    return Projects(folders, tuple(notes))
+    return Projects(folders, beside.notes)
