@@ -19,11 +19,13 @@ from pytest_mlsupply.errors import RecordError
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.installers import Commands, commands_for
 from pytest_mlsupply.limits import parse_version
+from pytest_mlsupply.local_installs import local_tree
 from pytest_mlsupply.locks.mlsupply_lock import (
     REFRESH_COMMAND,
     Lock,
     LockedDistribution,
 )
+from pytest_mlsupply.locks.project import Projects
 from pytest_mlsupply.record import parse_record
 from pytest_mlsupply.snapshot import (
     RECORD_MALFORMED,
@@ -59,6 +61,21 @@ LAUNCH_DIR_PLUGIN = (
 SHADOWED_PLUGIN = (
     "pytest still loads its pytest11 plugin {names} from the hidden copy in every pytest run"
 )
+#: The project under test (issue 12, item 2): a local install of the folder its lock is in.
+PROJECT_UNDER_TEST = (
+    "{name} {version} is the project under test, installed from its working tree ({kind} "
+    "install of {folder}); its version and files are the project's own and are not compared "
+    "with {title}"
+)
+PROJECT_IMPOSTOR = (
+    "{name} {version} has the name of the project under test but is installed from {source}, "
+    "not from its working tree {folder}: a same-named distribution runs instead of the "
+    "project (dependency confusion)"
+)
+HINT_MISSING_PROJECT = "install the project from its working tree: {install}"
+HINT_PROJECT = (
+    "remove it and install the project from its working tree ({install}), never from an index"
+)
 #: The entry-point group pytest loads plugins from, at every start-up (pluggy's
 #: ``load_setuptools_entrypoints("pytest11")``).
 PYTEST_PLUGIN_GROUP = "pytest11"
@@ -74,8 +91,18 @@ def _same_version(installed: str, locked: str) -> bool:
     return left == right
 
 
-def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None = None) -> Report:
-    """Compare *snapshot* with *lock* and return every difference as a finding."""
+def check_environment(
+    snapshot: Snapshot,
+    lock: Lock,
+    *,
+    lock_path: str | None = None,
+    projects: Projects | None = None,
+) -> Report:
+    """Compare *snapshot* with *lock* and return every difference as a finding.
+
+    *projects*: the project under test (``locks.project.projects_in`` of the lock's
+    folder); a distribution of its name must be a local install of its folder.
+    """
     findings: list[Finding] = []
     env_key = snapshot.interpreter.key
     locked_env = lock.environment(env_key)
@@ -97,7 +124,12 @@ def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None =
 
     installed = snapshot.by_name()
     commands = commands_for(snapshot)
+    folders = projects.folders if projects is not None else {}
     for dist in snapshot.distributions:
+        if dist.name in folders:
+            title = lock_path or "the lock"
+            findings.append(project_finding(dist, folders[dist.name], title, commands))
+            continue
         findings.extend(_compare(dist, entries.get(dist.name, []), commands))
     for name in sorted({entry.name for entry in required} - set(installed)):
         versions = sorted({entry.version for entry in required if entry.name == name})
@@ -108,7 +140,11 @@ def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None =
                 f"locked {name} {' or '.join(versions)} is not installed",
                 expected=" or ".join(versions),
                 actual="not installed",
-                hint=f"{commands.install(name, versions[-1])}, or {HINT_ACCEPT}",
+                hint=(
+                    HINT_MISSING_PROJECT.format(install=commands.install_project())
+                    if name in folders
+                    else f"{commands.install(name, versions[-1])}, or {HINT_ACCEPT}"
+                ),
             )
         )
     findings.extend(snapshot_findings(snapshot))
@@ -117,6 +153,41 @@ def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None =
         lock_path=lock_path,
         distributions_checked=len(snapshot.distributions),
         environment=env_key,
+        notes=projects.notes if projects is not None else (),
+    )
+
+
+def project_finding(
+    dist: InstalledDistribution, folder: str, title: str, commands: Commands
+) -> Finding:
+    """The project under test when installed from *folder*; else an impostor (an error).
+
+    The name alone proves nothing (anyone can upload a release of it): only a local
+    install of the project's own folder is the project (issue 12, item 2).
+    """
+    if dist.source.is_local and local_tree(dist) == folder:
+        return Finding.of(
+            Kind.NOT_VERIFIABLE,
+            dist.name,
+            PROJECT_UNDER_TEST.format(
+                name=dist.name,
+                version=dist.version,
+                kind=dist.source.kind,
+                folder=folder,
+                title=title,
+            ),
+            location=dist.metadata_path,
+        )
+    return Finding.of(
+        Kind.SOURCE_CHANGED,
+        dist.name,
+        PROJECT_IMPOSTOR.format(
+            name=dist.name, version=dist.version, source=dist.source.describe(), folder=folder
+        ),
+        expected=f"the working tree {folder}",
+        actual=dist.source.describe(),
+        hint=HINT_PROJECT.format(install=commands.install_project()),
+        location=dist.metadata_path,
     )
 
 

@@ -20,7 +20,15 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
-from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
+from pytest_mlsupply.checks import (  # noqa: F401 - the project's strings are re-exported
+    HINT_MISSING_PROJECT,
+    HINT_PROJECT,
+    PROJECT_IMPOSTOR,
+    PROJECT_UNDER_TEST,
+    project_finding,
+    snapshot_findings,
+    unlocked_startup_error,
+)
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError
 from pytest_mlsupply.installers import Commands, commands_for
@@ -52,21 +60,6 @@ NOTE_BASELINE = (
     "not reported as unexpected although not locked: {names} (installers and pytest-mlsupply "
     "with its own dependencies)"
 )
-#: The project under test (issue 12, item 2): a local install of the folder the lock is in.
-PROJECT_UNDER_TEST = (
-    "{name} {version} is the project under test, installed from its working tree ({kind} "
-    "install of {folder}); its version and files are the project's own and are not compared "
-    "with {title}"
-)
-PROJECT_IMPOSTOR = (
-    "{name} {version} has the name of the project under test but is installed from {source}, "
-    "not from its working tree {folder}: a same-named distribution runs instead of the "
-    "project (dependency confusion)"
-)
-HINT_PROJECT = (
-    "remove it and install the project from its working tree ({install}), never from an index"
-)
-HINT_MISSING_PROJECT = "install the project from its working tree: {install}"
 LOCAL_ELSEWHERE = "locked as a local {kind} at {locked}, installed from {installed}"
 HINT_NOT_APPLICABLE = (
     "run on an interpreter the lock was made for, or pass the lock for this platform with "
@@ -139,7 +132,8 @@ def check_foreign_lock(
     for dist in snapshot.distributions:
         entries = applicable.get(dist.name) or everywhere.get(dist.name, [])
         if dist.name in projects.folders:
-            findings.append(_project(dist, projects.folders[dist.name], lock, commands))
+            folder = projects.folders[dist.name]
+            findings.append(project_finding(dist, folder, lock.title, commands))
             continue
         if not entries:
             if dist.name in baseline:
@@ -192,36 +186,6 @@ def _versions(entries: Iterable[LockedPackage]) -> str:
 def _where(shown: str, entries: Sequence[LockedPackage]) -> str:
     spots = ", ".join(e.where for e in entries[:3] if e.where)
     return f"{shown} ({spots})" if spots else shown
-
-
-def _project(
-    dist: InstalledDistribution, folder: str, lock: ForeignLock, commands: Commands
-) -> Finding:
-    """The project under test when installed from *folder*; else an impostor (an error)."""
-    if dist.source.is_local and local_tree(dist) == folder:
-        return Finding.of(
-            Kind.NOT_VERIFIABLE,
-            dist.name,
-            PROJECT_UNDER_TEST.format(
-                name=dist.name,
-                version=dist.version,
-                kind=dist.source.kind,
-                folder=folder,
-                title=lock.title,
-            ),
-            location=dist.metadata_path,
-        )
-    return Finding.of(
-        Kind.SOURCE_CHANGED,
-        dist.name,
-        PROJECT_IMPOSTOR.format(
-            name=dist.name, version=dist.version, source=dist.source.describe(), folder=folder
-        ),
-        expected=f"the working tree {folder}",
-        actual=dist.source.describe(),
-        hint=HINT_PROJECT.format(install=commands.install_project()),
-        location=dist.metadata_path,
-    )
 
 
 def _unexpected(
