@@ -126,7 +126,9 @@ def check_environment(
     commands = commands_for(snapshot)
     folders = projects.folders if projects is not None else {}
     for dist in snapshot.distributions:
-        if dist.name in folders:
+        # A lock that names an index or archive for the project (a tox-style run of its
+        # built wheel) is compared as it says; only a local or absent entry means the tree.
+        if dist.name in folders and all(e.source.is_local for e in entries.get(dist.name, [])):
             title = lock_path or "the lock"
             findings.append(project_finding(dist, folders[dist.name], title, commands))
             continue
@@ -142,7 +144,7 @@ def check_environment(
                 actual="not installed",
                 hint=(
                     HINT_MISSING_PROJECT.format(install=commands.install_project())
-                    if name in folders
+                    if name in folders and all(e.source.is_local for e in entries[name])
                     else f"{commands.install(name, versions[-1])}, or {HINT_ACCEPT}"
                 ),
             )

@@ -131,7 +131,9 @@ def check_foreign_lock(
     unlisted_baseline: list[str] = []
     for dist in snapshot.distributions:
         entries = applicable.get(dist.name) or everywhere.get(dist.name, [])
-        if dist.name in projects.folders:
+        # The project is absent from a Poetry lock and local in uv's; a lock naming an index
+        # or archive for it (a built wheel under test) is compared as it says.
+        if dist.name in projects.folders and all(e.source.is_local for e in entries):
             folder = projects.folders[dist.name]
             findings.append(project_finding(dist, folder, lock.title, commands))
             continue
@@ -218,7 +220,7 @@ def _missing(
     """An error; a warning when only a development group locks it (such groups may be skipped)."""
     versions = _versions(entries)
     pinned = next((e.version for e in entries if e.version), None)
-    if name in projects.folders:
+    if name in projects.folders and all(e.source.is_local for e in entries):
         hint = HINT_MISSING_PROJECT.format(install=commands.install_project())
     elif commands.sync() is not None:
         hint = commands.install(name, pinned)  # the lock's own tool: its sync restores it

@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_foreign_locks import LINUX
 
-from pytest_mlsupply.findings import Kind, Severity
+from pytest_mlsupply.checks import check_environment
+from pytest_mlsupply.findings import Finding, Kind, Severity
 from pytest_mlsupply.foreign_checks import (
     HINT_MISSING_PROJECT,
     HINT_PROJECT,
@@ -27,11 +28,13 @@ from pytest_mlsupply.foreign_checks import (
 )
 from pytest_mlsupply.installers import Commands
 from pytest_mlsupply.locks.foreign import FORMAT_POETRY, detect_format, load_foreign_lock
+from pytest_mlsupply.locks.mlsupply_lock import refresh_lock
 from pytest_mlsupply.locks.project import (
     NOTE_PYPROJECT_UNREADABLE,
     local_folder,
     project_names,
     projects_beside,
+    projects_in,
 )
 from pytest_mlsupply.snapshot import take_snapshot
 
@@ -340,3 +343,55 @@ def test_a_uv_path_dependency_must_come_from_the_folder_the_lock_names(tmp_path:
     for dist_info in site.glob("vendored-*.dist-info"):
         (dist_info / "direct_url.json").write_text(_editable(vendored, False))
     assert _problems(_check(root, site, "uv.lock")) == []
+
+
+def test_a_lock_that_names_an_index_for_the_project_is_compared_as_it_says(
+    tmp_path: Path,
+) -> None:
+    """A built wheel of the project under test (tox-style), pinned in the lock: no impostor."""
+    root = _project(tmp_path, "poetry")
+    (root / "requirements.txt").write_text("poetry-demo==0.1.0\nsix==1.17.0\n")
+    site = tmp_path / "site"
+    install_fake(site, "six", "1.17.0")
+    install_fake(site, "poetry-demo", "0.1.0")
+    assert _check(root, site, "requirements.txt").findings == ()
+
+
+def _own_lock_report(root: Path, site: Path, locked_from: str) -> list[Finding]:
+    """mlsupply.lock made from an environment holding the project from *locked_from*."""
+    lock_site = root.parent / "lock-site"
+    urls = {"tree": _editable(root), "index": None}
+    install_fake(lock_site, "poetry-demo", "0.1.0", direct_url=urls[locked_from])
+    own = refresh_lock(None, take_snapshot([str(lock_site)]))
+    report = check_environment(
+        take_snapshot([str(site)]),
+        own,
+        lock_path="mlsupply.lock",
+        projects=projects_in(str(root)),
+    )
+    return [f for f in report.findings if f.kind is not Kind.INTERPRETER_CHANGED]
+
+
+def test_own_lock_project_from_its_tree_passes_and_from_elsewhere_fails(tmp_path: Path) -> None:
+    root = _project(tmp_path, "poetry")
+    site = tmp_path / "site"
+    install_fake(site, "poetry-demo", "0.1.0", direct_url=_editable(root))
+    (finding,) = _own_lock_report(root, site, "tree")
+    assert finding.severity is Severity.INFO
+    assert "is the project under test" in finding.message
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    for dist_info in site.glob("poetry_demo-*.dist-info"):
+        (dist_info / "direct_url.json").write_text(_editable(other))
+    (finding,) = _own_lock_report(root, site, "tree")
+    assert (finding.kind, finding.severity) == (Kind.SOURCE_CHANGED, Severity.ERROR)
+    assert finding.message.startswith("poetry-demo 0.1.0 has the name of the project under test")
+
+
+def test_own_lock_that_locked_the_project_from_an_index_compares_as_usual(
+    tmp_path: Path,
+) -> None:
+    root = _project(tmp_path, "poetry")
+    site = tmp_path / "site"
+    install_fake(site, "poetry-demo", "0.1.0")
+    assert _own_lock_report(root, site, "index") == []
