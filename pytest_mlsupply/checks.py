@@ -73,6 +73,10 @@ PROJECT_IMPOSTOR = (
     "project (dependency confusion)"
 )
 HINT_MISSING_PROJECT = "install the project from its working tree: {install}"
+PROJECT_NOT_INSTALLED = (
+    "{name}, the project under test ({folder}), is not installed (as `uv sync "
+    "--no-install-project` leaves it); nothing of it runs from the environment"
+)
 HINT_PROJECT = (
     "remove it and install the project from its working tree ({install}), never from an index"
 )
@@ -135,6 +139,9 @@ def check_environment(
         findings.extend(_compare(dist, entries.get(dist.name, []), commands))
     for name in sorted({entry.name for entry in required} - set(installed)):
         versions = sorted({entry.version for entry in required if entry.name == name})
+        if name in folders and all(e.source.is_local for e in entries[name]):
+            findings.append(project_not_installed(name, folders[name], commands, lock_path))
+            continue
         findings.append(
             Finding.of(
                 Kind.MISSING,
@@ -142,11 +149,7 @@ def check_environment(
                 f"locked {name} {' or '.join(versions)} is not installed",
                 expected=" or ".join(versions),
                 actual="not installed",
-                hint=(
-                    HINT_MISSING_PROJECT.format(install=commands.install_project())
-                    if name in folders and all(e.source.is_local for e in entries[name])
-                    else f"{commands.install(name, versions[-1])}, or {HINT_ACCEPT}"
-                ),
+                hint=f"{commands.install(name, versions[-1])}, or {HINT_ACCEPT}",
             )
         )
     findings.extend(snapshot_findings(snapshot))
@@ -191,6 +194,22 @@ def project_finding(
         hint=HINT_PROJECT.format(install=commands.install_project()),
         location=dist.metadata_path,
     )
+
+
+def project_not_installed(
+    name: str, folder: str, commands: Commands, location: str | None
+) -> Finding:
+    """A note, not an error: a project left uninstalled runs nothing from site-packages."""
+    finding = Finding.of(
+        Kind.MISSING,
+        name,
+        PROJECT_NOT_INSTALLED.format(name=name, folder=folder),
+        expected=f"the working tree {folder}",
+        actual="not installed",
+        hint=HINT_MISSING_PROJECT.format(install=commands.install_project()),
+        location=location,
+    )
+    return replace(finding, severity=Severity.INFO)
 
 
 def _interpreter_findings(snapshot: Snapshot, lock: Lock) -> Iterator[Finding]:

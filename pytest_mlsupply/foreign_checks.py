@@ -24,8 +24,10 @@ from pytest_mlsupply.checks import (  # noqa: F401 - the project's strings are r
     HINT_MISSING_PROJECT,
     HINT_PROJECT,
     PROJECT_IMPOSTOR,
+    PROJECT_NOT_INSTALLED,
     PROJECT_UNDER_TEST,
     project_finding,
+    project_not_installed,
     snapshot_findings,
     unlocked_startup_error,
 )
@@ -217,12 +219,16 @@ def _missing(
     commands: Commands,
     projects: Projects,
 ) -> Finding:
-    """An error; a warning when only a development group locks it (such groups may be skipped)."""
+    """An error; a warning when only a development group locks it (such groups may be skipped).
+
+    The project under test left out on purpose (``uv sync --no-install-project``) is a
+    note: nothing of it is installed to run.
+    """
     versions = _versions(entries)
     pinned = next((e.version for e in entries if e.version), None)
     if name in projects.folders and all(e.source.is_local for e in entries):
-        hint = HINT_MISSING_PROJECT.format(install=commands.install_project())
-    elif commands.sync() is not None:
+        return project_not_installed(name, projects.folders[name], commands, _where(shown, entries))
+    if commands.sync() is not None:
         hint = commands.install(name, pinned)  # the lock's own tool: its sync restores it
     else:
         hint = f"{commands.install(name, pinned)} (or sync the environment from the lock)"

@@ -426,3 +426,17 @@ def test_pdm_install_of_a_project_passes_strict_and_gets_pdm_hints(
     assert unexpected["hint"] == (
         "`pdm sync --clean` (it removes what the lock does not list), or `pdm add tiny-extra`"
     )
+
+
+def test_uv_sync_no_install_project_is_a_note_even_strict(
+    uv_project: Path, tool_cache: Path
+) -> None:
+    """Docker-style layering (``uv sync --no-install-project``): the project is not installed;
+    nothing of it runs from the venv, so the gate passes strict with a note."""
+    _run([_tool("uv"), "sync", "--no-install-project"], uv_project, _uv_env(tool_cache))
+    (uv_project / "test_project.py").unlink()  # it imports the project
+    result = _gate(uv_project, "uv.lock", "--mlsupply-strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _problems(uv_project) == []
+    finding = _project_finding(uv_project, "uv-demo")
+    assert (finding["kind"], finding["severity"]) == ("missing", "info")
