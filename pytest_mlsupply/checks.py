@@ -74,8 +74,8 @@ PROJECT_IMPOSTOR = (
 )
 HINT_MISSING_PROJECT = "install the project from its working tree: {install}"
 PROJECT_NOT_INSTALLED = (
-    "{name}, the project under test ({folder}), is not installed (as `uv sync "
-    "--no-install-project` leaves it); nothing of it runs from the environment"
+    "{name}, the project under test ({folder}), is locked but not installed, so its tests "
+    "import it from wherever the import path leads"
 )
 HINT_PROJECT = (
     "remove it and install the project from its working tree ({install}), never from an index"
@@ -199,8 +199,10 @@ def project_finding(
 def project_not_installed(
     name: str, folder: str, commands: Commands, location: str | None
 ) -> Finding:
-    """A note, not an error: a project left uninstalled runs nothing from site-packages."""
-    finding = Finding.of(
+    """An error, as for any locked package: with the project not installed, its import name
+    is free for any folder on the path (a path-only ``.pth`` no package owns is enough).
+    ``uv sync --no-install-project`` setups waive it."""
+    return Finding.of(
         Kind.MISSING,
         name,
         PROJECT_NOT_INSTALLED.format(name=name, folder=folder),
@@ -209,7 +211,6 @@ def project_not_installed(
         hint=HINT_MISSING_PROJECT.format(install=commands.install_project()),
         location=location,
     )
-    return replace(finding, severity=Severity.INFO)
 
 
 def _interpreter_findings(snapshot: Snapshot, lock: Lock) -> Iterator[Finding]:

@@ -221,8 +221,7 @@ def _missing(
 ) -> Finding:
     """An error; a warning when only a development group locks it (such groups may be skipped).
 
-    The project under test left out on purpose (``uv sync --no-install-project``) is a
-    note: nothing of it is installed to run.
+    The project under test gets its own wording and a hint to install it from its tree.
     """
     versions = _versions(entries)
     pinned = next((e.version for e in entries if e.version), None)

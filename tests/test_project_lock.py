@@ -236,19 +236,20 @@ def test_uv_project_from_an_index_is_an_impostor_with_a_uv_hint(tmp_path: Path) 
     assert finding.hint and "`uv sync` in the project's folder" in finding.hint
 
 
-def test_a_missing_project_is_a_note_and_installed_from_its_tree(tmp_path: Path) -> None:
-    """``uv sync --no-install-project``: nothing of the project runs from the environment,
-    so a note (not a failure, strict or not); the hint never says ``pip install 'uv-demo=='``."""
+def test_a_missing_project_is_an_error_installed_from_its_tree(tmp_path: Path) -> None:
+    """``uv sync --no-install-project``: still an error (the import name is free for any
+    folder on the path); the hint never says ``pip install 'uv-demo=='``."""
     root = _project(tmp_path, "uv")
     site = tmp_path / "site"
     install_fake(site, "six", "1.17.0", installer="uv")
     lib = root / "packages" / "uv-lib"
     install_fake(site, "uv-lib", "0.2.0", installer="uv", direct_url=_editable(lib))
-    report = _check(root, site, "uv.lock")
-    assert _problems(report) == []
-    assert not report.fails(strict=True)
-    (finding,) = [f for f in report.findings if f.subject == "uv-demo"]
-    assert (finding.kind, finding.severity) == (Kind.MISSING, Severity.INFO)
+    (finding,) = _problems(_check(root, site, "uv.lock"))
+    assert (finding.kind, finding.severity, finding.subject) == (
+        Kind.MISSING,
+        Severity.ERROR,
+        "uv-demo",
+    )
     assert finding.message == PROJECT_NOT_INSTALLED.format(
         name="uv-demo", folder=os.path.realpath(root)
     )

@@ -428,15 +428,25 @@ def test_pdm_install_of_a_project_passes_strict_and_gets_pdm_hints(
     )
 
 
-def test_uv_sync_no_install_project_is_a_note_even_strict(
-    uv_project: Path, tool_cache: Path
+def test_uv_project_replaced_by_a_bare_pth_fails_before_its_code_runs(
+    uv_project: Path, tmp_path: Path
 ) -> None:
-    """Docker-style layering (``uv sync --no-install-project``): the project is not installed;
-    nothing of it runs from the venv, so the gate passes strict with a note."""
-    _run([_tool("uv"), "sync", "--no-install-project"], uv_project, _uv_env(tool_cache))
-    (uv_project / "test_project.py").unlink()  # it imports the project
-    result = _gate(uv_project, "uv.lock", "--mlsupply-strict")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert _problems(uv_project) == []
-    finding = _project_finding(uv_project, "uv-demo")
-    assert (finding["kind"], finding["severity"]) == ("missing", "info")
+    """The project's install is removed and a path-only ``.pth`` that no distribution owns
+    puts another folder's ``uv_demo`` on the import path (nothing else reports that .pth:
+    the missing project is what fails the gate)."""
+    evil = tmp_path / "evil"
+    (evil / "uv_demo").mkdir(parents=True)
+    (evil / "uv_demo" / "__init__.py").write_text(IMPOSTOR.format(depth=2))
+    (pth,) = (uv_project / ".venv").glob("lib/python*/site-packages/_*uv_demo.pth")
+    site = pth.parent
+    pth.unlink()
+    shutil.rmtree(next(site.glob("uv_demo-*.dist-info")))
+    (site / "uv_demo.pth").write_text(f"{evil}\n")
+    result = _gate(uv_project, "uv.lock")
+    assert result.returncode != 0, result.stdout
+    kinds = {(f["kind"], f["severity"], f["subject"]) for f in _problems(uv_project)}
+    assert ("missing", "error", "uv-demo") in kinds, kinds
+    marker = tmp_path / MARKER
+    assert not marker.exists()
+    _gate(uv_project, "uv.lock", "--mlsupply-warn-only")  # the control: the payload runs
+    assert marker.exists()
