@@ -85,7 +85,7 @@ members = ["uv-demo", "uv-lib"]
 [[package]]
 name = "six"
 version = "1.17.0"
-source = { registry = "https://pypi.example.invalid/simple" }
+source = { registry = "https://index.example.invalid/simple" }
 
 [[package]]
 name = "uv-demo"
