@@ -404,3 +404,20 @@ def test_own_lock_that_locked_the_project_from_an_index_compares_as_usual(
     site = tmp_path / "site"
     install_fake(site, "poetry-demo", "0.1.0")
     assert _own_lock_report(root, site, "index") == []
+
+
+def test_a_virtual_uv_root_is_never_missing_and_its_name_is_still_guarded(
+    tmp_path: Path,
+) -> None:
+    """``[tool.uv] package = false``: uv installs nothing of the project; a release of its
+    name from an index is still an impostor."""
+    root = _project(tmp_path, "uv")
+    (root / "uv.lock").write_text(UV_LOCK.replace('{ editable = "." }', '{ virtual = "." }'))
+    site = tmp_path / "site"
+    install_fake(site, "six", "1.17.0", installer="uv")
+    lib = root / "packages" / "uv-lib"
+    install_fake(site, "uv-lib", "0.2.0", installer="uv", direct_url=_editable(lib))
+    assert _problems(_check(root, site, "uv.lock")) == []
+    install_fake(site, "uv-demo", "0.1.0", installer="uv")
+    (finding,) = _problems(_check(root, site, "uv.lock"))
+    assert (finding.kind, finding.subject) == (Kind.SOURCE_CHANGED, "uv-demo")
