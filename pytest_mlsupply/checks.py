@@ -17,12 +17,15 @@ from packaging.utils import canonicalize_name
 
 from pytest_mlsupply.errors import RecordError
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
+from pytest_mlsupply.installers import Commands, commands_for
 from pytest_mlsupply.limits import parse_version
+from pytest_mlsupply.local_installs import local_tree
 from pytest_mlsupply.locks.mlsupply_lock import (
     REFRESH_COMMAND,
     Lock,
     LockedDistribution,
 )
+from pytest_mlsupply.locks.project import Projects
 from pytest_mlsupply.record import parse_record
 from pytest_mlsupply.snapshot import (
     RECORD_MALFORMED,
@@ -58,6 +61,25 @@ LAUNCH_DIR_PLUGIN = (
 SHADOWED_PLUGIN = (
     "pytest still loads its pytest11 plugin {names} from the hidden copy in every pytest run"
 )
+#: The project under test (issue 12, item 2): a local install of the folder its lock is in.
+PROJECT_UNDER_TEST = (
+    "{name} {version} is the project under test, installed from its working tree ({kind} "
+    "install of {folder}); its version and files are the project's own and are not compared "
+    "with {title}"
+)
+PROJECT_IMPOSTOR = (
+    "{name} {version} has the name of the project under test but is installed from {source}, "
+    "not from its working tree {folder}: a same-named distribution runs instead of the "
+    "project (dependency confusion)"
+)
+HINT_MISSING_PROJECT = "install the project from its working tree: {install}"
+PROJECT_NOT_INSTALLED = (
+    "{name}, the project under test ({folder}), is locked but not installed, so its tests "
+    "import it from wherever the import path leads"
+)
+HINT_PROJECT = (
+    "remove it and install the project from its working tree ({install}), never from an index"
+)
 #: The entry-point group pytest loads plugins from, at every start-up (pluggy's
 #: ``load_setuptools_entrypoints("pytest11")``).
 PYTEST_PLUGIN_GROUP = "pytest11"
@@ -73,12 +95,18 @@ def _same_version(installed: str, locked: str) -> bool:
     return left == right
 
 
-def _pin(name: str, version: str) -> str:
-    return f"pip install '{name}=={version}'"
+def check_environment(
+    snapshot: Snapshot,
+    lock: Lock,
+    *,
+    lock_path: str | None = None,
+    projects: Projects | None = None,
+) -> Report:
+    """Compare *snapshot* with *lock* and return every difference as a finding.
 
-
-def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None = None) -> Report:
-    """Compare *snapshot* with *lock* and return every difference as a finding."""
+    *projects*: the project under test (``locks.project.projects_in`` of the lock's
+    folder); a distribution of its name must be a local install of its folder.
+    """
     findings: list[Finding] = []
     env_key = snapshot.interpreter.key
     locked_env = lock.environment(env_key)
@@ -99,10 +127,21 @@ def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None =
         entries[entry.name].append(entry)
 
     installed = snapshot.by_name()
+    commands = commands_for(snapshot)
+    folders = projects.folders if projects is not None else {}
     for dist in snapshot.distributions:
-        findings.extend(_compare(dist, entries.get(dist.name, [])))
+        # A lock that names an index or archive for the project (a tox-style run of its
+        # built wheel) is compared as it says; only a local or absent entry means the tree.
+        if dist.name in folders and all(e.source.is_local for e in entries.get(dist.name, [])):
+            title = lock_path or "the lock"
+            findings.append(project_finding(dist, folders[dist.name], title, commands))
+            continue
+        findings.extend(_compare(dist, entries.get(dist.name, []), commands))
     for name in sorted({entry.name for entry in required} - set(installed)):
         versions = sorted({entry.version for entry in required if entry.name == name})
+        if name in folders and all(e.source.is_local for e in entries[name]):
+            findings.append(project_not_installed(name, folders[name], commands, lock_path))
+            continue
         findings.append(
             Finding.of(
                 Kind.MISSING,
@@ -110,7 +149,7 @@ def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None =
                 f"locked {name} {' or '.join(versions)} is not installed",
                 expected=" or ".join(versions),
                 actual="not installed",
-                hint=f"{_pin(name, versions[-1])}, or {HINT_ACCEPT}",
+                hint=f"{commands.install(name, versions[-1])}, or {HINT_ACCEPT}",
             )
         )
     findings.extend(snapshot_findings(snapshot))
@@ -119,6 +158,58 @@ def check_environment(snapshot: Snapshot, lock: Lock, *, lock_path: str | None =
         lock_path=lock_path,
         distributions_checked=len(snapshot.distributions),
         environment=env_key,
+        notes=projects.notes if projects is not None else (),
+    )
+
+
+def project_finding(
+    dist: InstalledDistribution, folder: str, title: str, commands: Commands
+) -> Finding:
+    """The project under test when installed from *folder*; else an impostor (an error).
+
+    The name alone proves nothing (anyone can upload a release of it): only a local
+    install of the project's own folder is the project (issue 12, item 2).
+    """
+    if dist.source.is_local and local_tree(dist) == folder:
+        return Finding.of(
+            Kind.NOT_VERIFIABLE,
+            dist.name,
+            PROJECT_UNDER_TEST.format(
+                name=dist.name,
+                version=dist.version,
+                kind=dist.source.kind,
+                folder=folder,
+                title=title,
+            ),
+            location=dist.metadata_path,
+        )
+    return Finding.of(
+        Kind.SOURCE_CHANGED,
+        dist.name,
+        PROJECT_IMPOSTOR.format(
+            name=dist.name, version=dist.version, source=dist.source.describe(), folder=folder
+        ),
+        expected=f"the working tree {folder}",
+        actual=dist.source.describe(),
+        hint=HINT_PROJECT.format(install=commands.install_project()),
+        location=dist.metadata_path,
+    )
+
+
+def project_not_installed(
+    name: str, folder: str, commands: Commands, location: str | None
+) -> Finding:
+    """An error, as for any locked package: with the project not installed, its import name
+    is free for any folder on the path (a path-only ``.pth`` no package owns is enough).
+    ``uv sync --no-install-project`` setups waive it."""
+    return Finding.of(
+        Kind.MISSING,
+        name,
+        PROJECT_NOT_INSTALLED.format(name=name, folder=folder),
+        expected=f"the working tree {folder}",
+        actual="not installed",
+        hint=HINT_MISSING_PROJECT.format(install=commands.install_project()),
+        location=location,
     )
 
 
@@ -148,7 +239,9 @@ def _interpreter_findings(snapshot: Snapshot, lock: Lock) -> Iterator[Finding]:
         )
 
 
-def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> Iterator[Finding]:
+def _compare(
+    dist: InstalledDistribution, entries: list[LockedDistribution], commands: Commands
+) -> Iterator[Finding]:
     name = dist.name
     if not entries:
         yield unlocked_startup_error(
@@ -158,7 +251,7 @@ def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> 
                 f"{name} {dist.version} is installed but not locked",
                 expected="not installed",
                 actual=dist.version,
-                hint=f"`pip uninstall {name}`, or {HINT_ACCEPT}",
+                hint=f"{commands.uninstall(name)}, or {HINT_ACCEPT}",
                 location=dist.metadata_path,
             ),
             dist,
@@ -182,7 +275,7 @@ def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> 
             f"{name} version changed: locked {expected}, installed {dist.version}",
             expected=expected,
             actual=dist.version,
-            hint=f"{_pin(name, entries[0].version)} to restore, or {HINT_ACCEPT}",
+            hint=f"{commands.install(name, entries[0].version)} to restore, or {HINT_ACCEPT}",
             location=dist.metadata_path,
         )
         return
@@ -220,7 +313,7 @@ def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> 
             f"{_short(accepted)}",
             expected=" or ".join(accepted),
             actual="no usable RECORD",
-            hint=f"`pip install --force-reinstall --no-deps '{name}=={dist.version}'`",
+            hint=commands.reinstall(name, dist.version),
             location=dist.metadata_path,
         )
         return
@@ -233,8 +326,8 @@ def _compare(dist: InstalledDistribution, entries: list[LockedDistribution]) -> 
             expected=" or ".join(accepted),
             actual=dist.content,
             hint=(
-                f"reinstall the locked build (`pip install --force-reinstall --no-deps "
-                f"'{name}=={dist.version}'` from a trusted index), or {HINT_ACCEPT}"
+                f"reinstall the locked build ({commands.reinstall(name, dist.version)} from a "
+                f"trusted index), or {HINT_ACCEPT}"
             ),
             location=dist.metadata_path,
         )
@@ -292,7 +385,7 @@ def snapshot_findings(snapshot: Snapshot) -> Iterator[Finding]:
                 Kind.BROKEN_DISTRIBUTION,
                 dist.name,
                 f"{dist.name} {dist.version}: {dist.problem}",
-                hint=f"`pip install --force-reinstall --no-deps '{dist.name}=={dist.version}'`",
+                hint=commands_for(snapshot).reinstall(dist.name, dist.version),
                 location=dist.metadata_path,
             )
 

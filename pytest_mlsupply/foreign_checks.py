@@ -21,12 +21,25 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 
-from pytest_mlsupply.checks import snapshot_findings, unlocked_startup_error
+from pytest_mlsupply.checks import (  # noqa: F401 - the project's strings are re-exported
+    HINT_MISSING_PROJECT,
+    HINT_PROJECT,
+    PROJECT_IMPOSTOR,
+    PROJECT_NOT_INSTALLED,
+    PROJECT_UNDER_TEST,
+    project_finding,
+    project_not_installed,
+    snapshot_findings,
+    unlocked_startup_error,
+)
 from pytest_mlsupply.errors import RecordError
 from pytest_mlsupply.findings import Finding, Kind, Report, Severity
 from pytest_mlsupply.hashing import Digest, DigestError, hash_file
-from pytest_mlsupply.locks import Choice
+from pytest_mlsupply.installers import Commands, commands_for
+from pytest_mlsupply.local_installs import local_tree
+from pytest_mlsupply.locks import FORMAT_UV, Choice
 from pytest_mlsupply.locks.foreign import ForeignLock, LockedPackage, select
+from pytest_mlsupply.locks.project import Projects, local_folder, lock_folder, projects_beside
 from pytest_mlsupply.record import INSTALLER_METADATA_FILES, parse_record, site_relative
 from pytest_mlsupply.snapshot import InstalledDistribution, Snapshot
 from pytest_mlsupply.sources import ARCHIVE, INDEX, VCS, Source, is_bare_path
@@ -79,6 +92,7 @@ MESSAGE_AMBIGUOUS = (
 )
 HINT_AMBIGUOUS = "regenerate the lock with the tool that writes it"
 MESSAGE_VERSION_ELSEWHERE = "; {version} is locked only for another environment ({where})"
+LOCAL_ELSEWHERE = "locked as a local {kind} at {locked}, installed from {installed}"
 HINT_NOT_APPLICABLE = (
     "run on an interpreter the lock was made for, or pass the lock for this platform with "
     "--mlsupply-lock"
@@ -156,13 +170,23 @@ def check_foreign_lock(
         if package.installable:
             everywhere[package.name].append(package)
     baseline = tool_baseline(snapshot)
+    commands = commands_for(snapshot, lock.format)
+    projects = projects_beside(lock)
+    notes.extend(projects.notes)
     unlisted_baseline: list[str] = []
     accepted: list[LockedPackage] = []
     for dist in snapshot.distributions:
         entries = applicable.get(dist.name, [])
+        # The project is absent from a Poetry lock and local in uv's; a lock naming an index
+        # or archive for it (a built wheel under test) is compared as it says.
+        if dist.name in projects.folders and all(e.source.is_local for e in entries):
+            folder = projects.folders[dist.name]
+            findings.append(project_finding(dist, folder, lock.title, commands))
+            continue
         if not entries:
             if dist.name in baseline:
-                unlisted = _unexpected(dist, lock, BASELINE_STARTUP.get(dist.name, frozenset()))
+                allowed = BASELINE_STARTUP.get(dist.name, frozenset())
+                unlisted = _unexpected(dist, lock, commands, allowed)
                 if unlisted.severity is Severity.ERROR:
                     findings.append(unlisted)
                 else:
@@ -177,10 +201,13 @@ def check_foreign_lock(
                     shown,
                     selection.taken.split(": ", 1)[-1],
                     undecided.get(dist.name, ()),
+                    commands,
                 )
             )
             continue
-        findings.extend(_compare(dist, entries, lock, shown, everywhere.get(dist.name, [])))
+        findings.extend(
+            _compare(dist, entries, lock, shown, commands, everywhere.get(dist.name, []))
+        )
         accepted.extend(
             e
             for e in entries
@@ -193,7 +220,9 @@ def check_foreign_lock(
     development = {id(p) for p in selection.development}
     for name in sorted(set(required) - set(installed)):
         only_development = all(id(p) in development for p in required[name])
-        findings.append(_missing(name, required[name], lock, shown, only_development))
+        findings.append(
+            _missing(name, required[name], lock, shown, only_development, commands, projects)
+        )
     if min_age_days is not None:
         # Only what is installed here, as the entry that applies here (issue 12).
         # The files that fit this interpreter, when it is the one checked (another one's
@@ -228,7 +257,10 @@ def _where(shown: str, entries: Sequence[LockedPackage]) -> str:
 
 
 def _unexpected(
-    dist: InstalledDistribution, lock: ForeignLock, allowed: frozenset[str] = frozenset()
+    dist: InstalledDistribution,
+    lock: ForeignLock,
+    commands: Commands,
+    allowed: frozenset[str] = frozenset(),
 ) -> Finding:
     finding = Finding.of(
         Kind.UNEXPECTED,
@@ -236,7 +268,7 @@ def _unexpected(
         f"{dist.name} {dist.version} is installed but not in {lock.title}",
         expected="not installed",
         actual=dist.version,
-        hint=f"`pip uninstall {dist.name}`, or add it to the lock with the tool that writes it",
+        hint=f"{commands.uninstall(dist.name)}, or {commands.add_to_lock(dist.name)}",
         location=dist.metadata_path,
     )
     return unlocked_startup_error(finding, dist, allowed)
@@ -248,11 +280,21 @@ def _missing(
     lock: ForeignLock,
     shown: str,
     development: bool,
+    commands: Commands,
+    projects: Projects,
 ) -> Finding:
-    """An error; a warning when only a development group locks it (such groups may be skipped)."""
+    """An error; a warning when only a development group locks it (such groups may be skipped).
+
+    The project under test gets its own wording and a hint to install it from its tree.
+    """
     versions = _versions(entries)
     pinned = next((e.version for e in entries if e.version), None)
-    install = f"pip install '{name}=={pinned}'" if pinned else f"install {name}"
+    if name in projects.folders and all(e.source.is_local for e in entries):
+        return project_not_installed(name, projects.folders[name], commands, _where(shown, entries))
+    if commands.sync() is not None:
+        hint = commands.install(name, pinned)  # the lock's own tool: its sync restores it
+    else:
+        hint = f"{commands.install(name, pinned)} (or sync the environment from the lock)"
     groups = sorted({e.group for e in entries if e.group})
     where = ""
     if development:
@@ -264,7 +306,7 @@ def _missing(
         "installed",
         expected=versions,
         actual="not installed",
-        hint=f"{install} (or sync the environment from the lock)",
+        hint=hint,
         location=_where(shown, entries),
     )
     return replace(finding, severity=Severity.WARNING) if development else finding
@@ -277,14 +319,15 @@ def _not_here(
     everywhere: Mapping[str, Sequence[LockedPackage]],
     shown: str,
     taken: str,
-    undecided: Sequence[LockedPackage] = (),
+    undecided: Sequence[LockedPackage],
+    commands: Commands,
 ) -> Finding:
     """*dist* is installed, and no entry that applies here locks it.
 
     An unlocked distribution that ships start-up code stays an error with that message;
     why the lock does not cover it here is added to it.
     """
-    finding = _unexpected(dist, lock)
+    finding = _unexpected(dist, lock, commands)
     reason = not_taken.get(dist.name)
     elsewhere = everywhere.get(dist.name)
     if undecided:
@@ -332,10 +375,24 @@ def _compare(
     entries: Sequence[LockedPackage],
     lock: ForeignLock,
     shown: str,
+    commands: Commands,
     everywhere: Sequence[LockedPackage] = (),
 ) -> Iterator[Finding]:
     name = dist.name
-    if dist.source.is_local and any(e.source.is_local for e in entries):
+    local = [e for e in entries if e.source.is_local]
+    if dist.source.is_local and local:
+        elsewhere = _local_elsewhere(dist, local, lock)
+        if elsewhere is not None:
+            yield Finding.of(
+                Kind.SOURCE_CHANGED,
+                name,
+                f"{name} {dist.version} source differs from {lock.title}: {elsewhere}",
+                expected="; ".join(sorted({_describe(e) for e in local})),
+                actual=dist.source.describe(),
+                hint=f"{commands.restore_source(name)}, or update the lock",
+                location=dist.metadata_path,
+            )
+            return
         yield Finding.of(
             Kind.NOT_VERIFIABLE,
             name,
@@ -396,7 +453,7 @@ def _compare(
             f"environment, installed {dist.version}{elsewhere}",
             expected=expected,
             actual=dist.version,
-            hint=f"`pip install '{name}=={pinned[0].version}'` to restore, or update the lock",
+            hint=f"{commands.install(name, pinned[0].version)} to restore, or update the lock",
             location=_where(shown, entries),
         )
         return
@@ -412,7 +469,7 @@ def _compare(
             f"{name} {dist.version} source differs from {lock.title}: {detail}",
             expected=expected,
             actual=dist.source.describe(),
-            hint=f"reinstall {name} from the locked source, or update the lock",
+            hint=f"{commands.restore_source(name)}, or update the lock",
             location=dist.metadata_path,
         )
 
@@ -425,6 +482,25 @@ def _normalized(version: str) -> str:
         return canonicalize_version(version)
     except ValueError:
         return version.strip()
+
+
+def _local_elsewhere(
+    dist: InstalledDistribution, local: Sequence[LockedPackage], lock: ForeignLock
+) -> str | None:
+    """None when *dist* is installed from a folder one of the *local* entries names.
+
+    Only uv.lock records where a local entry lives (relative to the lock); for
+    the other formats the kind alone is compared, as before.
+    """
+    if lock.format != FORMAT_UV or any(e.source.url is None for e in local):
+        return None
+    base = lock_folder(lock)
+    folders = sorted({local_folder(e.source.url or ".", base) for e in local})
+    if local_tree(dist) in folders:
+        return None
+    return LOCAL_ELSEWHERE.format(
+        kind=local[0].source.kind, locked=" or ".join(folders), installed=dist.source.describe()
+    )
 
 
 def _describe(entry: LockedPackage) -> str:

@@ -112,7 +112,10 @@ def run_gate(
             write_lock(lock_path, lock)
         else:
             lock = load_lock(lock_path)
-        report = check_environment(snapshot, lock, lock_path=shown)
+        from pytest_mlsupply.locks.project import projects_in
+
+        projects = projects_in(str(lock_path.parent))  # the project beside the lock
+        report = check_environment(snapshot, lock, lock_path=shown, projects=projects)
         locked = frozenset(canonicalize_name(dist.name) for dist in lock.distributions)
         if min_age_days is not None:
             report = _add_notes(report, [NOTE_MIN_AGE_MLSUPPLY])

@@ -152,8 +152,17 @@ def _rows(report) -> list[tuple[Kind, str, str | None, str | None]]:
     return [(f.kind, f.subject, f.expected, f.actual) for f in report.findings]
 
 
-def _clean_uv_site(site: Path, *, six: str = "1.17.0", torch: str = "2.9.1+cpu") -> None:
-    editable = {"url": "file:///src/proj", "dir_info": {"editable": True}}
+def _clean_uv_site(
+    site: Path,
+    *,
+    six: str = "1.17.0",
+    torch: str = "2.9.1+cpu",
+    project: Path | None = None,
+) -> None:
+    """The project installed editable from *project*: the folder of the lock (``uv.lock``
+    read from the current directory unless the test puts it elsewhere)."""
+    folder = project or Path("uv.lock").resolve().parent
+    editable = {"url": folder.as_uri(), "dir_info": {"editable": True}}
     install_fake(site, "proj", "0.1.0", direct_url=json.dumps(editable))
     install_fake(site, "six", six)
     install_fake(site, "torch", torch)
@@ -659,6 +668,7 @@ def test_check_command_takes_lock_groups_and_extras(tmp_path: Path, capsys) -> N
         site,
         six="1.17.0" if sys.version_info >= (3, 11) else "1.16.0",
         torch="2.9.1" if sys.platform == "darwin" else "2.9.1+cpu",
+        project=tmp_path,
     )
     install_fake(site, "packaging", "99.0")  # the docs group locks 25.0
     (tmp_path / "uv.lock").write_text(UV_SPLIT)

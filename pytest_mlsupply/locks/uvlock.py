@@ -233,14 +233,14 @@ def _package(
         if not artifacts:
             artifacts = (LockedArtifact(filename_of(str(location), str(location))),)
     elif kind == "editable":
-        source = Source(EDITABLE)
+        source = Source(EDITABLE, url=str(location))
         is_root = location == "." or name in members
     elif kind == "virtual":
-        source = Source(DIRECTORY)
+        source = Source(DIRECTORY, url=str(location))
         is_root = location == "." or name in members
         installable = False
     elif kind in ("directory", "path"):
-        source = Source(DIRECTORY)
+        source = Source(DIRECTORY, url=str(location))
         is_root = location == "." or name in members
     else:
         problems.add(f"{where}.source", f"unknown source kind {kind!r}")
