@@ -19,7 +19,7 @@ from pytest_mlsupply.cli import EXIT_FINDINGS, EXIT_OK, EXIT_UNUSABLE
 from pytest_mlsupply.plugin import NOT_COLLECTED_NOTE
 
 from gatehelpers import findings, gate, install_demo
-from installers import installer
+from installer_tools import installer
 from wheelfactory import build_wheel
 
 pytestmark = pytest.mark.slow

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from installers import REQUIRE_ENV, installer
+from installer_tools import REQUIRE_ENV, installer
 from wheelfactory import site_packages, venv_python
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ from pytest_mlsupply.locks.foreign import current_environment, select
 from pytest_mlsupply.locks.poetry import load_poetry_lock
 from pytest_mlsupply.locks.uvlock import NEWEST_REVISION, load_uv_lock
 
-from installers import REQUIRE_ENV, installer
+from installer_tools import REQUIRE_ENV, installer
 
 pytestmark = pytest.mark.slow
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from gatehelpers import findings
+from installer_tools import installer
 from wheelfactory import build_wheel
 
 pytestmark = pytest.mark.slow
@@ -92,10 +93,7 @@ build-backend = "pdm.backend"
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not on PATH; install it to run the real-installer tests")
-    return found
+    return installer(name)
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
