@@ -341,6 +341,75 @@ def test_a_lock_pinning_a_vulnerable_release_says_re_lock(tmp_path: Path) -> Non
     assert finding.hint == "re-lock to 3.1.2 (fixed in 3.1.2)"
 
 
+def _waive(findings: list[Finding], match: str) -> list[Finding]:
+    import datetime
+
+    from pytest_mlsupply.findings import Report
+    from pytest_mlsupply.waivers import apply_waivers, parse_waivers
+
+    waivers = parse_waivers(
+        {
+            "waiver": [
+                {"match": match, "reason": "triaged", "expires": datetime.date(2099, 1, 1)}
+            ]
+        },
+        "waivers.toml",
+    )
+    report = apply_waivers(Report.build(findings), waivers, today=datetime.date(2026, 6, 1))
+    return [f for f in report.findings if f.kind is not Kind.WAIVER_UNUSED]
+
+
+def _mal_record(tmp_path: Path, name: str, version: str) -> Path:
+    feed = tmp_path / "MAL-2026-9.json"
+    feed.write_text(
+        json.dumps(
+            {
+                "id": "MAL-2026-9",
+                "aliases": ["GHSA-mmmm-mmmm-mmmm"],
+                "affected": [{"package": {"ecosystem": "PyPI", "name": name}, "versions": [version]}],
+            }
+        )
+    )
+    return feed
+
+
+@pytest.mark.parametrize("match", ["CVE-2026-90001", "GHSA-2c4m-9vq6-8x3p", "PYSEC-2026-9001"])
+def test_a_waiver_for_a_vulnerability_never_waives_malware_of_the_same_release(
+    tmp_path: Path, match: str
+) -> None:
+    feeds = [PYSEC, GHSA, _mal_record(tmp_path, "demo-tokenizer", "2.3.0")]
+    [finding] = _waive(_findings(tmp_path, feeds, ("demo-tokenizer", "2.3.0")), match)
+    assert finding.kind is Kind.KNOWN_BAD_PACKAGE and finding.waived is None
+    assert match in finding.message  # still named, so the reader sees what was triaged
+    assert finding.advisories == ("MAL-2026-9", "GHSA-mmmm-mmmm-mmmm")
+
+
+@pytest.mark.parametrize("match", ["MAL-2026-9", "GHSA-mmmm-mmmm-mmmm"])
+def test_the_malicious_record_or_its_alias_waives_the_malware_finding(
+    tmp_path: Path, match: str
+) -> None:
+    feeds = [GHSA, _mal_record(tmp_path, "demo-tokenizer", "2.3.0")]
+    [finding] = _waive(_findings(tmp_path, feeds, ("demo-tokenizer", "2.3.0")), match)
+    assert finding.kind is Kind.KNOWN_BAD_PACKAGE and finding.waived is not None
+
+
+def test_a_locked_malicious_release_carries_only_the_malicious_ids(tmp_path: Path) -> None:
+    from pytest_mlsupply.locks import detect_format
+    from pytest_mlsupply.locks.foreign import load_foreign_lock
+
+    lock_path = tmp_path / "requirements.txt"
+    lock_path.write_text("demo-tokenizer==3.0\n")
+    lock = load_foreign_lock(lock_path, detect_format(lock_path, None))
+    feeds = [GHSA, _mal_record(tmp_path, "demo-tokenizer", "3.0")]
+    index = load_feeds(feeds, builtin=False).index
+    [finding] = locked_findings(index, lock, "requirements.txt", [], VulnerabilityPolicy())
+    assert finding.kind is Kind.KNOWN_BAD_PACKAGE
+    assert "CVE-2026-90001" in finding.message
+    assert finding.advisories == ("MAL-2026-9", "GHSA-mmmm-mmmm-mmmm")
+    [kept] = _waive([finding], "CVE-2026-90001")
+    assert kept.waived is None
+
+
 # ------------------------------------------------------------------ bad severity: fail closed
 
 
