@@ -515,6 +515,43 @@ def test_a_cache_of_the_previous_format_is_not_reused(tmp_path: Path) -> None:
     assert not again.from_cache
 
 
+def test_a_cache_compiled_by_another_classifier_is_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editable install updated by ``git pull`` must not keep the old code's verdicts."""
+    from pytest_mlsupply.knownbad import feeds
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    load_feeds([GHSA], builtin=False, cache_dir=cache)
+    assert load_feeds([GHSA], builtin=False, cache_dir=cache).from_cache
+    real = Path.read_bytes
+
+    def edited(path: Path) -> bytes:  # osv.py as a `git pull` would leave it
+        data = real(path)
+        return data + b"\n# changed\n" if path.name == "osv.py" else data
+
+    before = feeds._classifier_digest()
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert feeds._classifier_digest() not in (None, before)
+    again = load_feeds([GHSA], builtin=False, cache_dir=cache)
+    assert not again.from_cache
+    assert load_feeds([GHSA], builtin=False, cache_dir=cache).from_cache  # rewritten for it
+
+
+def test_without_the_classifier_source_nothing_is_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_mlsupply.knownbad import feeds
+
+    monkeypatch.setattr(feeds, "CLASSIFIER_MODULES", ("osv", "no_such_module"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    load_feeds([GHSA], builtin=False, cache_dir=cache)
+    assert not load_feeds([GHSA], builtin=False, cache_dir=cache).from_cache
+    assert not (cache / CACHE_FILE).exists()
+
+
 def test_an_old_four_field_cache_entry_fails_closed_as_malicious() -> None:
     old = ((("GHSA-2c4m-9vq6-8x3p",), "summary", "feed", None), (), (("introduced", "0"),))
     index = KnownBadIndex(lazy_packages={"demo": marshal.dumps([old])})
