@@ -3,8 +3,8 @@
 A feed that cannot be read is a problem of its own (a ``known-bad-feed`` error
 naming the file and line); the other feeds still load. The compiled index is
 cached in the cache directory, keyed on the stat of every feed file and feed
-folder and on the source of the code that compiles it, so a warm run pays for those ``stat`` calls and one ``marshal`` load
-instead of parsing.
+folder and on the source of the code that compiles it, so a warm run pays for
+those ``stat`` calls and one ``marshal`` load instead of parsing.
 """
 
 from __future__ import annotations
