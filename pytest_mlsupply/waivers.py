@@ -39,6 +39,10 @@ KNOWN_KEYS = frozenset({*REQUIRED_KEYS, "kind"})
 #: GHSA-92x9-889m-jgmw, CVE-2024-1234 ... (a prefix of capitals, a dash, the rest).
 _ADVISORY_ID = re.compile(r"^[A-Z][A-Z0-9]*-[A-Za-z0-9][A-Za-z0-9.:_-]*$")
 _GLOB_CHARACTERS = frozenset("*?[")
+#: Malware is waived only by a waiver meant for it: an advisory id the finding rests on, or
+#: a name or path with this ``kind``. A waiver by name or path written for drift or for a
+#: vulnerability must not silence malware reported later for the same package (issue 12).
+MALWARE_KINDS = frozenset({Kind.KNOWN_BAD_PACKAGE, Kind.KNOWN_BAD_FILE})
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
@@ -82,7 +86,9 @@ class Waiver:
             if any(ident.upper() == wanted for ident in advisory_ids(finding)):
                 return True
             # "AB-test" is also a valid distribution name: fall through to the name match.
-        elif self.matches_path:
+        if finding.kind in MALWARE_KINDS and self.kind is None:
+            return False
+        if self.matches_path:
             return _path_matches(self.match, finding.location) or _path_matches(
                 self.match, finding.subject
             )

@@ -184,91 +184,254 @@ def test_a_release_both_malicious_and_vulnerable_is_reported_as_malicious(tmp_pa
     assert "PYSEC-2026-9001" in finding.message
 
 
+#: What makes a record a vulnerability: its own id, a fix, a CVSS vector, an ordinary CWE.
+FLAW_EVIDENCE: dict[str, Any] = {
+    "id": "PYSEC-2026-1",
+    "affected": [
+        {
+            "package": {"ecosystem": "PyPI", "name": "my-pkg"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}],
+        }
+    ],
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+    "database_specific": {"cwe_ids": ["CWE-79"]},
+}
+
+
+def _malicious(tmp_path: Path, record: dict[str, Any], name: str = "my-pkg") -> bool:
+    """How the record is read from a feed file, for the release it names."""
+    feed = tmp_path / "record.json"
+    feed.write_text(json.dumps(record))
+    [advisory] = load_feeds([feed], builtin=False).index.match_distribution(name, "1.0")
+    return advisory.malicious
+
+
+def _with_evidence(**parts: Any) -> dict[str, Any]:
+    record = json.loads(json.dumps(FLAW_EVIDENCE))
+    record.update(parts)
+    return record
+
+
 @pytest.mark.parametrize(
     "malicious_part",
     [
         {"id": "mal-2026-1"},
+        {"id": "MAL\u20112026\u20111"},  # a non-breaking hyphen
         {"aliases": ["MAL-2026-1"]},
+        {"related": ["MAL-2025-1"]},
+        {"related": "MAL-2025-1"},
         {"database_specific": {"malicious-packages-origins": "not even a list"}},
+        {"database_specific": {"type": "Malware"}},
         {"database_specific": {"cwe_ids": ["cwe-506"]}},
-        {"summary": "Malicious code in demo (PyPI)"},
-        {"summary": "Malware in demo"},
+        {"database_specific": {"cwe_ids": ["CWE-79", "CWE-506"]}},
+        {"database_specific": {"cwe_ids": [506]}},
+        {"database_specific": {"cwe_ids": ["506"]}},
+        {"database_specific": {"cwe_ids": ["CWE-0506"]}},
+        {"database_specific": {"cwe_ids": "CWE-506"}},
+        {"database_specific": {"cwe_ids": [{"cweId": "CWE-506"}]}},
+        {"database_specific": {"cwe_ids": ["CWE-506: Embedded Malicious Code"]}},
+        {"database_specific": {"cwe_ids": ["CWE-912"]}},  # hidden functionality
+        {"summary": "Malicious code in my-pkg (PyPI)"},
+        {"summary": "Malware in my-pkg"},
+        {"summary": "Malware in my_pkg"},
+        {"summary": "Malicious code in my.pkg (PyPI)"},
+        {"summary": "Malware\u00a0in  MY-PKG."},
+        {"summary": "Malware in 'my-pkg'"},
+        {"summary": "Malicious Package in my-pkg"},
+        {"details": "Malicious code in my-pkg (PyPI)\n\n---\n_-= Per source details =-_"},
         # pypa/advisory-database marks hijacked and backdoored releases by their wording only.
         {
-            "details": "The demo project on PyPI was taken over via user account compromise "
+            "details": "The my-pkg project on PyPI was taken over via user account compromise "
             "via a phishing attack and a new malicious release made which contained code"
         },
         {
-            "details": "The demo package for Python, as distributed on PyPI, included a "
+            "details": "The my-pkg package for Python, as distributed on PyPI, included a "
             "potential code-execution backdoor inserted by a third party."
         },
         {"details": "Malicious package. Exfiltrated secrets to a target server."},
-        {"details": "demo 0.5 contains credential harvesting code"},
+        {"details": "my-pkg 0.5 contains credential harvesting code"},
+        {"summary": "my-pkg 1.0 contains embedded malicious code"},
+        {"summary": "Compromised my-pkg release exfiltrates credentials"},
+        {"summary": "The compromised versions steal tokens"},
+        {"details": "The maintainer account was compromised and 1.0 uploaded."},
+        {"summary": "my-pkg 8.3.41 contains a cryptocurrency miner"},
+        {"summary": "my-pkg ships a crypto miner"},
+        {"details": "It downloaded and ran mining software."},
+        {"summary": "Supply chain attack on my-pkg"},
+        {"summary": "A supply-chain attack replaced my-pkg 1.0"},
+        {"summary": "Typosquat of requests steals secrets"},
+        {"summary": "Trojanized my-pkg release"},
+        {"summary": "Unauthorized code in my-pkg PyPI releases"},
     ],
 )
 def test_every_malicious_signal_is_enough(tmp_path: Path, malicious_part: dict[str, Any]) -> None:
-    record: dict[str, Any] = {
-        "id": "PYSEC-2026-1",
-        "affected": [{"package": {"ecosystem": "PyPI", "name": "demo"}, "versions": ["1.0"]}],
+    """Each signal on a record that otherwise has every mark of a vulnerability."""
+    assert not _malicious(tmp_path, FLAW_EVIDENCE)
+    assert _malicious(tmp_path, _with_evidence(**malicious_part))
+
+
+def test_the_ultralytics_advisory_is_malicious(tmp_path: Path) -> None:
+    """GHSA's record of the 2024 compromised releases: CWE-94 and no MAL id or malware CWE."""
+    record = {
+        "id": "GHSA-7x29-qqmq-v6qc",
+        "summary": "Unauthorized code in my-pkg PyPI releases",
+        "details": "my-pkg has identified a supply chain attack affecting multiple versions of "
+        "the my-pkg package. The compromised versions contained unauthorized code that "
+        "downloaded and executed cryptocurrency mining software when instantiating models. "
+        "This code was injected into the PyPI release artifacts.",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "my-pkg"},
+                "versions": ["1.0"],
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "1.0"}, {"fixed": "1.1"}]}
+                ],
+            }
+        ],
+        "database_specific": {"cwe_ids": ["CWE-94"], "severity": "CRITICAL"},
     }
-    record.update(malicious_part)
-    feed = tmp_path / "record.json"
-    feed.write_text(json.dumps(record))
-    [advisory] = load_feeds([feed], builtin=False).index.match_distribution("demo", "1.0")
-    assert advisory.malicious
+    assert _malicious(tmp_path, record)
 
 
 @pytest.mark.parametrize(
-    "summary",
+    "text",
     [
-        "Malicious code in demo-extras can be injected through crafted templates",
-        "Malware in archives is not detected by demo",
-        "Code injection in demo (PyPI)",
+        "Malicious code in my-pkg-extras can be injected through crafted templates",
+        "Malware in archives is not detected by my-pkg",
+        "Code injection in my-pkg (PyPI)",
+        "Attackers can inject malicious code in my-pkg's templates",
         # Words about what an attacker's input may do, not about the release itself.
-        "demo before 1.11.27 allows account takeover via a crafted email address",
-        "demo could be tricked into executing malicious code through a crafted file",
-        "When a user installs a malicious package next to demo, demo imports it",
+        "my-pkg before 1.11.27 allows account takeover via a crafted email address",
+        "my-pkg could be tricked into executing malicious code through a crafted file",
+        "When a user installs a malicious package next to my-pkg, my-pkg imports it",
+        "A crafted model leads to remote code execution in my-pkg",
+        "my-pkg allows arbitrary code execution through pickle files",
+        "my-pkg allows denial of service via a long header",
+        "An SSRF allows attackers to exfiltrate data from the metadata service",
+        "Data exfiltration is possible through an XXE in my-pkg",
+        "The token leak could lead to a supply chain attack on projects using my-pkg",
+        "A workflow injection in my-pkg's CI can result in a supply-chain attack",
+        "my-pkg allows the execution of unauthorized code via a template",
+        "If the index is compromised, my-pkg may install compromised packages",
+        "Privilege escalation: an attacker who compromised a worker can run jobs",
     ],
 )
-def test_a_summary_about_another_name_is_not_a_malware_signal(tmp_path: Path, summary: str) -> None:
-    feed = tmp_path / "record.json"
-    feed.write_text(
-        json.dumps(
-            {
-                "id": "PYSEC-2026-1",
-                "summary": summary,
-                "affected": [
-                    {"package": {"ecosystem": "PyPI", "name": "demo"}, "versions": ["1.0"]}
-                ],
-            }
-        )
-    )
-    [advisory] = load_feeds([feed], builtin=False).index.match_distribution("demo", "1.0")
-    assert not advisory.malicious
+@pytest.mark.parametrize("key", ["summary", "details"])
+def test_vulnerability_wording_stays_vulnerable(tmp_path: Path, key: str, text: str) -> None:
+    assert not _malicious(tmp_path, _with_evidence(**{key: text}))
 
 
-def test_affected_level_origins_and_cwes_are_malicious_too(tmp_path: Path) -> None:
-    for specific in (
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        {"ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}]},
+        {
+            "versions": ["1.0"],
+            "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "2.0.0"}]}],
+        },
+        {
+            "versions": ["1.0"],
+            "ranges": [
+                {"type": "GIT", "repo": "x", "events": [{"introduced": "0"}, {"fixed": "ab"}]}
+            ],
+        },
+        {
+            "versions": ["1.0"],
+            "ranges": [
+                {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"last_affected": "1.0"}]}
+            ],
+        },
+        {
+            "versions": ["1.0"],
+            "severity": [
+                {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}
+            ],
+        },
+        {"versions": ["1.0"], "database_specific": {"cwe_ids": ["CWE-502"]}},
+    ],
+)
+def test_a_record_is_vulnerable_on_positive_evidence_only(
+    tmp_path: Path, evidence: dict[str, Any]
+) -> None:
+    item = {"package": {"ecosystem": "PyPI", "name": "my-pkg"}, **evidence}
+    record: dict[str, Any] = {"id": "GHSA-aaaa-bbbb-cccc", "affected": [item]}
+    assert not _malicious(tmp_path, record)
+    # The same evidence under a MAL id, or under no id of its own, proves no flaw.
+    assert _malicious(tmp_path, {**record, "id": "MAL-2026-1"})
+    assert _malicious(tmp_path, {"id": "", "aliases": ["MAL-2026-1"], "affected": [item]})
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        # No fix, no score, no CWE: a bare list of releases is what a malware report looks like.
+        {"id": "PYSEC-2026-1", "summary": "Issue in my-pkg", "versions": ["1.0"]},
+        {
+            "id": "GHSA-aaaa-bbbb-cccc",
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}],
+        },
+        {"id": "CVE-2026-1", "versions": ["1.0"], "database_specific": {"severity": "HIGH"}},
+        {
+            "id": "CVE-2026-1",
+            "versions": ["1.0"],
+            "database_specific": {"cwe_ids": ["NVD-CWE-Other"]},
+        },
+        {
+            "id": "CVE-2026-1",
+            "versions": ["1.0"],
+            "severity": [{"type": "Ubuntu", "score": "high"}],
+        },
+        {"id": "CVE-2026-1", "versions": ["1.0"], "database_specific": {"cwe_ids": ["CWE-506"]}},
+    ],
+)
+def test_a_record_without_evidence_of_a_flaw_is_malicious(
+    tmp_path: Path, record: dict[str, Any]
+) -> None:
+    item: dict[str, Any] = {"package": {"ecosystem": "PyPI", "name": "my-pkg"}}
+    for key in ("versions", "ranges"):
+        if key in record:
+            item[key] = record.pop(key)
+    assert _malicious(tmp_path, {**record, "affected": [item]})
+
+
+FLAW_KEYS = ("id", "aliases", "related", "summary", "details", "database_specific", "severity")
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(extra=st.dictionaries(st.sampled_from(FLAW_KEYS), _json, max_size=4))
+@example(extra={"database_specific": {"cwe_ids": [{"cweId": None}]}})
+@example(extra={"related": [None, 3, {"x": 1}]})
+def test_the_classifier_takes_any_shape_and_never_lets_mal_through(extra: dict[str, Any]) -> None:
+    """Free-form keys of any type never raise, and a MAL alias always wins."""
+    from pytest_mlsupply.knownbad.osv import is_malicious, record_ids
+
+    record = {**FLAW_EVIDENCE, **extra}
+    is_malicious(record, ("PYSEC-2026-1",))
+    marked = {**record, "aliases": ["MAL-2026-7"]}
+    assert is_malicious(marked, record_ids(marked, "f"))
+
+
+@pytest.mark.parametrize("key", ["database_specific", "ecosystem_specific"])
+@pytest.mark.parametrize(
+    "specific",
+    [
         {"malicious-packages-origins": []},
         {"cwes": [{"cweId": "CWE-506", "name": "Embedded Malicious Code"}]},
-    ):
-        feed = tmp_path / "record.json"
-        feed.write_text(
-            json.dumps(
-                {
-                    "id": "GHSA-aaaa-bbbb-cccc",
-                    "affected": [
-                        {
-                            "package": {"ecosystem": "PyPI", "name": "demo"},
-                            "versions": ["1.0"],
-                            "database_specific": specific,
-                        }
-                    ],
-                }
-            )
-        )
-        [advisory] = load_feeds([feed], builtin=False).index.match_distribution("demo", "1.0")
-        assert advisory.malicious, specific
+        {"cwe_ids": ["CWE-506"]},
+    ],
+)
+def test_affected_level_origins_and_cwes_are_malicious_too(
+    tmp_path: Path, key: str, specific: dict[str, Any]
+) -> None:
+    record = _with_evidence()
+    record["affected"][0][key] = specific
+    assert _malicious(tmp_path, record)
 
 
 def test_the_builtin_list_is_malicious_whatever_its_ids_say() -> None:
@@ -339,6 +502,73 @@ def test_a_lock_pinning_a_vulnerable_release_says_re_lock(tmp_path: Path) -> Non
         "CVE-2026-90001; CVSS 8.8 high)"
     )
     assert finding.hint == "re-lock to 3.1.2 (fixed in 3.1.2)"
+
+
+def _waive(findings: list[Finding], match: str) -> list[Finding]:
+    import datetime
+
+    from pytest_mlsupply.findings import Report
+    from pytest_mlsupply.waivers import apply_waivers, parse_waivers
+
+    waivers = parse_waivers(
+        {"waiver": [{"match": match, "reason": "triaged", "expires": datetime.date(2099, 1, 1)}]},
+        "waivers.toml",
+    )
+    report = apply_waivers(Report.build(findings), waivers, today=datetime.date(2026, 6, 1))
+    return [f for f in report.findings if f.kind is not Kind.WAIVER_UNUSED]
+
+
+def _mal_record(tmp_path: Path, name: str, version: str) -> Path:
+    feed = tmp_path / "MAL-2026-9.json"
+    feed.write_text(
+        json.dumps(
+            {
+                "id": "MAL-2026-9",
+                "aliases": ["GHSA-mmmm-mmmm-mmmm"],
+                "affected": [
+                    {"package": {"ecosystem": "PyPI", "name": name}, "versions": [version]}
+                ],
+            }
+        )
+    )
+    return feed
+
+
+@pytest.mark.parametrize("match", ["CVE-2026-90001", "GHSA-2c4m-9vq6-8x3p", "PYSEC-2026-9001"])
+def test_a_waiver_for_a_vulnerability_never_waives_malware_of_the_same_release(
+    tmp_path: Path, match: str
+) -> None:
+    feeds = [PYSEC, GHSA, _mal_record(tmp_path, "demo-tokenizer", "2.3.0")]
+    [finding] = _waive(_findings(tmp_path, feeds, ("demo-tokenizer", "2.3.0")), match)
+    assert finding.kind is Kind.KNOWN_BAD_PACKAGE and finding.waived is None
+    assert match in finding.message  # still named, so the reader sees what was triaged
+    assert finding.advisories == ("MAL-2026-9", "GHSA-mmmm-mmmm-mmmm")
+
+
+@pytest.mark.parametrize("match", ["MAL-2026-9", "GHSA-mmmm-mmmm-mmmm"])
+def test_the_malicious_record_or_its_alias_waives_the_malware_finding(
+    tmp_path: Path, match: str
+) -> None:
+    feeds = [GHSA, _mal_record(tmp_path, "demo-tokenizer", "2.3.0")]
+    [finding] = _waive(_findings(tmp_path, feeds, ("demo-tokenizer", "2.3.0")), match)
+    assert finding.kind is Kind.KNOWN_BAD_PACKAGE and finding.waived is not None
+
+
+def test_a_locked_malicious_release_carries_only_the_malicious_ids(tmp_path: Path) -> None:
+    from pytest_mlsupply.locks import detect_format
+    from pytest_mlsupply.locks.foreign import load_foreign_lock
+
+    lock_path = tmp_path / "requirements.txt"
+    lock_path.write_text("demo-tokenizer==3.0\n")
+    lock = load_foreign_lock(lock_path, detect_format(lock_path, None))
+    feeds = [GHSA, _mal_record(tmp_path, "demo-tokenizer", "3.0")]
+    index = load_feeds(feeds, builtin=False).index
+    [finding] = locked_findings(index, lock, "requirements.txt", [], VulnerabilityPolicy())
+    assert finding.kind is Kind.KNOWN_BAD_PACKAGE
+    assert "CVE-2026-90001" in finding.message
+    assert finding.advisories == ("MAL-2026-9", "GHSA-mmmm-mmmm-mmmm")
+    [kept] = _waive([finding], "CVE-2026-90001")
+    assert kept.waived is None
 
 
 # ------------------------------------------------------------------ bad severity: fail closed
@@ -444,6 +674,43 @@ def test_a_cache_of_the_previous_format_is_not_reused(tmp_path: Path) -> None:
     path.write_bytes(header + payload)
     again = load_feeds([GHSA], builtin=False, cache_dir=cache)
     assert not again.from_cache
+
+
+def test_a_cache_compiled_by_another_classifier_is_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editable install updated by ``git pull`` must not keep the old code's verdicts."""
+    from pytest_mlsupply.knownbad import feeds
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    load_feeds([GHSA], builtin=False, cache_dir=cache)
+    assert load_feeds([GHSA], builtin=False, cache_dir=cache).from_cache
+    real = Path.read_bytes
+
+    def edited(path: Path) -> bytes:  # osv.py as a `git pull` would leave it
+        data = real(path)
+        return data + b"\n# changed\n" if path.name == "osv.py" else data
+
+    before = feeds._classifier_digest()
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert feeds._classifier_digest() not in (None, before)
+    again = load_feeds([GHSA], builtin=False, cache_dir=cache)
+    assert not again.from_cache
+    assert load_feeds([GHSA], builtin=False, cache_dir=cache).from_cache  # rewritten for it
+
+
+def test_without_the_classifier_source_nothing_is_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_mlsupply.knownbad import feeds
+
+    monkeypatch.setattr(feeds, "CLASSIFIER_MODULES", ("osv", "no_such_module"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    load_feeds([GHSA], builtin=False, cache_dir=cache)
+    assert not load_feeds([GHSA], builtin=False, cache_dir=cache).from_cache
+    assert not (cache / CACHE_FILE).exists()
 
 
 def test_an_old_four_field_cache_entry_fails_closed_as_malicious() -> None:

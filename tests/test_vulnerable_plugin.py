@@ -258,3 +258,42 @@ def test_check_command_reads_the_same_policy(tmp_path: Path, capsys) -> None:
     assert "[vulnerable]" not in capsys.readouterr().out
     assert main([*common, "--fail-on-cvss", "ten"]) == 2
     assert "--fail-on-cvss: expected a CVSS score (0 to 10), got 'ten'" in capsys.readouterr().err
+
+
+def test_a_waiver_for_a_cve_does_not_waive_malware_reported_later_for_that_release(
+    suite: pytest.Pytester,
+) -> None:
+    """A team triaged CVE-2026-90009 in iniconfig; then the same release is named malware."""
+    feeds = suite.mkdir("feeds")
+    (feeds / f"{VULN_ID}.json").write_text(json.dumps(vulnerable_record("iniconfig")))
+    suite.path.joinpath("waivers.toml").write_text(
+        '[[waiver]]\nmatch = "CVE-2026-90009"\nreason = "triaged: we never parse untrusted '
+        'input"\nexpires = 2999-06-30\n'
+    )
+    args = ("--mlsupply", "--mlsupply-strict", "--mlsupply-known-bad=feeds")
+    args += ("--mlsupply-waivers=waivers.toml", "--mlsupply-report=report.json")
+    waived = suite.runpytest_subprocess(*args)
+    assert waived.ret == pytest.ExitCode.OK, waived.stdout.str()  # the waiver works for the CVE
+    (suite.path / "payload-ran").unlink()
+
+    (feeds / f"{MAL_ID}.json").write_text(json.dumps(malicious_record("iniconfig")))
+    result = suite.runpytest_subprocess(*args)
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
+    assert not (suite.path / "payload-ran").exists()
+    result.stdout.fnmatch_lines(
+        [
+            f"ERROR [[]known-bad-package[]] iniconfig {version('iniconfig')} is a known-bad "
+            f"release ({MAL_ID}, {VULN_ID}, CVE-2026-90009): *"
+        ]
+    )
+    assert "WAIVED ERROR" not in out
+    report = json.loads((suite.path / "report.json").read_text())
+    [malware] = [f for f in report["findings"] if f["kind"] == "known-bad-package"]
+    assert malware["advisories"] == [MAL_ID] and "waived" not in malware
+    # ... while a waiver naming the malware itself is honoured (a reviewed false report).
+    suite.path.joinpath("waivers.toml").write_text(
+        f'[[waiver]]\nmatch = "{MAL_ID}"\nreason = "ossf withdrew it in review"\n'
+        "expires = 2999-06-30\n"
+    )
+    assert suite.runpytest_subprocess(*args).ret == pytest.ExitCode.OK

@@ -233,3 +233,28 @@ def test_expires_strings_other_than_yyyy_mm_dd_are_errors_on_every_python(
     assert list(caught.value.problems) == [
         f"waiver[1].expires: expected a date like 2026-12-31, got {value!r}"
     ]
+
+
+@pytest.mark.parametrize(
+    ("finding", "match"),
+    [
+        (ADVISORY, "litellm"),  # written for a version drift or a vulnerability of litellm
+        (
+            Finding.of(
+                Kind.KNOWN_BAD_FILE,
+                "torch",
+                "torch/lib/libtorch_cpu.so has a known-bad digest sha256:0123 (MAL-2026-1)",
+                location="/venv/lib/python3.11/site-packages/torch/lib/libtorch_cpu.so",
+                advisories=("MAL-2026-1",),
+            ),
+            "torch/lib/*.so",  # written for a rebuilt vendor library
+        ),
+    ],
+)
+def test_a_name_or_path_waiver_without_its_kind_never_waives_malware(
+    finding: Finding, match: str
+) -> None:
+    result = apply_waivers(report(finding), [waiver(match)], today=TODAY)
+    assert result.waived() == () and result.fails(strict=False)
+    meant = apply_waivers(report(finding), [waiver(match, kind=finding.kind)], today=TODAY)
+    assert len(meant.waived()) == 1 and not meant.fails(strict=True)

@@ -3,8 +3,8 @@
 A feed that cannot be read is a problem of its own (a ``known-bad-feed`` error
 naming the file and line); the other feeds still load. The compiled index is
 cached in the cache directory, keyed on the stat of every feed file and feed
-folder, so a warm run pays for those ``stat`` calls and one ``marshal`` load
-instead of parsing.
+folder and on the source of the code that compiles it, so a warm run pays for
+those ``stat`` calls and one ``marshal`` load instead of parsing.
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ CACHE_FILE = "known-bad-index.marshal"
 #: 4: advisories carry ``malicious`` and ``severity`` (issue 12 item 11); an older cache
 #: holds neither, so it is compiled afresh rather than read as "all malicious".
 CACHE_VERSION = 4
+#: The modules whose code decides what a compiled index holds (which records are malicious,
+#: what a range or a severity means): the cache key holds a digest of their source, so an
+#: index compiled by older code (an editable install updated by ``git pull``) is never reused.
+CLASSIFIER_MODULES = ("feeds", "osv", "cvss", "model", "hashlist")
 #: The cache file: this tag, the payload's length and CRC-32, then the marshalled payload.
 _CACHE_MAGIC = b"mlsupply-known-bad-index\n"
 _CACHE_HEADER = struct.Struct("<QL")
@@ -517,7 +521,10 @@ def _fingerprint(sources: Sequence[Path]) -> str | None:
     A file edited in place keeps its folder's mtime; ``--mlsupply-rehash``
     (``check --rehash``) recompiles the index whatever the cache holds.
     """
-    parts: list[Any] = [CACHE_VERSION]
+    classifier = _classifier_digest()
+    if classifier is None:
+        return None  # the code that compiles the index cannot be identified: no cache
+    parts: list[Any] = [CACHE_VERSION, classifier]
     hasher = hashlib.sha256()
     for source in sources:
         try:
@@ -531,6 +538,25 @@ def _fingerprint(sources: Sequence[Path]) -> str | None:
             hasher.update(numbers.tobytes())
     parts.append(hasher.hexdigest())
     return json.dumps(parts)
+
+
+def _classifier_digest() -> str | None:
+    """A digest of the source of ``CLASSIFIER_MODULES`` and the plugin's version.
+
+    A version number alone misses a change between releases (an editable install, a
+    patched copy); the source bytes do not. None when a module's source cannot be read
+    (a frozen or zipped install): then the index is compiled afresh every run.
+    """
+    from pytest_mlsupply import __version__
+
+    hasher = hashlib.sha256(__version__.encode())
+    folder = Path(__file__).resolve().parent
+    for name in CLASSIFIER_MODULES:
+        try:
+            hasher.update((folder / f"{name}.py").read_bytes())
+        except OSError:
+            return None
+    return hasher.hexdigest()
 
 
 def _folder_stats(root: str, numbers: array[int]) -> None:

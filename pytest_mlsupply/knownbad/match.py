@@ -165,6 +165,12 @@ def _vulnerable_hint(found: Sequence[tuple[Advisory, Fixes]], template: str) -> 
 def _malicious_first(
     found: Sequence[tuple[Advisory, Fixes]],
 ) -> tuple[list[Advisory], list[tuple[Advisory, Fixes]]]:
+    """The malicious advisories, and the vulnerable ones with their fixes.
+
+    A malware finding carries only the malicious advisories' ids as data (its message
+    lists every id): waivers match those ids, and a waiver written for a CVE of the
+    same release must not accept the malware reported later (issue 12 item 11).
+    """
     malicious = [advisory for advisory, _fixes in found if advisory.malicious]
     vulnerable = [(advisory, fixes) for advisory, fixes in found if not advisory.malicious]
     return malicious, vulnerable
@@ -203,7 +209,7 @@ def package_findings(
             actual=f"{dist.name} {dist.version}",
             hint=HINT_PACKAGE,
             location=dist.metadata_path,
-            advisories=advisory_ids(advisories),
+            advisories=advisory_ids(malicious),
         )
 
 
@@ -389,7 +395,7 @@ def locked_findings(
                 actual=f"{package.name} {package.version}",
                 hint=HINT_LOCKED,
                 location=lock_shown,
-                advisories=advisory_ids(named),
+                advisories=advisory_ids(malicious),
             )
 
 

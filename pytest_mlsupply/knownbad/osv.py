@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,37 +37,53 @@ ECOSYSTEM = "ECOSYSTEM"
 
 #: ossf/malicious-packages writes its sources' reports under this ``database_specific`` key.
 MALICIOUS_ORIGINS = "malicious-packages-origins"
-#: MITRE CWE-506, "Embedded Malicious Code": how GHSA malware advisories are tagged.
-CWE_MALICIOUS = "CWE-506"
+#: MITRE CWE-506 "Embedded Malicious Code" (how GHSA malware advisories are tagged) and
+#: CWE-912 "Hidden Functionality" (backdoors): a record tagged with either is malware.
+MALICIOUS_CWES = frozenset({506, 912})
+#: Range types whose ``fixed`` / ``last_affected`` events say a flaw was (or was not yet) fixed.
+_FLAW_RANGE_TYPES = frozenset({"ECOSYSTEM", "SEMVER", "GIT"})
 
 #: How pypa/advisory-database describes malicious releases (PYSEC-2022-251 "taken over via
 #: user account compromise ... a new malicious release", PYSEC-2022-43019 "a code-execution
 #: backdoor inserted by a third party", PYSEC-2024-55 "Malicious package. Exfiltrated
-#: secrets", PYSEC-2024-1 "credential harvesting code"). Checked against all 2,661 of its
-#: records: these phrases name only malicious releases there; "malicious code", "malware"
-#: and "account takeover" alone do not (they describe what an attacker's input may do).
+#: secrets", PYSEC-2024-1 "credential harvesting code"), and how GHSA wrote the compromised
+#: ultralytics releases ("Unauthorized code in PyPI releases ... supply chain attack ...
+#: compromised versions ... cryptocurrency mining software"). Matched on normalised text
+#: (``_normal``). Checked against all 2,661 pypa records, the first six name only malicious
+#: releases there; "malicious code", "malware", "account takeover", "to exfiltrate" and
+#: "remote code execution" alone do not (they describe what an attacker's input may do).
 _MALWARE_WORDS = re.compile(
     r"\bbackdoor|\btaken over via\b|\baccount compromise\b"
-    r"|\bmalicious (?:release|project)\b|^malicious package\b|\bcredential[- ]harvesting\b",
-    re.IGNORECASE,
+    r"|\bmalicious (?:release|project)s?\b|^malicious package\b|\bcredential[- ]harvesting\b"
+    r"|\btrojan|\btyposquat|\bembedded malicious code\b|\bexfiltrat(?:es|ed)\b"
+    r"|\bcrypto(?:currency)?[- ]?miner|\bmining software\b|\bcoin ?miner"
 )
+#: Words that name malware in a report and a hypothetical in a vulnerability ("could lead
+#: to a supply chain attack"): a signal unless a modal or causal word comes just before.
+_MALWARE_EVENTS = re.compile(
+    r"\bsupply[- ]chain attack"
+    r"|\bunauthori[sz]ed code\b"
+    r"|\bcompromised(?: [\w.-]+){0,2} (?:versions?|releases?|packages?|wheels?|artifacts?"
+    r"|builds?|uploads?|maintainers?|pypi|accounts?|tokens?)\b"
+    r"|\b(?:versions?|releases?|packages?|accounts?|tokens?|maintainers?|project) "
+    r"(?:was|were|has been|have been|had been) compromised\b"
+)
+_HYPOTHETICAL = re.compile(
+    r"\b(?:could|can|may|might|allows?|allowing|enabl\w*|leads? to|lead\w* to|results? in"
+    r"|potential\w*|execut\w*|run\w*|inject\w*|prevent\w*|mitigat\w*|against|if)\b[^.]*$"
+)
+#: ossf's and GitHub's malware summaries: "Malicious code in NAME (PyPI)", "Malware in NAME".
+_MALWARE_IN = re.compile(
+    r"\b(?:malicious (?:code|package|software)|malware) in (?:the )?(?:package )?"
+    r"['\"`\u2018\u2019\u201c\u201d]?([a-z0-9](?:[a-z0-9._-]*[a-z0-9])?)"
+    r"['\"`\u2018\u2019\u201c\u201d]?(?=$|[\s(),:;]|\.(?:\s|$))"
+)
+#: Dashes and invisible characters a hand-written record may hold where an id or word is.
+_DASHES = dict.fromkeys(
+    map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"), "-"
+)
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
 
-
-class _MalwareSummary:
-    """``Malicious code in NAME`` / ``Malware in NAME``, then the end or a non-name character."""
-
-    PREFIXES = ("malicious code in ", "malware in ")
-
-    def match(self, summary: str, name: str) -> bool:
-        for prefix in self.PREFIXES:
-            head = prefix + name.strip()
-            if summary.startswith(head):
-                rest = summary[len(head) :]
-                return not rest or not (rest[0].isalnum() or rest[0] in "._-")
-        return False
-
-
-_MALWARE_SUMMARY = _MalwareSummary()
 
 #: The digest of an empty file: an evidence list naming it would flag every empty file.
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -231,53 +248,136 @@ def _releases(
 
 
 def is_malicious(record: Mapping[str, Any], ids: tuple[str, ...]) -> bool:
-    """Whether *record* names a malicious release rather than a vulnerable one.
+    """Whether *record* may name a malicious release: everything not proven a vulnerability.
 
-    Malicious: an ossf/malicious-packages id or alias (``MAL-``), its origins key
-    (``database_specific.malicious-packages-origins``, at the record or an
-    ``affected[]`` entry), or the CWE GHSA malware advisories carry (CWE-506, as
-    ``database_specific.cwe_ids`` or ``affected[].database_specific.cwes``).
-    The summaries ossf and GitHub give malware ("Malicious code in NAME (PyPI)",
-    "Malware in NAME", NAME one of the record's packages) count too, and so do the
-    words pypa/advisory-database uses for hijacked and backdoored releases, which
-    carry no other marker (``_MALWARE_WORDS``).
-    Any one signal is enough: telling a malicious release it is merely vulnerable
-    would turn an error into a warning.
+    Fail closed (issue 12 item 11): telling a malicious release it is merely vulnerable
+    turns an error into a warning, so a record is *vulnerable* only on positive evidence
+    that it describes a flaw (``_describes_flaw``) and with no malicious signal
+    (``_malicious_signal``); anything else is malicious.
     """
-    if any(i.upper().startswith("MAL-") for i in ids):
-        return True
-    tables = [record.get("database_specific")]
+    return _malicious_signal(record, ids) or not _describes_flaw(record)
+
+
+def _normal(text: str) -> str:
+    """NFKC, one kind of dash, invisible characters dropped, whitespace runs as one space."""
+    text = unicodedata.normalize("NFKC", text).translate(_DASHES).translate(_INVISIBLE)
+    return " ".join(text.split()).casefold()
+
+
+def _tables(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The free-form tables of the record and of its ``affected[]`` entries."""
+    tables: list[Any] = [record.get("database_specific"), record.get("ecosystem_specific")]
+    for item in _items(record):
+        tables.extend((item.get("database_specific"), item.get("ecosystem_specific")))
+    return [table for table in tables if isinstance(table, dict)]
+
+
+def _items(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     affected = record.get("affected")
-    items = [a for a in affected if isinstance(a, dict)] if isinstance(affected, list) else []
-    tables.extend(item.get("database_specific") for item in items)
-    texts = (_text(record.get("summary")), _text(record.get("details")))
-    if any(text and _MALWARE_WORDS.search(text) for text in texts):
+    return [a for a in affected if isinstance(a, dict)] if isinstance(affected, list) else []
+
+
+def _own_ids(record: Mapping[str, Any], key: str) -> list[str]:
+    value = record.get(key)
+    values = value if isinstance(value, list) else [value]
+    return [_normal(v) for v in values if isinstance(v, str) and v.strip()]
+
+
+def _malicious_signal(record: Mapping[str, Any], ids: tuple[str, ...]) -> bool:
+    """Any sign of malware: an ossf id, origins or type, a malware CWE, malware words.
+
+    ``MAL-`` ids count as the record's id, an alias or a ``related`` id; the malware
+    summary counts for any of the record's package names compared after PEP 503
+    normalisation ("Malware in my_pkg" for ``my-pkg``), in the summary or the details.
+    """
+    every_id = [_normal(i) for i in ids] + _own_ids(record, "related")
+    if any(i.startswith("mal-") for i in every_id):
         return True
-    summary = _text(record.get("summary"))
-    if summary:
-        for item in items:
-            package = item.get("package")
-            name = package.get("name") if isinstance(package, dict) else None
-            if isinstance(name, str) and _MALWARE_SUMMARY.match(summary.lower(), name.lower()):
-                return True
-    for table in tables:
-        if not isinstance(table, dict):
-            continue
+    for table in _tables(record):
         if MALICIOUS_ORIGINS in table:
             return True
-        if _names_malicious_cwe(table.get("cwe_ids")) or _names_malicious_cwe(table.get("cwes")):
+        kind = table.get("type")
+        if isinstance(kind, str) and _normal(kind) == "malware":
+            return True
+        if any(cwe in MALICIOUS_CWES for cwe in _cwes(table)):
+            return True
+    names = set()
+    for item in _items(record):
+        package = item.get("package")
+        name = package.get("name") if isinstance(package, dict) else None
+        if isinstance(name, str) and name.strip():
+            names.add(canonicalize_name(_normal(name)))
+    for value in (record.get("summary"), record.get("details")):
+        text = _normal(value) if isinstance(value, str) else ""
+        if not text:
+            continue
+        if _MALWARE_WORDS.search(text):
+            return True
+        for found in _MALWARE_EVENTS.finditer(text):
+            if not _HYPOTHETICAL.search(text[max(0, found.start() - 40) : found.start()]):
+                return True
+        if any(canonicalize_name(m.group(1)) in names for m in _MALWARE_IN.finditer(text)):
             return True
     return False
 
 
-def _names_malicious_cwe(value: Any) -> bool:
-    if not isinstance(value, list):
+def _describes_flaw(record: Mapping[str, Any]) -> bool:
+    """Positive evidence of a vulnerability: a non-``MAL-`` id of its own, and a fix.
+
+    The fix is a ``fixed`` or ``last_affected`` event (a flaw repaired, or known to be
+    present up to a release), a CVSS vector, or a CWE other than the malware ones.
+    A malware report has none of these: it names releases, not a repair.
+    """
+    own = _own_ids(record, "id") + _own_ids(record, "aliases")
+    if not any(not i.startswith("mal-") for i in own):
         return False
-    for item in value:
-        cwe = item.get("cweId") if isinstance(item, dict) else item
-        if isinstance(cwe, str) and cwe.strip().upper() == CWE_MALICIOUS:
-            return True
-    return False
+    for item in _items(record):
+        ranges = item.get("ranges")
+        for entry in ranges if isinstance(ranges, list) else []:
+            if not isinstance(entry, dict) or entry.get("type") not in _FLAW_RANGE_TYPES:
+                continue
+            events = entry.get("events")
+            for event in events if isinstance(events, list) else []:
+                if isinstance(event, dict) and any(
+                    _event_value(event.get(kind)) for kind in ("fixed", "last_affected")
+                ):
+                    return True
+    severities: list[Any] = [record.get("severity")]
+    severities.extend(item.get("severity") for item in _items(record))
+    for value in severities:
+        for entry in value if isinstance(value, list) else []:
+            kind = entry.get("type") if isinstance(entry, dict) else None
+            if isinstance(kind, str) and kind.strip() in OSV_TYPES:
+                return True
+    return any(cwe not in MALICIOUS_CWES for table in _tables(record) for cwe in _cwes(table))
+
+
+def _event_value(value: Any) -> bool:
+    return (isinstance(value, str) and bool(value.strip())) or (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+    )
+
+
+_CWE = re.compile(r"\bcwe[-_: ]*0*([0-9]{1,6})\b")
+
+
+def _cwes(table: Mapping[str, Any]) -> list[int]:
+    """CWE numbers of ``cwe_ids`` / ``cwes``: a list or one value; ``CWE-506``, ``506``, 506,
+    or a mapping with ``cweId`` (ossf) or ``id``."""
+    numbers: list[int] = []
+    for key in ("cwe_ids", "cwes"):
+        value = table.get(key)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                item = item.get("cweId", item.get("id"))
+            if isinstance(item, int) and not isinstance(item, bool):
+                numbers.append(item)
+            elif isinstance(item, str):
+                text = _normal(item)
+                if text.isdigit():
+                    numbers.append(int(text))
+                numbers.extend(int(number) for number in _CWE.findall(text))
+    return numbers
 
 
 def _severities(value: Any, where: str) -> Severities:
