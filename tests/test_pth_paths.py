@@ -36,6 +36,7 @@ from pytest_mlsupply.verify import (
     find_unowned_code,
     verify_installed_files,
 )
+
 from wheelfactory import install_fake
 
 VICTIM = {

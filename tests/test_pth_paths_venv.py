@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from gatehelpers import findings, gate, lock
 from pytest_mlsupply.cli import EXIT_FINDINGS
+
+from gatehelpers import findings, gate, lock
 from wheelfactory import build_wheel, repack_installed
 
 pytestmark = pytest.mark.slow
