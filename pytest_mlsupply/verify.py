@@ -1619,7 +1619,7 @@ def _unimportable_folder(entry: os.DirEntry[str]) -> Iterator[Finding]:
             if linked_folder or _is_code(item.name):
                 yield _unimportable(UNIMPORTABLE_CODE, top, item.path, Severity.ERROR)
                 return
-            if hidden and item.is_file() and _loadable_binary(item.path):
+            if hidden and _regular_file(item) and _loadable_binary(item.path):
                 yield _unimportable(UNIMPORTABLE_BINARY, top, item.path, Severity.ERROR)
                 return
             if first_file is None:
@@ -1639,6 +1639,14 @@ _BINARY_MAGIC = (
     b"\xca\xfe\xba\xbe",
     b"MZ",
 )
+
+
+def _regular_file(entry: os.DirEntry[str]) -> bool:
+    """Whether to read a file's first bytes: not a FIFO or device (opening one could block)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False  # the open would fail too; the folder is reported as holding files
 
 
 def _loadable_binary(path: str) -> bool:

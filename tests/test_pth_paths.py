@@ -194,6 +194,28 @@ def test_an_owned_pth_naming_an_unlisted_file(tmp_path: Path) -> None:
     assert PTH_FILE_UNLISTED in finding.message
 
 
+def test_an_editable_install_pth_naming_a_file_in_its_tree(tmp_path: Path) -> None:
+    """Its .pth may name folders in its working tree (judged in local_installs); a file
+    there is code no RECORD vouches for."""
+    tree = tmp_path / "tree"
+    (tree / "src").mkdir(parents=True)
+    site_dir = tmp_path / "site"
+    url = f'{{"url": "{tree.as_uri()}", "dir_info": {{"editable": true}}}}'
+    install_fake(site_dir, "proj", "0.1", {"proj.pth": f"{tree / 'src'}\n"}, direct_url=url)
+    assert problems(check(site_dir)) == []
+    (tree / "src" / "vendored.bin").write_bytes(zip_bytes())
+    install_fake(
+        site_dir,
+        "proj",
+        "0.1",
+        {"proj.pth": f"{tree / 'src'}\n{tree / 'src' / 'vendored.bin'}\n"},
+        direct_url=url,
+    )
+    findings = check(site_dir)
+    assert problems(findings) == [("unowned-startup-code", "error", "proj.pth")]
+    assert PTH_FILE_UNLISTED in findings[-1].message
+
+
 def test_an_edit_after_a_clean_warm_run_is_seen(site_dir: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
