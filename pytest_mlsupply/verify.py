@@ -61,10 +61,13 @@ _EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 
 #: Files the import system, ``site`` or the dynamic loader runs: sources, sourceless
 #: bytecode, extension modules and the shared libraries they load (``libfoo.so.1``
-#: too, see ``_is_code``), ``.pth`` files, and every suffix this interpreter imports.
+#: too, see ``_is_code``), ``.pth`` files, every suffix this interpreter imports, and
+#: the archives ``zipimport`` serves modules from once a ``.pth`` line names them
+#: (``.egg``, ``.zip``; a file a path line names is code whatever its name, see
+#: ``_judge_pth_paths``).
 _CODE_SUFFIXES = tuple(
     sorted(
-        {".py", ".pyw", ".pyc", ".pth", ".so", ".pyd", ".dll", ".dylib"}
+        {".py", ".pyw", ".pyc", ".pth", ".so", ".pyd", ".dll", ".dylib", ".egg", ".zip"}
         | set(importlib.machinery.all_suffixes())
     )
 )
@@ -695,6 +698,14 @@ _VERSION = re.compile(r"(\d+)\.(\d+)")
 def _executable_pth_lines(path: str, version: tuple[int, int] | None = None) -> list[str]:
     """Lines ``site`` executes: those starting with ``import`` and a space or tab.
 
+    Raises ``OSError`` when the file cannot be read.
+    """
+    return [line for line in _pth_lines(path, version) if line.startswith(("import ", "import\t"))]
+
+
+def _pth_lines(path: str, version: tuple[int, int] | None = None) -> list[str]:
+    """Every line of a ``.pth`` file as ``site.addpackage`` of the checked Python splits it.
+
     Follows ``site.addpackage`` of the checked environment's Python (CPython
     Lib/site.py). 3.10 to 3.12 read the file through ``io.TextIOWrapper(...,
     encoding="locale")``: universal newlines (``\\n``, ``\\r``, ``\\r\\n``) and a
@@ -710,21 +721,56 @@ def _executable_pth_lines(path: str, version: tuple[int, int] | None = None) -> 
     Raises ``OSError`` when the file cannot be read.
     """
     with open(path, "rb") as stream:
-        data = stream.read()
+        return _split_pth(stream.read(), version)
+
+
+def _split_pth(data: bytes, version: tuple[int, int] | None) -> list[str]:
     major_minor = version or (sys.version_info[0], sys.version_info[1])
     if major_minor >= (3, 13):
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             text = data.decode("latin-1")
-        lines = text.splitlines()
-    else:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
-        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return [line for line in lines if line.startswith(("import ", "import\t"))]
+        return text.splitlines()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _pth_targets(path: str, site_dir: str, version: tuple[int, int]) -> list[str]:
+    """What the path lines of a ``.pth`` file put on ``sys.path``: existing files and folders.
+
+    ``site.addpackage`` skips ``#`` comments, blank and ``import`` lines, strips the
+    line's end, joins it to the site directory and appends it when ``os.path.exists``
+    holds, file or folder alike. A file is then searched by ``zipimport``. A file that
+    is not ASCII is also read as UTF-8 and Latin-1 with both line splittings, so a
+    locale that reads it differently hides no path (fail closed).
+
+    Raises ``OSError`` when the file cannot be read.
+    """
+    with open(path, "rb") as stream:
+        data = stream.read()
+    readings = [_split_pth(data, version)]
+    if not data.isascii():
+        for text in (data.decode("utf-8", "replace"), data.decode("latin-1")):
+            readings += [
+                text.splitlines(),
+                text.replace("\r\n", "\n").replace("\r", "\n").split("\n"),
+            ]
+    found: dict[str, None] = {}
+    for lines in readings:
+        for line in lines:
+            if line.startswith("#") or not line.strip() or line.startswith(("import ", "import\t")):
+                continue
+            try:
+                target = os.path.abspath(os.path.join(site_dir, line.rstrip()))
+                if os.path.exists(target):
+                    found.setdefault(target, None)
+            except ValueError:  # an embedded NUL: os.path.exists is False, site skips it
+                continue
+    return list(found)
 
 
 def _created_by_virtualenv(site_dir: str) -> bool:
@@ -762,12 +808,8 @@ def find_unowned_code(
     for dist in (*snapshot.distributions, *(pair.hidden for pair in snapshot.shadowed)):
         if dist.record_state == RECORD_OK:
             with_record[os.path.normpath(dist.location)].append(dist)
+    plans: dict[str, tuple[dict[str, str], dict[str, str], set[str]]] = {}
     for site_dir in site_directories(snapshot):
-        by_virtualenv = _created_by_virtualenv(site_dir)
-        try:
-            entries = sorted(os.scandir(site_dir), key=lambda e: e.name)
-        except OSError:
-            continue
         owned = ownership.top_level.get(site_dir, {})
         # A folder some RECORD claims is walked even when a RECORD-less distribution
         # names it too: a top_level.txt anyone can write must not switch the walk off.
@@ -776,6 +818,24 @@ def find_unowned_code(
             for name in ownership.dist_tops.get(dist.metadata_path, ()):
                 claimed.setdefault(name, dist.name)
         unverified = ownership.unverified_tops.get(site_dir, set()) - claimed.keys()
+        plans[site_dir] = (owned, claimed, unverified)
+    places = _Places(
+        ownership.files,
+        {
+            os.path.realpath(site_dir): frozenset(
+                name
+                for name in owned
+                if name not in unverified and not name.endswith((".egg-info", ".egg-link"))
+            )
+            for site_dir, (owned, _, unverified) in plans.items()
+        },
+    )
+    for site_dir, (owned, claimed, unverified) in plans.items():
+        by_virtualenv = _created_by_virtualenv(site_dir)
+        try:
+            entries = sorted(os.scandir(site_dir), key=lambda e: e.name)
+        except OSError:
+            continue
         version = site_python_version(site_dir)
         tops = [entry for entry in entries if _walked(entry, owned, unverified)]
         owners = {entry.name: claimed.get(entry.name, owned[entry.name]) for entry in tops}
@@ -784,7 +844,9 @@ def find_unowned_code(
         names = frozenset(entry.name for entry in entries)
         for entry in entries:
             findings.extend(
-                _judge_entry(entry, owned, by_virtualenv, version, ownership.files, unverified)
+                _judge_entry(
+                    entry, owned, by_virtualenv, version, ownership.files, unverified, places
+                )
             )
             if entry.name == "__pycache__" and _is_folder(entry):
                 findings.extend(_top_level_pycache(entry.path, names))
@@ -1271,6 +1333,7 @@ def _judge_entry(
     version: tuple[int, int] | None = None,
     verified: Set[str] | None = None,
     unverified: Set[str] = frozenset(),
+    places: _Places | None = None,
 ) -> Iterator[Finding]:
     name = entry.name
     path = entry.path
@@ -1297,8 +1360,14 @@ def _judge_entry(
         except OSError as exc:
             # Unreadable to us: fail closed (the interpreter may be able to read it).
             lines = [f"(cannot be read: {exc.strerror or exc})"]
+        if not lines or owner:
+            # What its path lines put on sys.path (issue 12: zipimport serves modules
+            # from any file a path line names, and an unowned .pth can name anything).
+            yield from _judge_pth_paths(
+                path, owner, version, places or _Places(verified or frozenset())
+            )
         if not lines:
-            return  # path-only .pth files add directories; they run nothing
+            return
         if owner:
             yield Finding.of(
                 Kind.STARTUP_HOOK,
@@ -1354,6 +1423,133 @@ def _judge_entry(
 
 _NO_RECORD = " with a hash (a distribution without RECORD names it; nothing can verify it)"
 
+#: What findings say of the path lines of a ``.pth`` file (issue 12): ``site`` appends
+#: every existing file or folder they name to ``sys.path``, and ``zipimport`` serves
+#: modules from any file there, whatever its name (it reads the zip directory at the
+#: end of the file, so any prefix can hide it).
+PTH_PATHS_UNOWNED = (
+    "{path} adds to sys.path at every interpreter start and no installed package owns "
+    "it with a hash: {targets}"
+)
+PTH_PATH_FILE = (
+    "{path} puts the file {target} on sys.path at every interpreter start, and zipimport "
+    "imports modules from any file there whatever its name; {why}"
+)
+PTH_FILE_UNOWNED_PTH = "no installed package owns the .pth file"
+PTH_FILE_UNLISTED = "no RECORD lists that file with a hash, so nothing verifies what it serves"
+PTH_PATH_CODE = (
+    "{path} puts {target} on sys.path at every interpreter start; no installed package owns "
+    "the .pth file or that folder, and the folder holds code nothing verifies ({example})"
+)
+PTH_NOTHING = "nothing that exists today"
+PTH_HINT = (
+    "remove it unless you put it there on purpose: a path line makes whatever it names "
+    "importable, and optional imports (urllib3 tries brotli and zstandard) import modules "
+    "nobody installed"
+)
+
+
+@dataclass(frozen=True)
+class _Places:
+    """What vouches for a path a ``.pth`` line names: hashed RECORD rows for files, and
+    per site directory (real path) the top-level folders walked file by file."""
+
+    files: Set[str]
+    walked: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def owns_file(self, target: str) -> bool:
+        return target in self.files or os.path.realpath(target) in self.files
+
+    def owns_folder(self, target: str) -> bool:
+        real = os.path.realpath(target)
+        for site_dir, tops in self.walked.items():
+            if real == site_dir:
+                return True  # its entries are judged one by one (_judge_entry)
+            if real.startswith(os.path.join(site_dir, "")):
+                top = real[len(site_dir) + 1 :].split(os.sep, 1)[0]
+                return top in tops  # a walked folder: every code file in it is verified
+        return False
+
+
+def _judge_pth_paths(
+    path: str, owner: str | None, version: tuple[int, int] | None, places: _Places
+) -> Iterator[Finding]:
+    """Judge the path lines of a ``.pth`` file by what they name (issue 12, fail closed).
+
+    Unowned, the file is a warning at least; an error when a line names a file (any
+    file is code to ``zipimport``) or a folder that no distribution's walk covers and
+    that holds code. Owned by a hashed row, only a file no hashed row lists is an
+    error: an owned ``.pth`` naming owned folders (an editable install's working
+    tree, judged in local_installs) stays as it was. Judged on every run, never from
+    a cache: a ``.pth`` is small, and one edited or a file added later is seen at once.
+    """
+    site_dir = os.path.dirname(path)
+    try:
+        targets = _pth_targets(path, site_dir, version or site_python_version(site_dir))
+    except OSError:
+        return  # reported as unreadable by the import-line check
+    name = os.path.basename(path)
+    worst: Finding | None = None
+    for target in targets:
+        if not os.path.isdir(target):
+            if owner and places.owns_file(target):
+                continue
+            why = PTH_FILE_UNLISTED if owner else PTH_FILE_UNOWNED_PTH
+            yield _pth_finding(name, path, PTH_PATH_FILE.format(path=path, target=target, why=why))
+            return
+        if owner or places.owns_folder(target):
+            continue
+        example = _first_code(target)
+        if example is not None:
+            message = PTH_PATH_CODE.format(path=path, target=target, example=example)
+            worst = _pth_finding(name, path, message)
+    if worst is not None:
+        yield worst
+    elif not owner:
+        message = PTH_PATHS_UNOWNED.format(
+            path=path,
+            targets=", ".join(targets) or PTH_NOTHING,
+        )
+        yield dataclasses.replace(_pth_finding(name, path, message), severity=Severity.WARNING)
+
+
+def _pth_finding(name: str, path: str, message: str) -> Finding:
+    return Finding.of(
+        Kind.UNOWNED_STARTUP_CODE,
+        name,
+        message,
+        expected="every path a .pth line adds verified",
+        actual="unverified",
+        hint=PTH_HINT,
+        location=path,
+    )
+
+
+def _first_code(top: str) -> str | None:
+    """The first code file (``_is_code``) or folder link under *top*, at any depth; an
+    unreadable folder counts as code (what it holds cannot be told)."""
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            return f"{folder} cannot be listed: {exc.strerror or exc}"
+        for item in entries:
+            try:
+                if item.is_dir(follow_symlinks=False):
+                    stack.append(item.path)
+                    continue
+                if item.is_symlink() and item.is_dir():
+                    return item.path
+            except OSError:
+                return item.path
+            if _is_code(item.name):
+                return item.path
+    return None
+
+
 #: What findings say of an unowned top-level folder whose name ``import`` cannot spell
 #: (``PyYAML.libs``, ``foo-bar``, ``x-1.0.data``). An empty one is an installer quirk
 #: (uv creates the folders a wheel lists as directory entries) and is not reported.
@@ -1371,6 +1567,10 @@ UNIMPORTABLE_LINK = (
     "{path} is a symbolic link to a folder ({example}) that no RECORD lists: nothing can "
     "verify what it holds, and its name hides it from import statements only"
 )
+UNIMPORTABLE_BINARY = (
+    "{path} holds a shared library or executable that no RECORD lists ({example}, by its "
+    "first bytes): the dynamic loader and ctypes load it whatever its name"
+)
 UNIMPORTABLE_HINT = (
     "remove the folder (pip leaves '~name' folders behind when an upgrade is interrupted), "
     "or reinstall the package it came from"
@@ -1384,7 +1584,9 @@ def _unimportable_folder(entry: os.DirEntry[str]) -> Iterator[Finding]:
     (``_is_code``, or a symbolic link to a folder, which no RECORD can list; the folder
     itself being such a link too): an error, since such a folder matches no installer's
     behaviour and its code runs only by hidden routes. Other files only: a warning, as
-    for any unowned entry, except in a hidden folder (``.name``), never reported before.
+    for any unowned entry, except in a hidden folder (``.name``), never reported before;
+    there a file that starts like a shared library or executable (``_loadable_binary``,
+    a suffix-less ELF) is code, an error.
     Judged on every run, never from the walk cache, so a file added later is seen at once.
     """
     top, hidden = entry.path, entry.name.startswith(".")
@@ -1417,10 +1619,48 @@ def _unimportable_folder(entry: os.DirEntry[str]) -> Iterator[Finding]:
             if linked_folder or _is_code(item.name):
                 yield _unimportable(UNIMPORTABLE_CODE, top, item.path, Severity.ERROR)
                 return
+            if hidden and _regular_file(item) and _loadable_binary(item.path):
+                yield _unimportable(UNIMPORTABLE_BINARY, top, item.path, Severity.ERROR)
+                return
             if first_file is None:
                 first_file = item.path
     if first_file is not None and not hidden:
         yield _unimportable(UNIMPORTABLE_FILES, top, first_file, Severity.WARNING)
+
+
+#: First bytes of what a loader runs: ELF, Mach-O (both word sizes and byte orders,
+#: and universal binaries) and PE (``MZ``).
+_BINARY_MAGIC = (
+    b"\x7fELF",
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+    b"MZ",
+)
+
+
+def _regular_file(entry: os.DirEntry[str]) -> bool:
+    """Whether to read a file's first bytes: not a FIFO or device (opening one could block)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False  # the open would fail too; the folder is reported as holding files
+
+
+def _loadable_binary(path: str) -> bool:
+    """Whether a file starts like a binary a loader runs (4 bytes read; unreadable counts).
+
+    Only for files in unowned hidden folders at the top of a site directory, which hold
+    nothing in a real install, so reading them on every run costs nothing there.
+    """
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(4)
+    except OSError:
+        return True
+    return head.startswith(_BINARY_MAGIC)
 
 
 def _unimportable(template: str, top: str, example: str, severity: Severity) -> Finding:

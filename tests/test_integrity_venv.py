@@ -74,11 +74,13 @@ def test_unowned_pth_with_an_import_line(locked_venv, project) -> None:
     )
 
 
-def test_path_only_pth_is_fine(locked_venv, project, tmp_path) -> None:
-    (locked_venv.site / "models.pth").write_text(f"{tmp_path}\n")
+def test_path_only_pth_is_a_warning(locked_venv, project, tmp_path) -> None:
+    """Unowned, it is reported (issue 12); a folder without code keeps it a warning."""
+    (tmp_path / "models").mkdir()
+    (locked_venv.site / "models.pth").write_text(f"{tmp_path / 'models'}\n")
     result = gate(locked_venv, project)
     assert result.returncode == 0, result.stdout
-    assert problems(project) == []
+    assert problems(project) == [("unowned-startup-code", "warning", "models.pth")]
 
 
 @pytest.mark.parametrize("module", ["sitecustomize.py", "usercustomize/__init__.py"])

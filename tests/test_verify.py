@@ -136,6 +136,8 @@ def test_startup_code_nobody_owns(site: Path) -> None:
         ("unowned-module", "warning", "stray.py"),
         ("unowned-startup-code", "error", "sitecustomize.py"),
         ("unowned-startup-code", "error", "zz_evil.pth"),
+        # only paths, naming nothing that exists: still reported (issue 12)
+        ("unowned-startup-code", "warning", "extra_paths.pth"),
     ]
     pth = next(f for f in findings if f.subject == "zz_evil.pth")
     assert "import os; os.system" in pth.message
