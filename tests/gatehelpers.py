@@ -65,3 +65,21 @@ def change_locked_version(lock_path: Path, name: str, version: str) -> None:
     )
     assert changed != lock.distributions, f"{name} is not in the lock"
     write_lock(lock_path, replace(lock, distributions=changed))
+
+
+def verify_site(site: Path, cache_dir: Path | None = None) -> list[Any]:
+    """One gated run's verification of *site*, as the gate does it, without pytest: RECORD
+    checks, then code no package owns (with the record and walk caches when *cache_dir*)."""
+    from pytest_mlsupply.hashcache import RecordCache
+    from pytest_mlsupply.snapshot import take_snapshot
+    from pytest_mlsupply.verify import RECORD_CACHE_FILE, find_unowned_code, verify_installed_files
+
+    records = RecordCache.load(cache_dir / RECORD_CACHE_FILE) if cache_dir else None
+    snapshot = take_snapshot([str(site)], keep_rows=True, record_cache=records)
+    findings, _, ownership = verify_installed_files(
+        snapshot, cache_dir=cache_dir, quirks=(), record_cache=records
+    )
+    if cache_dir is not None and records is not None:
+        records.save(cache_dir / RECORD_CACHE_FILE)
+    findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir))
+    return findings

@@ -20,37 +20,20 @@ from hypothesis import strategies as st
 
 import pytest_mlsupply.verify as verify_module
 from pytest_mlsupply.findings import Finding, Kind, Severity
-from pytest_mlsupply.hashcache import RecordCache
-from pytest_mlsupply.snapshot import take_snapshot
 from pytest_mlsupply.verify import (
-    RECORD_CACHE_FILE,
     UNIMPORTABLE_CODE,
     UNIMPORTABLE_FILES,
     UNIMPORTABLE_HINT,
     UNIMPORTABLE_LINK,
     WALK_CACHE_FILE,
-    find_unowned_code,
-    verify_installed_files,
 )
 
+from gatehelpers import verify_site as check
 from wheelfactory import install_fake
 
 #: Folders uv leaves empty in real installs (PyYAML 6.0.2, cffi 1.17.1, black 22.12.0,
 #: Cython 0.29.37 wheels list them as directory entries with no file under them).
 UV_EMPTY_FOLDERS = ("PyYAML.libs", "cffi.libs", "black.libs", "Cython.libs")
-
-
-def check(site: Path, cache_dir: Path | None = None) -> list[Finding]:
-    """One gated run's verification, as the gate does it (record cache when *cache_dir*)."""
-    records = RecordCache.load(cache_dir / RECORD_CACHE_FILE) if cache_dir else None
-    snapshot = take_snapshot([str(site)], keep_rows=True, record_cache=records)
-    findings, _, ownership = verify_installed_files(
-        snapshot, cache_dir=cache_dir, quirks=(), record_cache=records
-    )
-    if cache_dir is not None and records is not None:
-        records.save(cache_dir / RECORD_CACHE_FILE)
-    findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir))
-    return findings
 
 
 def problems(findings: list[Finding]) -> list[tuple[str, str, str]]:

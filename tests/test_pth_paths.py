@@ -23,20 +23,16 @@ from hypothesis import strategies as st
 
 import pytest_mlsupply.verify as verify_module
 from pytest_mlsupply.findings import Finding, Severity
-from pytest_mlsupply.hashcache import RecordCache
-from pytest_mlsupply.snapshot import take_snapshot
 from pytest_mlsupply.verify import (
     PTH_FILE_UNLISTED,
     PTH_FILE_UNOWNED_PTH,
     PTH_PATH_CODE,
     PTH_PATH_FILE,
-    RECORD_CACHE_FILE,
     UNIMPORTABLE_BINARY,
     _pth_targets,
-    find_unowned_code,
-    verify_installed_files,
 )
 
+from gatehelpers import verify_site as check
 from wheelfactory import install_fake
 
 VICTIM = {
@@ -53,18 +49,6 @@ def zip_bytes(prefix: bytes = b"") -> bytes:
     with zipfile.ZipFile(buffer, "a") as archive:
         archive.writestr("optmod.py", "open('marker', 'w').close()\n")
     return buffer.getvalue()
-
-
-def check(site_dir: Path, cache_dir: Path | None = None) -> list[Finding]:
-    records = RecordCache.load(cache_dir / RECORD_CACHE_FILE) if cache_dir else None
-    snapshot = take_snapshot([str(site_dir)], keep_rows=True, record_cache=records)
-    findings, _, ownership = verify_installed_files(
-        snapshot, cache_dir=cache_dir, quirks=(), record_cache=records
-    )
-    if cache_dir is not None and records is not None:
-        records.save(cache_dir / RECORD_CACHE_FILE)
-    findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir))
-    return findings
 
 
 def problems(findings: list[Finding]) -> list[tuple[str, str, str]]:

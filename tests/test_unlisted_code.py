@@ -14,14 +14,12 @@ from hypothesis import strategies as st
 
 import pytest_mlsupply.verify as verify_module
 from pytest_mlsupply.findings import Finding, Kind, Severity
-from pytest_mlsupply.hashcache import RecordCache
 from pytest_mlsupply.snapshot import take_snapshot
 from pytest_mlsupply.verify import (
     PYC_CODE,
     PYC_HINT,
     PYC_STRAY,
     PYC_UNCHECKED,
-    RECORD_CACHE_FILE,
     UNLISTED_CODE,
     UNLISTED_SOURCELESS,
     UNLISTED_SYMLINK,
@@ -30,6 +28,7 @@ from pytest_mlsupply.verify import (
     verify_installed_files,
 )
 
+from gatehelpers import verify_site as check
 from wheelfactory import install_fake
 
 VICTIM = {
@@ -37,19 +36,6 @@ VICTIM = {
     "victim/core.py": "SAFE = True\n",
     "victim/data/labels.json": "[]\n",
 }
-
-
-def check(site: Path, cache_dir: Path | None = None) -> list[Finding]:
-    """One gated run's verification, as the gate does it (record cache when *cache_dir*)."""
-    records = RecordCache.load(cache_dir / RECORD_CACHE_FILE) if cache_dir else None
-    snapshot = take_snapshot([str(site)], keep_rows=True, record_cache=records)
-    findings, _, ownership = verify_installed_files(
-        snapshot, cache_dir=cache_dir, quirks=(), record_cache=records
-    )
-    if cache_dir is not None and records is not None:
-        records.save(cache_dir / RECORD_CACHE_FILE)
-    findings.extend(find_unowned_code(snapshot, ownership, cache_dir=cache_dir))
-    return findings
 
 
 def problems(findings: list[Finding]) -> list[tuple[str, str, str, str]]:
